@@ -1,0 +1,57 @@
+"""What one piece of customer feedback is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+SENTIMENTS = ("negative", "neutral", "positive", "mixed")
+POLARITIES = SENTIMENTS
+CHANNELS = ("app_review", "support_chat", "ticket", "delivery", "survey", "sms", "call", "other")
+
+
+@dataclass
+class FeedbackRecord:
+    """One comment with optional metadata and labels.
+
+    `aspects` is None when the source has no aspect labels at all, and {} when it has them but the
+    comment mentions no aspect: the difference decides whether aspect losses see the row.
+    """
+
+    text: str
+    id: str | None = None
+    channel: str | None = None
+    created_at: datetime | None = None
+    rating: float | None = None
+    nps: int | None = None
+    product: str | None = None
+    segment: str | None = None
+    sentiment: str | None = None
+    sentiment_score: int | None = None
+    aspects: dict[str, str] | None = None
+    origin: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict[str, object]:
+        row: dict[str, object] = {"text": self.text}
+        for name in ("id", "channel", "rating", "nps", "product", "segment", "sentiment", "sentiment_score"):
+            value = getattr(self, name)
+            if value is not None:
+                row[name] = value
+        if self.created_at is not None:
+            row["created_at"] = self.created_at.isoformat()
+        if self.aspects is not None:
+            row["aspects"] = dict(self.aspects)
+        return row
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row that was not used, with where it was and why; every one is reported, none dropped silently."""
+
+    file: str
+    row: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.row}: {self.field}: {self.reason}"

@@ -1,0 +1,120 @@
+"""Score a saved model folder on labelled data; write `metrics_<split>.json` and a confusion matrix PNG.
+
+Rows whose text the model trained on are left out and counted: a metric on seen text is no metric.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data.errors import DataError
+from data.normalise import normalise
+from data.readers import ColumnMap, read_records
+from data.record import FeedbackRecord
+from evaluation.metrics import headline, score_tags
+from model.folder import DEFAULT_MODELS_DIR, FINGERPRINTS_FILE, LoadedModel, load_model, text_fingerprint
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, Any]
+    metrics_file: Path
+    confusion_png: Path | None
+    seen_in_training: int
+
+
+def gold_label(record: FeedbackRecord, field: str) -> str | None:
+    if field == "sentiment_score":
+        return None if record.sentiment_score is None else str(record.sentiment_score)
+    return record.sentiment
+
+
+def evaluate(
+    model: str | Path | LoadedModel,
+    data_path: str | Path,
+    split: str = "test",
+    *,
+    root: Path = DEFAULT_MODELS_DIR,
+    columns: ColumnMap | None = None,
+    write: bool = True,
+) -> EvaluationResult:
+    loaded = model if isinstance(model, LoadedModel) else load_model(model, root)
+    tagger = loaded.tagger
+    records = read_records(data_path, columns=columns).records
+    fingerprints_path = loaded.folder / FINGERPRINTS_FILE
+    seen = 0
+    if fingerprints_path.exists():
+        known = set(fingerprints_path.read_text(encoding="utf-8").split())
+        fresh = [r for r in records if text_fingerprint(normalise(r.text, tagger.normaliser)) not in known]
+        seen = len(records) - len(fresh)
+        if seen:
+            log.warning("%d of %d rows of %s were in the training data and are left out", seen, len(records), data_path)
+        records = fresh
+    if not records:
+        raise DataError(f"{data_path}: no row left to score (all {seen} were training data)")
+
+    field = loaded.manifest["labels"].get("field", "sentiment")
+    started = time.perf_counter()
+    tags = []
+    for start in range(0, len(records), BATCH):
+        tags.extend(tagger.tag([r.text for r in records[start : start + BATCH]]))
+    seconds = time.perf_counter() - started
+    metrics = score_tags(tags, [gold_label(r, field) for r in records], [r.aspects for r in records], tagger.labels)
+    metrics["model"] = {"name": loaded.name, "version": loaded.version, "kind": loaded.manifest["kind"]}
+    metrics["data"] = {"path": str(data_path), "split": split, "rows": len(records), "left_out_seen_in_training": seen}
+    metrics["summary"] = headline(metrics)
+    metrics["seconds"] = round(seconds, 3)
+
+    metrics_file = loaded.folder / f"metrics_{split}.json"
+    confusion_png = None
+    if write:
+        metrics_file.write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+        if "sentiment" in metrics:
+            confusion_png = loaded.folder / f"confusion_{split}.png"
+            plot_confusion(metrics["sentiment"], f"{loaded.name} {loaded.version} — {split}", confusion_png)
+    return EvaluationResult(metrics, metrics_file, confusion_png, seen)
+
+
+def plot_confusion(sentiment: dict[str, Any], title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = sentiment["labels"]
+    matrix = sentiment["confusion_matrix"]
+    figure, axes = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.1 * len(labels) + 2))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("gold")
+    axes.set_title(title, fontsize=9)
+    peak = max((max(row) for row in matrix), default=0)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            axes.text(j, i, str(value), ha="center", va="center", color="white" if value > peak / 2 else "black")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def format_table(metrics: dict[str, Any]) -> str:
+    lines = [f"{'metric':<28}{'value':>8}"]
+    for key, value in metrics["summary"].items():
+        lines.append(f"{key:<28}{value:>8.3f}")
+    if "sentiment" in metrics:
+        lines.append("")
+        lines.append(f"{'class':<12}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>6}")
+        for label, row in metrics["sentiment"]["per_class"].items():
+            lines.append(f"{label:<12}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}{row['support']:>6}")
+    return "\n".join(lines)

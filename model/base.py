@@ -1,0 +1,59 @@
+"""The predictor contract and the tagger's output types (dataclasses inside, pydantic only at the edge)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Self, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """What every text classifier in bazkhord offers: the TF-IDF baseline and the transformer alike.
+
+    Texts given to a predictor are already normalised: the `Tagger` owns the normaliser, so no component
+    can normalise differently from another.
+    """
+
+    classes_: list[str]
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> Self: ...
+
+    def predict(self, texts: Sequence[str]) -> list[str]: ...
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> dict[str, str]:
+        """Write the component's files into `folder`; return {file name: role} for the manifest."""
+        ...
+
+    @classmethod
+    def load(cls, folder: Path) -> Self: ...
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A span of the original (raw) comment: `text == raw[start:end]`."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class AspectTag:
+    aspect: str
+    confidence: float
+    polarity: str
+    polarity_confidence: float
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Tag:
+    sentiment: str
+    probabilities: dict[str, float]
+    aspects: tuple[AspectTag, ...] = field(default_factory=tuple)

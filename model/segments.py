@@ -1,0 +1,43 @@
+"""Split a raw comment into sentence and clause spans, keeping offsets into the raw text.
+
+Sentences end where hazm's sentence tokenizer ends them (. ! ? ؟ and new lines); clauses also break at
+contrastive connectives (ولی, اما, but ...) and semicolons, because one Persian sentence often praises the
+product and blames the courier («... دیر رسید ولی کیفیتش عالیه»). The patterns accept Arabic ي/ك so they
+work on raw, unnormalised text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from model.base import Evidence
+
+_Y = "[یيى]"
+_K = "[کك]"
+_SENTENCE_END = r"[.!?؟!⸮؛;\n]+"
+_CONNECTIVE = rf"(?:ول{_Y}(?:\s*خب)?|ام{_Y}?ا|اما|البته|در حال{_Y}\s*{_K}ه|هرچند|but|vali|amma)"
+_BREAK = re.compile(rf"{_SENTENCE_END}|[،,]?\s+(?={_CONNECTIVE}(?:\s|$))", re.IGNORECASE)
+_WORDY = re.compile(r"\w", re.UNICODE)
+
+
+def split_segments(raw: str) -> list[Evidence]:
+    """Non-empty clause spans of `raw`, in order. A text with no break is one span."""
+    spans: list[Evidence] = []
+    start = 0
+    for match in _BREAK.finditer(raw):
+        _append(raw, start, match.start() if match.group(0).strip() in ("", "،", ",") else match.end(), spans)
+        start = match.end()
+    _append(raw, start, len(raw), spans)
+    if not spans:  # emoji or punctuation only: the whole text is its own evidence
+        left = len(raw) - len(raw.lstrip())
+        spans.append(Evidence(raw.strip(), left, left + len(raw.strip())))
+    return spans
+
+
+def _append(raw: str, start: int, end: int, spans: list[Evidence]) -> None:
+    piece = raw[start:end]
+    left = len(piece) - len(piece.lstrip())
+    right = len(piece.rstrip())
+    if right <= left or not _WORDY.search(piece):
+        return
+    spans.append(Evidence(raw[start + left : start + right], start + left, start + right))

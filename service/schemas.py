@@ -1,0 +1,102 @@
+"""Request and response schemas of the HTTP API: separate classes, explicit limits (pydantic at the edge)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# Hard caps whatever the settings say; the settings may only be stricter (checked in the route, answering 413).
+HARD_MAX_TEXTS = 10_000
+HARD_MAX_CHARS = 100_000
+
+
+class TagItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=200, description="the caller's own id, echoed back")
+    text: str = Field(..., max_length=HARD_MAX_CHARS, description="the raw comment, as the customer wrote it")
+
+
+class TagRequest(BaseModel):
+    """Either one comment (`text`, optional `id`) or several (`items`)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"text": "ارسال خیلی دیر انجام شد ولی کیفیت گوشی عالیه"},
+                                        {"items": [{"id": "c1", "text": "عالی بود"}, {"id": "c2", "text": "افتضاح"}]}]},
+    )
+
+    text: str | None = Field(None, max_length=HARD_MAX_CHARS)
+    id: str | None = Field(None, max_length=200)
+    items: list[TagItem] | None = Field(None, min_length=1, max_length=HARD_MAX_TEXTS)
+
+    @model_validator(mode="after")
+    def one_form(self) -> Self:
+        if (self.text is None) == (self.items is None):
+            raise ValueError("send either `text` (one comment) or `items` (a list of {id, text}), not both or neither")
+        if self.items is not None and self.id is not None:
+            raise ValueError("`id` goes inside each item when sending `items`")
+        return self
+
+    def as_items(self) -> list[TagItem]:
+        return self.items if self.items is not None else [TagItem(id=self.id, text=self.text or "")]
+
+
+class EvidenceOut(BaseModel):
+    text: str
+    start: int = Field(description="offset of the span in the text as sent")
+    end: int
+
+
+class AspectOut(BaseModel):
+    aspect: str
+    name_fa: str | None = None
+    name_en: str | None = None
+    confidence: float
+    polarity: str
+    polarity_confidence: float
+    evidence: list[EvidenceOut]
+
+
+class TagResult(BaseModel):
+    id: str | None
+    sentiment: str
+    probabilities: dict[str, float]
+    aspects: list[AspectOut]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    kind: str
+
+
+class TagResponse(BaseModel):
+    model: ModelInfo
+    results: list[TagResult]
+
+
+class ErrorDetail(BaseModel):
+    location: list[str | int] = Field(default_factory=list, description="where in the request, e.g. ['items', 3, 'text']")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    model: ModelInfo | None = None
+    reason: str | None = None
