@@ -52,6 +52,16 @@ class ApiError(Exception):
         self.body = ErrorBody(code=code, message=message, details=details or [])
 
 
+def get_model(request: Request) -> LoadedModel:
+    loaded: LoadedModel | None = request.app.state.model
+    if loaded is None:
+        raise ApiError(503, "model_unavailable", f"no model is loaded: {request.app.state.load_error}")
+    return loaded
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+
+
 def error_response(status: int, body: ErrorBody) -> JSONResponse:
     return JSONResponse(status_code=status, content=ErrorResponse(error=body).model_dump())
 
@@ -111,14 +121,6 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, ErrorBody(code="internal", message="internal error; it has been logged"))
-
-    def get_model(request: Request) -> LoadedModel:
-        loaded: LoadedModel | None = request.app.state.model
-        if loaded is None:
-            raise ApiError(503, "model_unavailable", f"no model is loaded: {request.app.state.load_error}")
-        return loaded
-
-    ModelDep = Annotated[LoadedModel, Depends(get_model)]
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz() -> Health:

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from evaluation.evaluate import evaluate
+from evaluation.metrics import aspect_metrics, sentiment_metrics
+from model.folder import LoadedModel
+from tests.conftest import SAMPLE, SAMPLE_TEST
+
+
+def test_sentiment_metrics_by_hand() -> None:
+    m = sentiment_metrics(["pos", "pos", "neg", "neg"], ["pos", "neg", "neg", "neg"], ["neg", "pos"])
+    assert m["accuracy"] == 0.75
+    assert m["per_class"]["pos"] == {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    assert m["confusion_matrix"] == [[2, 0], [1, 1]]
+    assert abs(m["macro_f1"] - (0.8 + 2 / 3) / 2) < 1e-9
+
+
+def test_aspect_metrics_by_hand() -> None:
+    gold = [{"delivery": "negative", "price": "positive"}, {}, None, {"quality": "positive"}]
+    pred = [{"delivery": "positive"}, {"price": "negative"}, {"delivery": "negative"}, {"quality": "positive"}]
+    m = aspect_metrics(gold, pred)
+    assert m is not None
+    assert m["n"] == 3  # the unlabelled row does not count
+    assert abs(m["detection_micro_f1"] - 2 / 3) < 1e-9  # TP 2, FP 1 (price), FN 1 (price)
+    assert m["polarity_accuracy"] == 0.5 and m["polarity_n"] == 2
+    assert aspect_metrics([None], [{}]) is None
+
+
+def test_evaluate_writes_metrics_and_plot(sample_model: LoadedModel) -> None:
+    result = evaluate(sample_model, SAMPLE_TEST, "test")
+    saved = json.loads(result.metrics_file.read_text(encoding="utf-8"))
+    assert saved["summary"] == result.metrics["summary"]
+    assert saved["data"]["left_out_seen_in_training"] == 0
+    assert result.confusion_png is not None and result.confusion_png.read_bytes()[:4] == b"\x89PNG"
+    assert 0.5 < saved["summary"]["accuracy"] <= 1
+
+
+def test_rows_the_model_trained_on_are_left_out(sample_model: LoadedModel, tmp_path: Path) -> None:
+    seen = SAMPLE.read_text(encoding="utf-8").splitlines()[:5]
+    fresh = SAMPLE_TEST.read_text(encoding="utf-8").splitlines()[:5]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(seen + fresh) + "\n", encoding="utf-8")
+    result = evaluate(sample_model, path, "mixed", write=False)
+    # Some of the first five sample rows may sit in the dev split, which the model never trained on.
+    assert 1 <= result.seen_in_training <= 5
+    assert result.metrics["data"]["rows"] == 10 - result.seen_in_training

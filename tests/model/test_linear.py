@@ -1,0 +1,45 @@
+"""Tiny models: overfit, save, reload, predict the same (spaCy's test_overfitting_IO)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.base import Predictor
+from model.linear import TfidfClassifier
+from tests.conftest import TINY
+
+TEXTS = [r["text"] for r in TINY] * 3
+LABELS = [r["sentiment"] for r in TINY] * 3
+
+
+def test_tfidf_classifier_overfits_and_is_a_predictor() -> None:
+    model = TfidfClassifier(C=50).fit(TEXTS, LABELS)
+    assert isinstance(model, Predictor)
+    assert model.predict(TEXTS[:8]) == LABELS[:8]
+    proba = model.predict_proba(TEXTS)
+    assert proba.shape == (len(TEXTS), len(set(LABELS)))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+
+
+def test_save_load_predicts_the_same(tmp_path: Path) -> None:
+    model = TfidfClassifier().fit(TEXTS, LABELS)
+    files = model.save(tmp_path / "m")
+    assert set(files) == {"weights.safetensors", "meta.json"}
+    assert not list(tmp_path.rglob("*.pkl"))
+    loaded = TfidfClassifier.load(tmp_path / "m")
+    unseen = ["یه متن تازه که مدل ندیده", "کیفیت بد"]
+    np.testing.assert_array_equal(loaded.predict_proba(unseen), model.predict_proba(unseen))
+    assert loaded.classes_ == model.classes_
+
+
+def test_single_class_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least two classes"):
+        TfidfClassifier().fit(["a b", "c d"], ["positive", "positive"])
+
+
+def test_rare_class_falls_back_to_plain_logistic() -> None:
+    model = TfidfClassifier().fit(["خوب", "خوب است", "بد"], ["positive", "positive", "negative"])
+    assert model.predict(["بد"]) == ["negative"]

@@ -1,0 +1,40 @@
+"""The `bazkhord` command: the ML engineer's path, and errors without stack traces."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from service.cli import main
+from tests.conftest import SAMPLE_TEST
+
+
+def test_train_evaluate_list_tag(tiny_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models = str(tmp_path / "models")
+    assert main(["train", "--data", str(tiny_file), "--name", "tiny", "--models-dir", models, "-q",
+                 "--set", "data.dev_fraction=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "trained tiny" in out and "model folder:" in out
+    assert main(["evaluate", "tiny", "--data", str(SAMPLE_TEST), "--models-dir", models]) == 0
+    out = capsys.readouterr().out
+    assert "macro_f1" in out and "metrics_test.json" in out
+    assert main(["models", "--models-dir", models]) == 0
+    assert "latest" in capsys.readouterr().out
+    assert main(["tag", "tiny", "کیفیت عالی", "--models-dir", models]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["text"] == "کیفیت عالی" and "sentiment" in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--config", "no/such.toml"],
+    ["train", "--set", "model.C=-3"],
+    ["train", "--data", "no/such.jsonl", "-q"],
+    ["evaluate", "nothing", "--data", "x.jsonl", "--models-dir", "/nonexistent"],
+    ["serve", "--model", "nothing", "--models-dir", "/nonexistent"],
+])
+def test_errors_are_one_clear_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: [E") and "Traceback" not in err

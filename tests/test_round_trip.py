@@ -1,0 +1,34 @@
+"""Train on the shipped sample -> save -> load -> identical predictions -> the HTTP API returns the same."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from model.folder import LoadedModel, load_model
+from service.app import create_app
+from service.settings import Settings
+from tests.conftest import SAMPLE_TEST
+
+DONE_WHEN = "ارسال خیلی دیر انجام شد و جعبه له شده بود ولی کیفیت خود گوشی عالیه"
+
+
+def test_round_trip(sample_model: LoadedModel) -> None:
+    texts = [line for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()[:40]]
+    reloaded = load_model(sample_model.folder)
+    assert reloaded.tagger.tag(texts) == sample_model.tagger.tag(texts)
+    with TestClient(create_app(Settings(max_texts_per_request=64), model=reloaded)) as client:
+        api = client.post("/v1/tag", json={"items": [{"text": t} for t in texts]}).json()["results"]
+    direct = sample_model.tagger.tag(texts)
+    assert [r["sentiment"] for r in api] == [t.sentiment for t in direct]
+    assert [r["probabilities"] for r in api] == [t.probabilities for t in direct]
+
+
+def test_the_issue_example(sample_model: LoadedModel) -> None:
+    tag = sample_model.tagger.tag([DONE_WHEN])[0]
+    assert tag.sentiment in ("mixed", "negative")
+    polarity = {a.aspect: a.polarity for a in tag.aspects}
+    assert polarity.get("delivery") == "negative"
+    assert polarity.get("packaging") == "negative"
+    assert polarity.get("quality") == "positive"
+    quality = next(a for a in tag.aspects if a.aspect == "quality")
+    assert "کیفیت" in quality.evidence[0].text
