@@ -29,8 +29,9 @@ class Tagger:
     def __init__(
         self,
         normaliser: NormaliserConfig = DEFAULT_NORMALISER,
-        C: float = 4.0,
+        C: float = 1.0,
         class_weight: str | None = "balanced",
+        aspect_C: float = 4.0,
         aspect_threshold: float = 0.5,
         features: TfidfParams | None = None,
         taxonomy: Taxonomy | None = None,
@@ -38,6 +39,7 @@ class Tagger:
         self.normaliser = normaliser
         self.C = C
         self.class_weight = class_weight
+        self.aspect_C = aspect_C
         self.aspect_threshold = aspect_threshold
         self.features = features or TfidfParams()
         self.taxonomy = taxonomy
@@ -59,7 +61,7 @@ class Tagger:
         self.aspects_: TfidfAspectModel | None = None
         if aspects is not None and any(a for a in aspects):
             segments = [self._normalised_segments(t) for t in texts]
-            self.aspects_ = TfidfAspectModel(self.C, self.aspect_threshold, self.features).fit(
+            self.aspects_ = TfidfAspectModel(self.aspect_C, self.aspect_threshold, self.features).fit(
                 normalised, aspects, [[s for s, _ in segs] for segs in segments]
             )
         return self
@@ -120,5 +122,6 @@ class Tagger:
         tagger.class_weight = tagger.sentiment_.class_weight
         tagger.aspects_ = TfidfAspectModel.load(folder / ASPECTS_DIR) if (folder / ASPECTS_DIR).exists() else None
         if tagger.aspects_ is not None:
+            tagger.aspect_C = tagger.aspects_.C
             tagger.aspect_threshold = tagger.aspects_.threshold
         return tagger

@@ -97,6 +97,7 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         normaliser=normaliser,
         C=m.C,
         class_weight=None if m.class_weight == "none" else m.class_weight,
+        aspect_C=m.aspect_C,
         aspect_threshold=m.aspect_threshold,
         features=TfidfParams(tuple(m.word_ngrams), tuple(m.char_ngrams), m.min_df, m.max_features),  # type: ignore[arg-type]
         taxonomy=taxonomy,
