@@ -29,10 +29,10 @@ class Tagger:
     def __init__(
         self,
         normaliser: NormaliserConfig = DEFAULT_NORMALISER,
-        C: float = 1.0,
+        C: float = 0.5,
         class_weight: str | None = "balanced",
         aspect_C: float = 4.0,
-        aspect_threshold: float = 0.5,
+        aspect_threshold: float = 0.3,
         features: TfidfParams | None = None,
         taxonomy: Taxonomy | None = None,
     ) -> None:
