@@ -69,6 +69,8 @@ def evaluate(
         tags.extend(tagger.tag([r.text for r in records[start : start + BATCH]]))
     seconds = time.perf_counter() - started
     metrics = score_tags(tags, [gold_label(r, field) for r in records], [r.aspects for r in records], tagger.labels)
+    if not metrics:
+        raise DataError(f"{data_path}: no row has a {field!r} or an aspects label to score against")
     metrics["model"] = {"name": loaded.name, "version": loaded.version, "kind": loaded.manifest["kind"]}
     metrics["data"] = {"path": str(data_path), "split": split, "rows": len(records), "left_out_seen_in_training": seen}
     metrics["summary"] = headline(metrics)

@@ -41,7 +41,7 @@ def pick_evidence(segment_scores: np.ndarray) -> tuple[int, ...]:
 class TfidfAspectModel:
     """Multi-label aspect detection plus per-aspect polarity over TF-IDF features."""
 
-    def __init__(self, C: float = 4.0, threshold: float = 0.5, features: TfidfParams | None = None) -> None:
+    def __init__(self, C: float = 4.0, threshold: float = 0.3, features: TfidfParams | None = None) -> None:
         self.C = C
         self.threshold = threshold
         self.features = features or TfidfParams()

@@ -88,7 +88,7 @@ class TfidfFeatures:
 class CalibratedLinear:
     """Logistic regression whose scores are Platt-calibrated on cross-validated predictions."""
 
-    def __init__(self, C: float = 4.0, class_weight: str | None = "balanced", calibration_folds: int = 3) -> None:
+    def __init__(self, C: float = 1.0, class_weight: str | None = "balanced", calibration_folds: int = 3) -> None:
         self.C = C
         self.class_weight = class_weight
         self.calibration_folds = calibration_folds
@@ -160,7 +160,7 @@ def read_component(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]
 class TfidfClassifier:
     """Single-label text classifier: TF-IDF features + calibrated logistic regression. A `Predictor`."""
 
-    def __init__(self, C: float = 4.0, class_weight: str | None = "balanced", features: TfidfParams | None = None) -> None:
+    def __init__(self, C: float = 0.5, class_weight: str | None = "balanced", features: TfidfParams | None = None) -> None:
         self.C = C
         self.class_weight = class_weight
         self.features = features or TfidfParams()

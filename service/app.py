@@ -82,6 +82,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 # Stay up and say why on /readyz, rather than crash-looping with a stack trace.
                 app.state.load_error = str(error)
                 log.error("no model loaded: %s", error)
+        if app.state.model is not None:
+            app.state.model.tagger.tag(["سلام"])  # warm-up: the normaliser's first call imports hazm (seconds)
         yield
 
     app = FastAPI(

@@ -43,8 +43,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.models_dir:
         overrides.append(f"output.models_dir={json.dumps(str(args.models_dir))}")
     config = load_config(args.config, overrides)
-    with logging_redirect_tqdm(), tqdm(total=5, desc="train", unit="step", file=sys.stderr, disable=args.quiet,
-                                       bar_format="{desc}: {n}/{total} steps |{bar:20}| {elapsed} {postfix}") as bar:
+    steps = 5 + int(config.data.refit_on_dev)
+    bar_format = "{desc}: {n}/{total} steps |{bar:20}| {elapsed} {postfix}"
+    with logging_redirect_tqdm(), tqdm(total=steps, desc="train", file=sys.stderr, disable=args.quiet,
+                                       bar_format=bar_format) as bar:
         def progress(message: str) -> None:
             bar.set_postfix_str(message)
             bar.update(1)
@@ -58,7 +60,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.rejected:
         print(f"  {len(result.rejected)} row(s) skipped; each is listed above and in training_report.json")
     if result.metrics.get("dev"):
-        print("  dev: " + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
+        refit = " (before the final refit on train + dev)" if result.metrics.get("dev_scored_before_refit") else ""
+        print(f"  dev{refit}: " + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
     print(f"model folder: {result.folder}")
     return 0
 

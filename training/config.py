@@ -47,6 +47,8 @@ class DataConfig:
     train: str = "data/samples/feedback.jsonl"
     dev: str = ""
     dev_fraction: float = 0.15
+    # After the dev score is taken, fit the saved model on train + dev (scikit-learn's `refit`).
+    refit_on_dev: bool = True
     label: Literal["sentiment", "sentiment_score"] = "sentiment"
     max_bad_fraction: float = 0.1
     taxonomy: str = "data/taxonomy.toml"

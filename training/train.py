@@ -104,10 +104,13 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     )
     train_rows = splits["train"]
     has_aspects = any(r.aspects is not None for r in train_rows)
-    say(f"fitting on {len(train_rows)} comments ({'sentiment + aspects' if has_aspects else 'sentiment'})")
-    tagger.fit([r.text for r in train_rows], _labelled(train_rows, config.data.label),
-               [r.aspects for r in train_rows] if has_aspects else None)
 
+    def fit(rows: list[FeedbackRecord]) -> None:
+        say(f"fitting on {len(rows)} comments ({'sentiment + aspects' if has_aspects else 'sentiment'})")
+        tagger.fit([r.text for r in rows], _labelled(rows, config.data.label),
+                   [r.aspects for r in rows] if has_aspects else None)
+
+    fit(train_rows)
     metrics: dict[str, Any] = {}
     if splits["dev"]:
         say(f"scoring on {len(splits['dev'])} dev comments")
@@ -115,9 +118,15 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         dev_scores = score_tags(tagger.tag([r.text for r in dev]), _labelled(dev, config.data.label),
                                 [r.aspects for r in dev], tagger.labels)
         metrics = {"dev": headline(dev_scores)}
-
+        if config.data.refit_on_dev:
+            # The dev figure above belongs to the train-only fit; the saved model also learns from dev.
+            metrics["dev_scored_before_refit"] = True
+            train_rows = train_rows + dev
+            fit(train_rows)
+    else:
+        say("no dev comments: skipping the dev score")
     say("saving model folder")
-    sizes = {name: len(rows) for name, rows in splits.items()}
+    sizes = {**{name: len(rows) for name, rows in splits.items()}, "fitted": len(train_rows)}
     report = {
         "files": summaries,
         "sizes": sizes,

@@ -3,6 +3,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from data.errors import DataError
 from evaluation.evaluate import evaluate
 from evaluation.metrics import aspect_metrics, sentiment_metrics
 from model.folder import LoadedModel
@@ -46,3 +49,10 @@ def test_rows_the_model_trained_on_are_left_out(sample_model: LoadedModel, tmp_p
     # Some of the first five sample rows may sit in the dev split, which the model never trained on.
     assert 1 <= result.seen_in_training <= 5
     assert result.metrics["data"]["rows"] == 10 - result.seen_in_training
+
+
+def test_unlabelled_data_cannot_be_scored(sample_model: LoadedModel, tmp_path: Path) -> None:
+    path = tmp_path / "plain.jsonl"
+    path.write_text('{"text": "یک نظر بدون برچسب"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match="no row has a 'sentiment' or an aspects label"):
+        evaluate(sample_model, path, "plain", write=False)

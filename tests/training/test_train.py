@@ -37,7 +37,14 @@ def test_run_reports_every_skipped_row(tiny_file: Path, tmp_path: Path) -> None:
     report = json.loads((result.folder / TRAINING_REPORT_FILE).read_text())
     assert len(report["rejected"]) == 3
     assert (result.folder / CONFIG_FILE).exists()
-    assert load_model(result.folder).manifest["training_rows"] == result.sizes["train"]
+    assert load_model(result.folder).manifest["training_rows"] == result.sizes["fitted"]
+    assert result.sizes["fitted"] == result.sizes["train"] + result.sizes["dev"]  # refit on train + dev
+
+
+def test_refit_can_be_switched_off(tiny_file: Path, tmp_path: Path) -> None:
+    result = train(config_for(tmp_path, tiny_file, "data.refit_on_dev=false"))
+    assert result.sizes["fitted"] == result.sizes["train"]
+    assert "dev_scored_before_refit" not in result.metrics
 
 
 def test_dev_file_rows_seen_in_training_are_dropped(tiny_file: Path, tmp_path: Path) -> None:
