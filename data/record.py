@@ -31,6 +31,11 @@ class FeedbackRecord:
     aspects: dict[str, str] | None = None
     origin: str | None = field(default=None, compare=False)
 
+    def location(self) -> tuple[str, int]:
+        """(file, row) this record was read from, for messages; row 0 when it was not read from a file."""
+        file, _, row = (self.origin or "(memory):0").rpartition(":")
+        return (file, int(row)) if row.isdigit() else (self.origin or "(memory)", 0)
+
     def to_dict(self) -> dict[str, object]:
         row: dict[str, object] = {"text": self.text}
         for name in ("id", "channel", "rating", "nps", "product", "segment", "sentiment", "sentiment_score"):

@@ -20,14 +20,6 @@ class DedupResult:
     dropped: list[RejectedRow]
 
 
-def _where(record: FeedbackRecord) -> tuple[str, int]:
-    if record.origin and ":" in record.origin:
-        file, _, row = record.origin.rpartition(":")
-        if row.isdigit():
-            return file, int(row)
-    return record.origin or "(memory)", 0
-
-
 def deduplicate(records: Sequence[FeedbackRecord], config: NormaliserConfig = DEFAULT_NORMALISER) -> DedupResult:
     """Keep the first of each group of comments that are equal once normalised; report the rest."""
     first_seen: dict[str, FeedbackRecord] = {}
@@ -44,7 +36,7 @@ def deduplicate(records: Sequence[FeedbackRecord], config: NormaliserConfig = DE
         conflict = ""
         if (original.sentiment, original.aspects) != (record.sentiment, record.aspects):
             conflict = ", with different labels"
-        file, row = _where(record)
+        file, row = record.location()
         dropped.append(RejectedRow(file, row, "text", f"{kind} duplicate of {original.origin}{conflict}"))
     return DedupResult(kept, dropped)
 

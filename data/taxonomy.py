@@ -32,6 +32,29 @@ class Taxonomy:
     def get(self, key: str) -> Aspect | None:
         return next((aspect for aspect in self.aspects if aspect.key == key), None)
 
+    def canonical(self, name: str) -> str | None:
+        """The key for an aspect name or alias (e.g. ParsiNLU's «ارسال» -> delivery); None if unknown."""
+        for aspect in self.aspects:
+            if name == aspect.key or name in aspect.aliases:
+                return aspect.key
+        return None
+
+    def map_labels(self, aspects: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+        """Rename labelled aspects to taxonomy keys. Names it does not know are kept and returned as unknown.
+        Two source aspects that land on one key with opposite polarities become `mixed`."""
+        mapped: dict[str, str] = {}
+        unknown: list[str] = []
+        for name, polarity in aspects.items():
+            key = self.canonical(name)
+            if key is None:
+                unknown.append(name)
+                key = name
+            previous = mapped.get(key)
+            if previous is not None and previous != polarity:
+                polarity = "mixed" if {previous, polarity} <= {"positive", "negative", "mixed"} else previous
+            mapped[key] = polarity
+        return mapped, unknown
+
     def to_dict(self) -> dict[str, object]:
         return {
             "version": self.version,
@@ -72,7 +95,8 @@ class Taxonomy:
 
 
 def load_taxonomy(path: str | Path = DEFAULT_TAXONOMY_PATH) -> Taxonomy:
-    path = Path(path)
+    """Load a taxonomy file; `"default"` names the one shipped with bazkhord."""
+    path = DEFAULT_TAXONOMY_PATH if str(path) == "default" else Path(path)
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

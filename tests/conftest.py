@@ -51,8 +51,7 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     """The embedded default, trained once per test session on the shipped sample."""
     models = tmp_path_factory.mktemp("models")
     config = load_config(REPO / "training/configs/sample.toml",
-                         [f"data.train={json.dumps(str(SAMPLE))}", f"output.models_dir={json.dumps(str(models))}",
-                          f"data.taxonomy={json.dumps(str(REPO / 'data/taxonomy.toml'))}"])
+                         [f"data.train={json.dumps(str(SAMPLE))}", f"output.models_dir={json.dumps(str(models))}"])
     result = train(config)
     return load_model(result.folder)
 

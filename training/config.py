@@ -51,7 +51,7 @@ class DataConfig:
     refit_on_dev: bool = True
     label: Literal["sentiment", "sentiment_score"] = "sentiment"
     max_bad_fraction: float = 0.1
-    taxonomy: str = "data/taxonomy.toml"
+    taxonomy: str = "default"  # the shipped data/taxonomy.toml; a path; or "" for none
     columns: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

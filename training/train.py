@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from data.normalise import NormaliserConfig, normalise
 from data.readers import ColumnMap, read_records
 from data.record import FeedbackRecord, RejectedRow
 from data.split import check_disjoint, data_hash, deduplicate, split_by_hash
-from data.taxonomy import load_taxonomy
+from data.taxonomy import Taxonomy, load_taxonomy
 from evaluation.metrics import headline, score_tags
 from model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
 from model.linear import TfidfParams
@@ -66,8 +67,8 @@ def load_training_data(
         overlap = [r for r in dev.records if normalise(r.text, normaliser) in seen]
         if overlap:
             # The dev copy is dropped, never the training one: dev must be unseen text.
-            rejected += [RejectedRow(config.data.dev, int((r.origin or ":0").rsplit(":", 1)[1]), "text",
-                                     "also in the training file; dropped from dev") for r in overlap]
+            rejected += [RejectedRow(*r.location(), "text", "also in the training file; dropped from dev")
+                         for r in overlap]
             ids = {id(r) for r in overlap}
             splits["dev"] = [r for r in dev.records if id(r) not in ids]
     else:
@@ -78,6 +79,20 @@ def load_training_data(
     if not any(label is not None for label in labels):
         raise DataError(f"{config.data.train}: no row has a {config.data.label!r} label to train on")
     return splits, rejected, summaries
+
+
+def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> list[str]:
+    """Rename aspect labels to taxonomy keys through its aliases; say which names it does not know."""
+    unknown: Counter[str] = Counter()
+    for record in records:
+        if record.aspects:
+            record.aspects, names = taxonomy.map_labels(record.aspects)
+            unknown.update(names)
+    if not unknown:
+        return []
+    listed = ", ".join(f"{name} ({n})" for name, n in unknown.most_common())
+    log.warning("aspect names not in the taxonomy, kept as they are: %s", listed)
+    return [f"aspect names not in the taxonomy, kept as they are: {listed}"]
 
 
 def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
@@ -92,6 +107,11 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         log.warning("skipped %s", row)
 
     taxonomy = load_taxonomy(config.data.taxonomy) if config.data.taxonomy else None
+    if taxonomy is not None:
+        summaries += apply_taxonomy(taxonomy, [r for rows in splits.values() for r in rows])
+    unlabelled = sum(1 for label in _labelled(splits["train"], config.data.label) if label is None)
+    if unlabelled:
+        summaries.append(f"{unlabelled} training rows have no {config.data.label!r} label: they train aspects only")
     m = config.model
     tagger = Tagger(
         normaliser=normaliser,

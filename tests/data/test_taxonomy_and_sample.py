@@ -54,3 +54,11 @@ def test_sample_is_large_varied_and_valid() -> None:
 def test_sample_test_file_is_held_out() -> None:
     pool = {normalise(r.text) for r in read_records(SAMPLE).records}
     assert not pool & {normalise(r.text) for r in read_records(SAMPLE_TEST).records}
+
+
+def test_aliases_map_other_datasets_onto_the_taxonomy() -> None:
+    taxonomy = load_taxonomy("default")
+    mapped, unknown = taxonomy.map_labels({"ارسال": "negative", "طعم": "positive", "کیفیت": "negative", "رنگ": "neutral"})
+    assert mapped == {"delivery": "negative", "quality": "mixed", "رنگ": "neutral"}
+    assert unknown == ["رنگ"]
+    assert taxonomy.canonical("بسته بندی") == "packaging" and taxonomy.canonical("nothing") is None

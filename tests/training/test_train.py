@@ -59,3 +59,12 @@ def test_no_labels_is_a_clear_error(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "unlabelled.jsonl", [{"text": f"نظر {i}"} for i in range(10)])
     with pytest.raises(DataError, match="no row has a 'sentiment' label"):
         train(config_for(tmp_path, path))
+
+
+def test_taxonomy_aliases_rename_labels_and_unknown_names_are_reported(tmp_path: Path) -> None:
+    rows = [{"text": f"ارسال دیر بود {i}", "sentiment": "negative", "aspects": {"ارسال": "negative"}} for i in range(6)]
+    rows += [{"text": f"رنگش قشنگه {i}", "sentiment": "positive", "aspects": {"رنگ": "positive"}} for i in range(6)]
+    path = write_jsonl(tmp_path / "aliases.jsonl", rows)
+    result = train(config_for(tmp_path, path, 'data.taxonomy="default"'))
+    assert any("not in the taxonomy" in s and "رنگ (" in s for s in result.summaries)
+    assert load_model(result.folder).tagger.aspect_names == ["delivery", "رنگ"]
