@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
@@ -122,5 +123,5 @@ def normalise(text: str, config: NormaliserConfig = DEFAULT_NORMALISER) -> str:
     return "\n".join(line.strip() for line in text.split("\n") if line.strip())
 
 
-def normalise_many(texts: list[str], config: NormaliserConfig = DEFAULT_NORMALISER) -> list[str]:
+def normalise_many(texts: Sequence[str], config: NormaliserConfig = DEFAULT_NORMALISER) -> list[str]:
     return [normalise(text, config) for text in texts]

@@ -7,7 +7,6 @@ from datetime import datetime
 
 SENTIMENTS = ("negative", "neutral", "positive", "mixed")
 POLARITIES = SENTIMENTS
-CHANNELS = ("app_review", "support_chat", "ticket", "delivery", "survey", "sms", "call", "other")
 
 
 @dataclass

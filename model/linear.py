@@ -60,10 +60,6 @@ class TfidfFeatures:
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         return sp.hstack([v.transform(texts) for v in self.vectorizers_], format="csr")
 
-    @property
-    def n_features(self) -> int:
-        return sum(len(v.vocabulary_) for v in self.vectorizers_)
-
     def state(self, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"{prefix}idf_{i}": v.idf_.astype(np.float64) for i, v in enumerate(self.vectorizers_)}
         meta = {

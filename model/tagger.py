@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise
+from data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise, normalise_many
 from data.taxonomy import Taxonomy
 from model.aspects import TfidfAspectModel
 from model.base import AspectTag, Evidence, Tag
@@ -76,7 +76,7 @@ class Tagger:
         return list(self.aspects_.aspects_) if self.aspects_ is not None else []
 
     def normalise(self, texts: Sequence[str]) -> list[str]:
-        return [normalise(text, self.normaliser) for text in texts]
+        return normalise_many(texts, self.normaliser)
 
     def _normalised_segments(self, raw: str) -> list[tuple[str, Evidence]]:
         pairs = [(normalise(span.text, self.normaliser), span) for span in split_segments(raw)]
