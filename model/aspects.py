@@ -116,7 +116,6 @@ class TfidfAspectModel:
 
     def predict(self, texts: Sequence[str], segments: Sequence[Sequence[str]]) -> list[list[AspectPrediction]]:
         detected = self.detect_proba(texts)
-        results: list[list[AspectPrediction]] = []
         # Gather every (comment, aspect) evidence first so polarity runs as one batch.
         jobs: list[tuple[int, str, float, tuple[int, ...], str]] = []
         for i, row in enumerate(detected):
@@ -129,7 +128,7 @@ class TfidfAspectModel:
                 chosen = pick_evidence(scores[:, k]) if scores.size else ()
                 evidence_text = " ".join(segments[i][j] for j in chosen) or texts[i]
                 jobs.append((i, aspect, float(row[k]), chosen, evidence_text))
-        results = [[] for _ in texts]
+        results: list[list[AspectPrediction]] = [[] for _ in texts]
         if jobs:
             proba = self.polarity_.predict_proba(self._polarity_matrix([j[4] for j in jobs], [j[1] for j in jobs]))
             for (i, aspect, confidence, chosen, _), p in zip(jobs, proba, strict=True):
