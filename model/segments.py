@@ -14,7 +14,8 @@ from model.base import Evidence
 
 _Y = "[یيى]"
 _K = "[کك]"
-_SENTENCE_END = r"[.!?؟!⸮؛;\n]+"
+# As hazm's sentence tokenizer: punctuation ends a sentence only before white space, so «a.b@x.com» holds.
+_SENTENCE_END = r"[.!?؟!⸮؛;]+(?=\s|$)|\n+"
 _CONNECTIVE = rf"(?:ول{_Y}(?:\s*خب)?|ام{_Y}?ا|اما|البته|در حال{_Y}\s*{_K}ه|هرچند|but|vali|amma)"
 _BREAK = re.compile(rf"{_SENTENCE_END}|[،,]?\s+(?={_CONNECTIVE}(?:\s|$))", re.IGNORECASE)
 _WORDY = re.compile(r"\w", re.UNICODE)

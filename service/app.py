@@ -16,8 +16,11 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.errors import BazkhordError
+from data.record import FeedbackRecord
 from model.base import Tag
 from model.folder import LoadedModel, load_model
+from model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from model.themes.report import ThemeReport
 from service.schemas import (
     AspectOut,
     ErrorBody,
@@ -30,6 +33,7 @@ from service.schemas import (
     TagRequest,
     TagResponse,
     TagResult,
+    ThemeRequest,
 )
 from service.settings import Settings
 
@@ -147,13 +151,27 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             results=[to_result(item.id, t, loaded) for item, t in zip(items, tags, strict=True)],
         )
 
+    @app.post("/v1/themes", response_model=ThemeReport, tags=["themes"], responses=ERROR_RESPONSES)
+    def themes(body: ThemeRequest, loaded: ModelDep) -> ThemeReport:
+        """Root-cause themes of a batch of comments: the same report as `bazkhord report`'s report.json."""
+        if len(body.items) > settings.max_theme_items:
+            raise ApiError(413, "too_many_texts",
+                           f"{len(body.items)} comments in one call; the limit is {settings.max_theme_items}",
+                           [ErrorDetail(location=["items"], message="send fewer, or use `bazkhord report` on a file")])
+        check_limits([item.text for item in body.items], True, settings, max_texts=settings.max_theme_items)
+        records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=i.created_at, rating=i.rating,
+                                  nps=i.nps, product=i.product, segment=i.segment) for i in body.items]
+        analyzer = ThemeAnalyzer(loaded.tagger, ThemeSettings(period=body.period, seed=body.seed,
+                                                              min_theme_size=body.min_theme_size))
+        return analyzer.analyse(records)
+
     return app
 
 
-def check_limits(texts: list[str], as_items: bool, settings: Settings) -> None:
-    if len(texts) > settings.max_texts_per_request:
-        raise ApiError(413, "too_many_texts",
-                       f"{len(texts)} texts in one call; the limit is {settings.max_texts_per_request}",
+def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts: int | None = None) -> None:
+    limit = max_texts or settings.max_texts_per_request
+    if len(texts) > limit:
+        raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one call; the limit is {limit}",
                        [ErrorDetail(location=["items"], message="split the batch")])
     for index, text in enumerate(texts):
         where: list[str | int] = ["items", index, "text"] if as_items else ["text"]

@@ -81,6 +81,39 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from data.readers import ColumnMap, read_records
+    from model.folder import load_model
+    from model.themes.analysis import ThemeAnalyzer, ThemeSettings
+    from service.theme_report import write_report
+
+    loaded = load_model(args.model, args.models_dir)
+    columns = ColumnMap.from_dict(json.loads(args.columns)) if args.columns else None
+    read = read_records(args.input, columns=columns, max_bad_fraction=args.max_bad_fraction)
+    print(read.summary())
+    settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size)
+    with tqdm(total=None, desc="tagging statements", unit="stmt", file=sys.stderr, disable=args.quiet) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = ThemeAnalyzer(loaded.tagger, settings).analyse(read.records, progress)
+    written = write_report(report, args.out)
+    t = report.totals
+    print(f"{t.comments} comments, {t.statements} statements, {100 * t.negative_share:.1f}% negative; "
+          f"{len(report.themes)} themes")
+    for rank, theme in enumerate(report.themes[:10], start=1):
+        trend = theme.trend.direction if theme.trend else "no dates"
+        print(f"  {rank:>2}. {theme.label} ({theme.kind}): {theme.comments} comments, "
+              f"-{theme.impact.negative_share_change_pts:.2f} pts negative share if fixed, {trend}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -162,6 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=cmd_serve)
+
+    report = commands.add_parser("report", help="root-cause themes of a file of comments: JSON, CSV and HTML")
+    report.add_argument("--input", required=True, help="comments (.jsonl, .csv, .parquet, dataset folder)")
+    report.add_argument("--out", required=True, type=Path, help="folder for report.json, *.csv, report.html")
+    report.add_argument("--period", choices=("day", "week", "month"), default="week", help="trend period")
+    report.add_argument("--model", default="sample", help="tagging model (name, name@version or folder)")
+    report.add_argument("--seed", type=int, default=13)
+    report.add_argument("--min-theme-size", type=int, default=8, help="negative statements a theme needs")
+    report.add_argument("--columns", help='column map as JSON, e.g. {"text": "comment"}')
+    report.add_argument("--max-bad-fraction", type=float, default=0.1)
+    report.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
+    report.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    report.set_defaults(run=cmd_report)
 
     models = commands.add_parser("models", help="list model folders")
     models.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Self
+from datetime import datetime
+from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -41,6 +42,30 @@ class TagRequest(BaseModel):
 
     def as_items(self) -> list[TagItem]:
         return self.items if self.items is not None else [TagItem(id=self.id, text=self.text or "")]
+
+
+class ThemeItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, max_length=200)
+    text: str = Field(..., max_length=HARD_MAX_CHARS)
+    created_at: datetime | None = None
+    channel: str | None = Field(None, max_length=100)
+    rating: float | None = None
+    nps: int | None = Field(None, ge=0, le=10)
+    product: str | None = Field(None, max_length=200)
+    segment: str | None = Field(None, max_length=100)
+
+
+class ThemeRequest(BaseModel):
+    """A batch of comments; the answer is the theme report (the schema of report.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ThemeItem] = Field(..., min_length=1, max_length=HARD_MAX_TEXTS * 10)
+    period: Literal["day", "week", "month"] = "week"
+    seed: int = Field(13, ge=0, le=2**31 - 1)
+    min_theme_size: int = Field(8, ge=2, le=10_000)
 
 
 class EvidenceOut(BaseModel):

@@ -16,4 +16,5 @@ class Settings(BaseSettings):
     max_texts_per_request: int = Field(64, ge=1, le=10_000)
     max_chars_per_text: int = Field(5_000, ge=1, le=100_000)
     max_body_bytes: int = Field(2_000_000, ge=1_000)
+    max_theme_items: int = Field(2_000, ge=1, le=100_000, description="comments per POST /v1/themes")
     log_level: str = "INFO"

@@ -500,7 +500,7 @@ def make(n: int, test: bool, seed: int, used: set[str]) -> list[dict[str, object
         if roll < 0.16:
             text, sentiment, aspects = rng.choice(whole)
             aspects = dict(aspects)
-        elif roll < 0.19 or (day > DAYS - 45 and roll < 0.24):
+        elif roll < 0.19 or (day > DAYS - 21 and roll < 0.35):
             text, sentiment, aspects = rng.choice(emerging), "negative", {}
             if rng.random() < 0.5:
                 text = rng.choice(["سلام ", "", "یه مشکلی هست: "]) + text + rng.choice(["", "!", ". لطفا درستش کنید"])
@@ -508,7 +508,7 @@ def make(n: int, test: bool, seed: int, used: set[str]) -> list[dict[str, object
             tone = rng.choices(["positive", "negative", "mixed"], weights=[4, 5, 2])[0]
             if channel == "support_chat":
                 tone = rng.choices(["positive", "negative", "mixed"], weights=[2, 6, 2])[0]
-            if day > DAYS - 40 and rng.random() < 0.15:
+            if day > DAYS - 10 and rng.random() < 0.55:
                 # The late-period app update went badly: a rising app theme.
                 text, sentiment, aspects = rng.choice(fragments["app"]["negative"]), "negative", {"app": "negative"}
             else:

@@ -1,0 +1,95 @@
+"""The theme report: plain dataclasses, the stable schema of `report.json` and of `POST /v1/themes`.
+
+`SCHEMA_VERSION` changes only when a field is removed or changes meaning; new fields may appear.
+docs/THEMES.md documents every field; `docs/theme_report.schema.json` is generated from these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Quote:
+    comment_id: str | None
+    text: str  # the statement as written, PII masked
+
+
+@dataclass
+class Trend:
+    period: str  # "day" | "week" | "month"
+    periods: list[str]
+    counts: list[int]  # comments with the theme, per period
+    totals: list[int]  # all comments, per period
+    direction: str  # "rising" | "falling" | "steady" | "insufficient history"
+    latest_share: float | None = None
+    baseline_share: float | None = None  # the previous six periods pooled
+    z: float | None = None
+    p_value: float | None = None
+
+
+@dataclass
+class Impact:
+    negative_comment_share: float  # share of negative comments that raise this theme
+    negative_share_change_pts: float  # fall of the negative share (points) if its complaints were neutral
+    rating_change: float | None = None  # rise of the mean rating under the same counterfactual
+    nps_change: float | None = None  # rise of NPS (points)
+
+
+@dataclass
+class BreakdownRow:
+    value: str
+    comments: int  # comments with the theme
+    rate: float  # of all comments with this value, the share that raise the theme
+
+
+@dataclass
+class SubTheme:
+    label: str
+    keyphrases: list[str]
+    statements: int
+    comments: int
+    quotes: list[Quote]
+
+
+@dataclass
+class Theme:
+    id: str
+    kind: str  # "aspect" | "emerging"
+    aspect: str | None
+    label: str  # Persian
+    label_en: str | None
+    keyphrases: list[str]
+    statements: int
+    comments: int
+    impact: Impact
+    trend: Trend | None
+    quotes: list[Quote]
+    subthemes: list[SubTheme] = field(default_factory=list)
+    breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)  # by channel / product / segment
+
+
+@dataclass
+class Totals:
+    comments: int
+    statements: int
+    negative_comments: int
+    negative_share: float
+    mean_rating: float | None
+    nps: float | None
+    first_date: str | None
+    last_date: str | None
+
+
+@dataclass
+class ThemeReport:
+    schema_version: int
+    model: dict[str, str]
+    settings: dict[str, object]
+    totals: Totals
+    themes: list[Theme]  # ranked by impact on the negative share
+    trend_test: str
+    impact_method: str
+    notes: list[str] = field(default_factory=list)

@@ -1,0 +1,241 @@
+"""Write a theme report as JSON, CSV tables and one self-contained HTML page for analysts.
+
+The page needs no network (no CDN, no web fonts, no scripts): right-to-left Persian, CSS bar charts and
+inline SVG trend lines. All Persian text is HTML text, never drawn into an image, so the browser shapes it
+and orders it correctly.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from model.themes.report import Theme, ThemeReport, Trend
+
+JSON_FILE = "report.json"
+HTML_FILE = "report.html"
+CSV_FILES = ("themes.csv", "subthemes.csv", "trends.csv", "breakdowns.csv", "quotes.csv")
+
+DIRECTION_FA = {"rising": ("رو به افزایش", "up"), "falling": ("رو به کاهش", "down"), "steady": ("پایدار", "flat"),
+                "insufficient history": ("داده ناکافی برای روند", "none")}
+KIND_FA = {"aspect": "جنبه", "emerging": "نوظهور"}
+FIELD_FA = {"channel": "کانال", "product": "محصول", "segment": "بخش مشتری"}
+PERIOD_FA = {"day": "روز", "week": "هفته", "month": "ماه"}
+
+
+def report_dict(report: ThemeReport) -> dict[str, Any]:
+    return dataclasses.asdict(report)
+
+
+def json_schema() -> dict[str, Any]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(ThemeReport).json_schema()
+
+
+def write_report(report: ThemeReport, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / JSON_FILE]
+    (out / JSON_FILE).write_text(json.dumps(report_dict(report), ensure_ascii=False, indent=2), encoding="utf-8")
+    written += write_csv(report, out)
+    (out / HTML_FILE).write_text(render_html(report), encoding="utf-8")
+    written.append(out / HTML_FILE)
+    return written
+
+
+def write_csv(report: ThemeReport, out: Path) -> list[Path]:
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {
+        "themes.csv": (["rank", "id", "kind", "aspect", "label", "keyphrases", "statements", "comments",
+                        "negative_comment_share", "negative_share_change_pts", "rating_change", "nps_change",
+                        "trend", "trend_p_value"], []),
+        "subthemes.csv": (["theme_id", "label", "keyphrases", "statements", "comments"], []),
+        "trends.csv": (["theme_id", "period", "comments_with_theme", "comments", "share"], []),
+        "breakdowns.csv": (["theme_id", "field", "value", "comments_with_theme", "rate"], []),
+        "quotes.csv": (["theme_id", "subtheme", "comment_id", "text"], []),
+    }
+    for rank, theme in enumerate(report.themes, start=1):
+        i = theme.impact
+        trend = theme.trend
+        tables["themes.csv"][1].append([rank, theme.id, theme.kind, theme.aspect or "", theme.label,
+                                        " | ".join(theme.keyphrases), theme.statements, theme.comments,
+                                        i.negative_comment_share, i.negative_share_change_pts, i.rating_change,
+                                        i.nps_change, trend.direction if trend else "", trend.p_value if trend else ""])
+        for sub in theme.subthemes:
+            tables["subthemes.csv"][1].append([theme.id, sub.label, " | ".join(sub.keyphrases), sub.statements,
+                                               sub.comments])
+            tables["quotes.csv"][1].extend([theme.id, sub.label, q.comment_id or "", q.text] for q in sub.quotes)
+        tables["quotes.csv"][1].extend([theme.id, "", q.comment_id or "", q.text] for q in theme.quotes)
+        if trend:
+            for period, count, total in zip(trend.periods, trend.counts, trend.totals, strict=True):
+                tables["trends.csv"][1].append([theme.id, period, count, total, round(count / total, 4) if total else ""])
+        for field_name, breakdown in theme.breakdowns.items():
+            tables["breakdowns.csv"][1].extend([theme.id, field_name, r.value, r.comments, r.rate] for r in breakdown)
+    paths = []
+    for name, (header, rows) in tables.items():
+        path = out / name
+        with path.open("w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel then reads Persian right
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(["" if v is None else v for v in row] for row in rows)
+        paths.append(path)
+    return paths
+
+
+# -- HTML -----------------------------------------------------------------------------------------------
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fa_number(value: float | int | None, digits: int = 1, sign: bool = False) -> str:
+    if value is None:
+        return "—"
+    text = f"{value:+.{digits}f}" if sign else (f"{value:,.{digits}f}" if isinstance(value, float) else f"{value:,}")
+    text = text.translate(str.maketrans("0123456789.,-+", "۰۱۲۳۴۵۶۷۸۹٫٬−+"))
+    # A signed number is isolated left-to-right, so its sign stays in front of it inside Persian text.
+    return f'<bdi dir="ltr">{text}</bdi>' if text[0] in "−+" else text
+
+
+def _sparkline(trend: Trend, width: int = 260, height: int = 56) -> str:
+    shares = [c / t if t else 0.0 for c, t in zip(trend.counts, trend.totals, strict=True)]
+    if len(shares) < 2:
+        return ""
+    top = max(shares) or 1.0
+    step = width / (len(shares) - 1)
+    # x runs right-to-left, like the page: the latest period sits at the left end.
+    points = " ".join(f"{width - i * step:.1f},{height - 4 - (s / top) * (height - 8):.1f}" for i, s in enumerate(shares))
+    last_x, last_y = points.split(" ")[-1].split(",")
+    return (f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+            f'aria-label="trend"><polyline points="{points}" fill="none" stroke="currentColor" stroke-width="2"/>'
+            f'<circle cx="{last_x}" cy="{last_y}" r="3.5" fill="currentColor"/></svg>')
+
+
+def _theme_card(rank: int, theme: Theme, period: str) -> str:
+    i = theme.impact
+    trend_html = ""
+    if theme.trend is not None:
+        words, css = DIRECTION_FA[theme.trend.direction]
+        detail = ""
+        if theme.trend.p_value is not None:
+            latest = _fa_number(100 * (theme.trend.latest_share or 0))
+            baseline = _fa_number(100 * (theme.trend.baseline_share or 0))
+            detail = (f" <span class='muted'>(سهم {PERIOD_FA[period]} آخر {latest}٪ در برابر {baseline}٪ در شش"
+                      f" {PERIOD_FA[period]} پیش از آن، p={_fa_number(theme.trend.p_value, 3)})</span>")
+        trend_html = (f"<div class='trend {css}'><span class='badge {css}'>{words}</span>{detail}"
+                      f"{_sparkline(theme.trend)}<div class='axis'><span>{_e(theme.trend.periods[-1])}</span>"
+                      f"<span>{_e(theme.trend.periods[0])}</span></div></div>")
+    subs = "".join(
+        f"<li><b>{_e(s.label)}</b> <span class='muted'>({_fa_number(s.statements)} جمله)</span>"
+        f"<div class='keys'>{' · '.join(_e(k) for k in s.keyphrases[1:4])}</div>"
+        f"{''.join(f'<blockquote>{_e(q.text)}</blockquote>' for q in s.quotes[:1])}</li>"
+        for s in theme.subthemes)
+    quotes = "" if theme.subthemes else "".join(f"<blockquote>{_e(q.text)}</blockquote>" for q in theme.quotes)
+    breakdowns = "".join(
+        f"<div class='bd'><h4>{FIELD_FA.get(name, name)}</h4><table>"
+        + "".join(f"<tr><td>{_e(r.value)}</td><td>{_fa_number(r.comments)}</td><td>{_fa_number(100 * r.rate)}٪</td></tr>"
+                  for r in rows[:4])
+        + "</table></div>"
+        for name, rows in theme.breakdowns.items())
+    return f"""
+<article class="card" id="{_e(theme.id)}">
+  <header><span class="rank">{_fa_number(rank)}</span><h3>{_e(theme.label)}</h3>
+    <span class="kind {theme.kind}">{KIND_FA.get(theme.kind, theme.kind)}</span></header>
+  <div class="facts">
+    <div><b>{_fa_number(theme.comments)}</b><span>نظر</span></div>
+    <div><b>{_fa_number(100 * i.negative_comment_share)}٪</b><span>از نظرهای منفی</span></div>
+    <div><b>{_fa_number(i.negative_share_change_pts, 2)}</b><span>واحد کاهش سهم منفی اگر رفع شود</span></div>
+    <div><b>{_fa_number(i.rating_change, 2, sign=True)}</b><span>تغییر میانگین امتیاز</span></div>
+    <div><b>{_fa_number(i.nps_change, 1, sign=True)}</b><span>تغییر NPS</span></div>
+  </div>
+  <div class="keys">{' · '.join(_e(k) for k in theme.keyphrases[:5])}</div>
+  {trend_html}
+  {f'<ul class="subs">{subs}</ul>' if subs else ''}
+  {quotes}
+  <div class="breakdowns">{breakdowns}</div>
+</article>"""
+
+
+def render_html(report: ThemeReport) -> str:
+    t = report.totals
+    period = str(report.settings.get("period", "week"))
+    top = max((th.impact.negative_share_change_pts for th in report.themes), default=0) or 1
+    bars = "".join(
+        f"<div class='bar-row'><a href='#{_e(th.id)}' class='bar-label'>{_e(th.label)}"
+        f"{' <small>(نوظهور)</small>' if th.kind == 'emerging' else ''}</a>"
+        f"<div class='bar-track'><div class='bar {th.kind}' style='width:{100 * th.impact.negative_share_change_pts / top:.1f}%'>"
+        f"</div></div><span class='bar-value'>{_fa_number(th.impact.negative_share_change_pts, 2)}</span></div>"
+        for th in report.themes)
+    rising = [th for th in report.themes if th.trend and th.trend.direction == "rising"]
+    rising_html = "".join(f"<li><a href='#{_e(th.id)}'>{_e(th.label)}</a></li>" for th in rising) or "<li>موردی نیست</li>"
+    cards = "".join(_theme_card(rank, th, period) for rank, th in enumerate(report.themes, start=1))
+    notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    return f"""<!doctype html>
+<html lang="fa" dir="rtl">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>گزارش ریشه‌یابی نارضایتی مشتریان</title>
+<style>
+  :root {{ --neg: #c0392b; --new: #8e44ad; --ink: #1f2933; --muted: #6b7785; --line: #e3e7ec; }}
+  body {{ font-family: Vazirmatn, "Noto Sans Arabic", "Noto Naskh Arabic", Tahoma, "DejaVu Sans", sans-serif;
+         color: var(--ink); margin: 0; background: #f6f7f9; line-height: 1.7; }}
+  main {{ max-width: 1100px; margin: 0 auto; padding: 24px; }}
+  h1 {{ margin: 0 0 4px; font-size: 26px; }} h2 {{ margin-top: 32px; }} h3 {{ margin: 0; font-size: 19px; }}
+  .muted {{ color: var(--muted); font-size: 13px; }}
+  .totals {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin: 18px 0; }}
+  .totals div, .card {{ background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 14px; }}
+  .totals b {{ display: block; font-size: 24px; }}
+  .bar-row {{ display: grid; grid-template-columns: 220px 1fr 70px; align-items: center; gap: 10px; margin: 6px 0; }}
+  .bar-label {{ color: var(--ink); text-decoration: none; }}
+  .bar-track {{ background: var(--line); border-radius: 4px; height: 18px; }}
+  .bar {{ height: 18px; border-radius: 4px; background: var(--neg); }} .bar.emerging {{ background: var(--new); }}
+  .card {{ margin: 16px 0; }}
+  .card header {{ display: flex; align-items: center; gap: 10px; }}
+  .rank {{ background: var(--ink); color: #fff; border-radius: 50%; width: 28px; height: 28px; display: grid;
+          place-items: center; font-size: 14px; }}
+  .kind {{ font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #fde8e6; color: var(--neg); }}
+  .kind.emerging {{ background: #f3e8fa; color: var(--new); }}
+  .facts {{ display: grid; grid-template-columns: repeat(5, 1fr); gap: 8px; margin: 12px 0; }}
+  .facts b {{ display: block; font-size: 18px; }} .facts span {{ color: var(--muted); font-size: 12px; }}
+  .keys {{ color: var(--muted); font-size: 13px; }}
+  .trend {{ margin: 10px 0; }} .trend.up {{ color: var(--neg); }} .trend.down {{ color: #1e8449; }}
+  .trend.flat, .trend.none {{ color: var(--muted); }}
+  .badge {{ font-weight: bold; }} .spark {{ display: block; margin-top: 6px; }}
+  .axis {{ display: flex; justify-content: space-between; width: 260px; font-size: 11px; color: var(--muted); }}
+  blockquote {{ margin: 6px 0; padding: 6px 12px; border-right: 3px solid var(--line); background: #fafbfc; }}
+  .subs li {{ margin-bottom: 8px; }}
+  .breakdowns {{ display: flex; gap: 18px; flex-wrap: wrap; }} .bd h4 {{ margin: 6px 0; font-size: 13px; }}
+  .bd table {{ border-collapse: collapse; font-size: 13px; }} .bd td {{ padding: 2px 8px; border-bottom: 1px solid var(--line); }}
+  footer {{ color: var(--muted); font-size: 12px; margin-top: 32px; }}
+</style>
+</head>
+<body><main>
+<h1>گزارش ریشه‌یابی نارضایتی مشتریان</h1>
+<div class="muted">از {_e(t.first_date or "—")} تا {_e(t.last_date or "—")} · مدل {_e(report.model.get("name", ""))}
+ {_e(report.model.get("version", ""))} · دوره روند: {PERIOD_FA.get(period, period)}</div>
+<section class="totals">
+  <div><b>{_fa_number(t.comments)}</b>نظر</div>
+  <div><b>{_fa_number(t.statements)}</b>جمله</div>
+  <div><b>{_fa_number(100 * t.negative_share)}٪</b>نظرهای منفی</div>
+  <div><b>{_fa_number(t.mean_rating, 2)}</b>میانگین امتیاز</div>
+  <div><b>{_fa_number(t.nps)}</b>NPS</div>
+</section>
+<h2>محرک‌های نارضایتی</h2>
+<p class="muted">هر نوار: چند واحد درصد از سهم نظرهای منفی کم می‌شد اگر شکایت‌های این موضوع نبود.</p>
+<section class="drivers">{bars or "<p>موضوعی پیدا نشد.</p>"}</section>
+<h2>موضوع‌های رو به افزایش</h2>
+<ul>{rising_html}</ul>
+<h2>موضوع‌ها</h2>
+{cards}
+<footer>
+  <p>آزمون روند: {_e(report.trend_test)}</p>
+  <p>روش اثر: {_e(report.impact_method)}</p>
+  {f"<ul>{notes}</ul>" if notes else ""}
+  <p>bazkhord · schema {report.schema_version}</p>
+</footer>
+</main></body>
+</html>
+"""
