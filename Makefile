@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= training/configs/sample.toml
 
-.PHONY: run test install train evaluate serve lint benchmark clean
+.PHONY: run test install browser train evaluate serve report lint benchmark clean
 
 $(BIN)/bazkhord: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(BIN)/bazkhord: pyproject.toml
 
 install: $(BIN)/bazkhord
 
+# Debian's Chromium renders the analysts' HTML report in a test; where it cannot be installed, that test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core >/dev/null 2>&1; } || \
+	  echo "chromium is not installed: the report-rendering test will skip"
+
 train: install
 	$(BIN)/bazkhord train --config $(CONFIG)
 
@@ -27,9 +34,12 @@ evaluate: install
 serve: install
 	$(BIN)/bazkhord serve --model sample --host $(HOST) --port $(PORT)
 
+report: install
+	$(BIN)/bazkhord report --input data/samples/feedback.jsonl --out artifacts/reports/sample --model sample
+
 run: train evaluate serve
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
 
 lint: install
@@ -37,6 +47,7 @@ lint: install
 
 benchmark: install
 	$(BIN)/python -m evaluation.benchmarks.baseline
+	$(BIN)/python -m evaluation.benchmarks.themes
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

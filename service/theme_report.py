@@ -239,3 +239,7 @@ def render_html(report: ThemeReport) -> str:
 </main></body>
 </html>
 """
+
+
+if __name__ == "__main__":  # python -m service.theme_report > docs/theme_report.schema.json
+    print(json.dumps(json_schema(), ensure_ascii=False, indent=2))

@@ -190,10 +190,11 @@ def render(rows: list[Row], skipped: list[str], timing: dict[str, float] | None,
     return "\n".join(lines)
 
 
-def write_section(section: str, path: Path = BENCHMARKS_MD) -> None:
+def write_section(section: str, path: Path = BENCHMARKS_MD, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the text between a script's markers (or append it), leaving other scripts' sections alone."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,67 @@
+"""Each step of theme discovery, alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from model.themes.steps import (
+    AgglomerativeClusterer,
+    CtfidfLabeler,
+    KMeansClusterer,
+    SvdReducer,
+    TfidfEmbedder,
+    lemma,
+    stopwords,
+)
+
+LATE = ["پیک خیلی دیر اومد", "پیک دو روز دیر رسید", "ارسال با پیک خیلی دیر بود", "پیک دیر کرد و زنگ نزد",
+        "پیک سه روز دیر اومد", "باز هم پیک دیر رسید"]
+BATTERY = ["باتری گوشی زود خالی میشه", "باتری گوشی داغ میکنه", "باتری گوشیم نصف روز دووم نداره",
+           "شارژ باتری گوشی زود تموم میشه", "باتری گوشی خراب شد", "باتری این گوشی ضعیفه"]
+
+
+def test_embed_and_reduce_are_deterministic_unit_vectors() -> None:
+    vectors = TfidfEmbedder().embed(LATE + BATTERY)
+    assert vectors.shape[0] == 12
+    reduced = SvdReducer(n_components=5, seed=1).reduce(vectors)
+    np.testing.assert_allclose(np.linalg.norm(reduced, axis=1), 1.0)
+    np.testing.assert_array_equal(reduced, SvdReducer(n_components=5, seed=1).reduce(vectors))
+
+
+def test_kmeans_never_mixes_the_two_groups_and_drops_small_ones() -> None:
+    reduced = SvdReducer(n_components=5).reduce(TfidfEmbedder().embed(LATE + BATTERY))
+    assert list(KMeansClusterer(max_k=2, min_size=3).cluster(reduced)) == [1] * 6 + [0] * 6
+    labels = KMeansClusterer(max_k=4, min_size=3).cluster(reduced)
+    assert not (set(labels[:6]) & set(labels[6:])) - {-1}  # clusters under min_size are -1; none mixes groups
+    assert list(KMeansClusterer(min_size=7).cluster(reduced)) == [0] * 12  # too few for two clusters of 7
+
+
+def test_agglomerative_alternative() -> None:
+    points = np.array([[1, 0], [0.99, 0.05], [0.98, 0.1], [0, 1], [0.05, 0.99], [0.1, 0.98], [0.7, 0.7]])
+    labels = AgglomerativeClusterer(distance=0.2, min_size=2).cluster(points)
+    assert labels[0] == labels[1] == labels[2] != labels[3] == labels[4] == labels[5]
+    assert labels[6] == -1
+
+
+def test_ctfidf_keyphrases_say_what_is_special() -> None:
+    keys = CtfidfLabeler().keyphrases([LATE, BATTERY])
+    assert set(keys[0][0].split()) & {"پیک", "دیر"}
+    assert set(keys[1][0].split()) & {"باتری", "گوشی"}
+    assert not any(word in stopwords() for phrase in keys[0] for word in phrase.split()[:1])
+
+
+def test_placeholders_numbers_and_stop_words_are_no_keyphrases() -> None:
+    terms = CtfidfLabeler().terms("لطفا با [PHONE] تماس بگیرید، 1234 خیلی واقعا")
+    assert not any("PHONE" in t or "1234" in t for t in terms)
+    assert "خیلی" not in terms and "تماس" in terms
+
+
+def test_labels_prefer_a_longer_phrase_that_contains_the_best() -> None:
+    assert CtfidfLabeler.label(["پیک", "پیک دیر", "باتری"]) == "پیک دیر"
+    assert CtfidfLabeler.label(["پیک", "باتری"]) == "پیک"
+    assert CtfidfLabeler.label([]) == "—"
+
+
+def test_lemma_drops_suffixes_but_keeps_nouns_hazm_takes_for_verbs() -> None:
+    assert lemma("کتاب‌ها") == "کتاب"
+    assert lemma("کارم") == "کارم"

@@ -1,0 +1,108 @@
+"""Theme report outputs: JSON against its published schema, CSV tables, the HTML page (rendered in headless
+Chromium when it is installed), `bazkhord report` and `POST /v1/themes`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
+
+from data.readers import read_records
+from model.folder import LoadedModel
+from model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from model.themes.report import ThemeReport
+from service.app import create_app
+from service.cli import main
+from service.settings import Settings
+from service.theme_report import CSV_FILES, HTML_FILE, JSON_FILE, json_schema, render_html, write_report
+from tests.conftest import SAMPLE
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = REPO / "docs" / "theme_report.schema.json"
+
+
+@pytest.fixture(scope="module")
+def report(sample_model: LoadedModel) -> ThemeReport:
+    return ThemeAnalyzer(sample_model.tagger, ThemeSettings(period="week")).analyse(read_records(SAMPLE).records)
+
+
+def test_files_are_written_and_json_fits_the_schema(report: ThemeReport, tmp_path: Path) -> None:
+    written = write_report(report, tmp_path)
+    assert {p.name for p in written} == {JSON_FILE, HTML_FILE, *CSV_FILES}
+    data = json.loads((tmp_path / JSON_FILE).read_text(encoding="utf-8"))
+    assert TypeAdapter(ThemeReport).validate_python(data) == report
+    with (tmp_path / "themes.csv").open(encoding="utf-8-sig") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == [t.id for t in report.themes]
+    assert rows[0]["rank"] == "1" and rows[0]["label"] == report.themes[0].label
+
+
+def test_published_schema_is_current() -> None:
+    # docs/theme_report.schema.json is generated: `python -m service.theme_report > docs/theme_report.schema.json`
+    assert json.loads(SCHEMA_FILE.read_text(encoding="utf-8")) == json_schema()
+
+
+def test_html_is_rtl_persian_and_self_contained(report: ThemeReport) -> None:
+    page = render_html(report)
+    assert '<html lang="fa" dir="rtl">' in page
+    assert report.themes[0].label in page
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # no CDN, no remote font
+    assert "<script" not in page
+
+
+def test_html_renders_in_headless_chromium(report: ThemeReport, tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (`make test` installs Debian's package when it can)")
+    page = tmp_path / "report.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
+                         check=False).stdout
+    assert report.themes[0].label in dom and "گزارش ریشه‌یابی" in dom
+
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    histogram = image.histogram()
+    # Not blank: many grey levels, and a real share of dark (text) pixels.
+    assert sum(1 for count in histogram if count) > 50
+    assert sum(histogram[:100]) > 0.005 * image.width * image.height
+
+
+def test_report_command(tmp_path: Path, sample_model: LoadedModel, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--input", str(SAMPLE), "--out", str(tmp_path / "out"), "--model",
+                 str(sample_model.folder), "--period", "week", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "themes" in out and "rising" in out
+    assert (tmp_path / "out" / HTML_FILE).exists()
+    assert main(["report", "--input", "nothing.jsonl", "--out", str(tmp_path), "--model",
+                 str(sample_model.folder)]) == 2
+
+
+def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport) -> None:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    items = [{k: r[k] for k in ("id", "text", "created_at", "channel", "rating", "nps", "product", "segment") if k in r}
+             for r in rows]
+    with TestClient(create_app(Settings(max_theme_items=2000), model=sample_model)) as client:
+        answer = client.post("/v1/themes", json={"items": items, "period": "week"})
+        assert answer.status_code == 200, answer.text[:500]
+        body = answer.json()
+        assert body["schema_version"] == 1
+        assert [t["id"] for t in body["themes"]] == [t.id for t in report.themes]
+        assert client.post("/v1/themes", json={"items": items[:3], "period": "year"}).status_code == 422
+    with TestClient(create_app(Settings(max_theme_items=5), model=sample_model)) as client:
+        too_many = client.post("/v1/themes", json={"items": items[:6]})
+        assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_texts"
