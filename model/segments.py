@@ -1,9 +1,9 @@
 """Split a raw comment into sentence and clause spans, keeping offsets into the raw text.
 
 Sentences end where hazm's sentence tokenizer ends them (. ! ? ؟ and new lines); clauses also break at
-contrastive connectives (ولی, اما, but ...) and semicolons, because one Persian sentence often praises the
-product and blames the courier («... دیر رسید ولی کیفیتش عالیه»). The patterns accept Arabic ي/ك so they
-work on raw, unnormalised text.
+contrastive and additive connectives (ولی, اما, ضمنا, همچنین, but ...) and semicolons, because one
+Persian sentence often praises the product and blames the courier («... دیر رسید ولی کیفیتش عالیه»).
+The patterns accept Arabic ي/ك so they work on raw, unnormalised text.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ _Y = "[یيى]"
 _K = "[کك]"
 # As hazm's sentence tokenizer: punctuation ends a sentence only before white space, so «a.b@x.com» holds.
 _SENTENCE_END = r"[.!?؟!⸮؛;]+(?=\s|$)|\n+"
-_CONNECTIVE = rf"(?:ول{_Y}(?:\s*خب)?|ام{_Y}?ا|اما|البته|در حال{_Y}\s*{_K}ه|هرچند|but|vali|amma)"
+# Additive «ضمنا / همچنین» also open a new clause; «تازه» does not split: it is also "fresh".
+_CONNECTIVE = rf"(?:ول{_Y}(?:\s*خب)?|ام{_Y}?ا|اما|البته|در حال{_Y}\s*{_K}ه|هرچند|ضمنا|همچن{_Y}ن|but|vali|amma)"
 _BREAK = re.compile(rf"{_SENTENCE_END}|[،,]?\s+(?={_CONNECTIVE}(?:\s|$))", re.IGNORECASE)
 _WORDY = re.compile(r"\w", re.UNICODE)
 

@@ -105,7 +105,8 @@ def _sparkline(trend: Trend, width: int = 260, height: int = 56) -> str:
         return ""
     top = max(shares) or 1.0
     step = width / (len(shares) - 1)
-    # x runs right-to-left, like the page: the latest period sits at the left end.
+    # x runs right-to-left, like the page: the first period at the right end, the latest at the left (the axis
+    # labels below are in an RTL flex row, so its first label sits at the right too).
     points = " ".join(f"{width - i * step:.1f},{height - 4 - (s / top) * (height - 8):.1f}" for i, s in enumerate(shares))
     last_x, last_y = points.split(" ")[-1].split(",")
     return (f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
@@ -125,8 +126,8 @@ def _theme_card(rank: int, theme: Theme, period: str) -> str:
             detail = (f" <span class='muted'>(سهم {PERIOD_FA[period]} آخر {latest}٪ در برابر {baseline}٪ در شش"
                       f" {PERIOD_FA[period]} پیش از آن، p={_fa_number(theme.trend.p_value, 3)})</span>")
         trend_html = (f"<div class='trend {css}'><span class='badge {css}'>{words}</span>{detail}"
-                      f"{_sparkline(theme.trend)}<div class='axis'><span>{_e(theme.trend.periods[-1])}</span>"
-                      f"<span>{_e(theme.trend.periods[0])}</span></div></div>")
+                      f"{_sparkline(theme.trend)}<div class='axis'><span>{_e(theme.trend.periods[0])}</span>"
+                      f"<span>{_e(theme.trend.periods[-1])}</span></div></div>")
     subs = "".join(
         f"<li><b>{_e(s.label)}</b> <span class='muted'>({_fa_number(s.statements)} جمله)</span>"
         f"<div class='keys'>{' · '.join(_e(k) for k in s.keyphrases[1:4])}</div>"
