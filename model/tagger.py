@@ -78,8 +78,12 @@ class Tagger:
     def normalise(self, texts: Sequence[str]) -> list[str]:
         return normalise_many(texts, self.normaliser)
 
-    def _normalised_segments(self, raw: str) -> list[tuple[str, Evidence]]:
-        pairs = [(normalise(span.text, self.normaliser), span) for span in split_segments(raw)]
+    def _normalised_segments(self, raw: str, whole: str | None = None) -> list[tuple[str, Evidence]]:
+        """Clauses of `raw` with their normalised text; `whole` (raw normalised) is reused for a one-clause text."""
+        spans = split_segments(raw)
+        if whole is not None and len(spans) == 1 and spans[0].text == raw.strip():
+            return [(whole, spans[0])] if whole else []
+        pairs = [(normalise(span.text, self.normaliser), span) for span in spans]
         return [(text, span) for text, span in pairs if text]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -88,12 +92,13 @@ class Tagger:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
-    def tag(self, texts: Sequence[str]) -> list[Tag]:
-        normalised = self.normalise(texts)
+    def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None) -> list[Tag]:
+        """Tag raw texts. A caller that has already normalised them (with `self.normalise`) may pass that too."""
+        normalised = list(normalised) if normalised is not None else self.normalise(texts)
         proba = self.sentiment_.predict_proba(normalised)
         aspect_results: list[list[AspectTag]] = [[] for _ in texts]
         if self.aspects_ is not None:
-            segments = [self._normalised_segments(t) for t in texts]
+            segments = [self._normalised_segments(t, n) for t, n in zip(texts, normalised, strict=True)]
             predictions = self.aspects_.predict(normalised, [[s for s, _ in segs] for segs in segments])
             for i, found in enumerate(predictions):
                 aspect_results[i] = [

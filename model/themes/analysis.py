@@ -184,8 +184,9 @@ class ThemeAnalyzer:
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
             texts = [text for _, text in batch]
-            for (comment, text), normalised, tag in zip(batch, self.tagger.normalise(texts), self.tagger.tag(texts),
-                                                        strict=True):
+            normalised_texts = self.tagger.normalise(texts)
+            tags = self.tagger.tag(texts, normalised_texts)
+            for (comment, text), normalised, tag in zip(batch, normalised_texts, tags, strict=True):
                 if not normalised:
                     continue
                 result.append(Statement(comment, text, normalised, tag.sentiment,

@@ -89,3 +89,8 @@ def test_corrupt_incomplete_and_incompatible_folders_are_refused(tiny_tagger: Ta
         load_model("nothing-here", tmp_path)
     broken = [r for r in list_models(tmp_path) if "error" in r]
     assert len(broken) == 1  # listing reads manifests only; checksums are checked on load
+
+
+def test_passing_normalised_texts_changes_nothing(tiny_tagger: Tagger) -> None:
+    texts = ["قيمتش خيلي گرونه ولي کیفیتش عالیه", "ارسال دیر بود", "  عالی  "]
+    assert tiny_tagger.tag(texts, tiny_tagger.normalise(texts)) == tiny_tagger.tag(texts)

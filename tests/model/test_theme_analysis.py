@@ -35,7 +35,7 @@ class RuleTagger:
     def normalise(self, texts: list[str]) -> list[str]:
         return [t.strip() for t in texts]
 
-    def tag(self, texts: list[str]) -> list[Tag]:
+    def tag(self, texts: list[str], normalised: list[str] | None = None) -> list[Tag]:
         tags = []
         for text in texts:
             aspects = tuple(AspectTag(a, 1.0, p, 1.0) for word, (a, p) in RULES.items() if word in text.split())
