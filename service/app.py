@@ -154,10 +154,6 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     @app.post("/v1/themes", response_model=ThemeReport, tags=["themes"], responses=ERROR_RESPONSES)
     def themes(body: ThemeRequest, loaded: ModelDep) -> ThemeReport:
         """Root-cause themes of a batch of comments: the same report as `bazkhord report`'s report.json."""
-        if len(body.items) > settings.max_theme_items:
-            raise ApiError(413, "too_many_texts",
-                           f"{len(body.items)} comments in one call; the limit is {settings.max_theme_items}",
-                           [ErrorDetail(location=["items"], message="send fewer, or use `bazkhord report` on a file")])
         check_limits([item.text for item in body.items], True, settings, max_texts=settings.max_theme_items)
         records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=i.created_at, rating=i.rating,
                                   nps=i.nps, product=i.product, segment=i.segment) for i in body.items]
@@ -172,7 +168,7 @@ def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts
     limit = max_texts or settings.max_texts_per_request
     if len(texts) > limit:
         raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one call; the limit is {limit}",
-                       [ErrorDetail(location=["items"], message="split the batch")])
+                       [ErrorDetail(location=["items"], message="split the batch (or, for themes, use `bazkhord report`)")])
     for index, text in enumerate(texts):
         where: list[str | int] = ["items", index, "text"] if as_items else ["text"]
         if len(text) > settings.max_chars_per_text:
