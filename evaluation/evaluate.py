@@ -68,7 +68,11 @@ def evaluate(
     for start in range(0, len(records), BATCH):
         tags.extend(tagger.tag([r.text for r in records[start : start + BATCH]]))
     seconds = time.perf_counter() - started
-    metrics = score_tags(tags, [gold_label(r, field) for r in records], [r.aspects for r in records], tagger.labels)
+    gold_aspects = [r.aspects for r in records]
+    if tagger.taxonomy is not None:
+        # Training renamed aspect labels to taxonomy keys through its aliases; the gold labels must be too.
+        gold_aspects = [tagger.taxonomy.map_labels(a)[0] if a else a for a in gold_aspects]
+    metrics = score_tags(tags, [gold_label(r, field) for r in records], gold_aspects, tagger.labels)
     if not metrics:
         raise DataError(f"{data_path}: no row has a {field!r} or an aspects label to score against")
     metrics["model"] = {"name": loaded.name, "version": loaded.version, "kind": loaded.manifest["kind"]}

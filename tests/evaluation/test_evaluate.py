@@ -56,3 +56,22 @@ def test_unlabelled_data_cannot_be_scored(sample_model: LoadedModel, tmp_path: P
     path.write_text('{"text": "یک نظر بدون برچسب"}\n', encoding="utf-8")
     with pytest.raises(DataError, match="no row has a 'sentiment' or an aspects label"):
         evaluate(sample_model, path, "plain", write=False)
+
+
+def test_gold_aspect_names_are_mapped_like_training(tmp_path: Path) -> None:
+    from tests.conftest import write_jsonl
+    from training.config import load_config
+    from training.train import train
+
+    rows = [{"text": f"ارسال خیلی دیر بود {i}", "sentiment": "negative", "aspects": {"ارسال": "negative"}} for i in range(8)]
+    rows += [{"text": f"طعمش عالی بود {i}", "sentiment": "positive", "aspects": {"طعم": "positive"}} for i in range(8)]
+    path = write_jsonl(tmp_path / "food.jsonl", rows)
+    config = load_config(None, [f"data.train={json.dumps(str(path))}", f"output.models_dir={json.dumps(str(tmp_path / 'm'))}",
+                                "data.refit_on_dev=false"])
+    folder = train(config).folder
+    test = write_jsonl(tmp_path / "test.jsonl", [
+        {"text": "ارسال یک هفته دیر بود", "sentiment": "negative", "aspects": {"ارسال": "negative"}},
+        {"text": "طعمش خیلی عالی بود", "sentiment": "positive", "aspects": {"طعم": "positive"}}])
+    aspects = evaluate(folder, test, "test", write=False).metrics["aspects"]
+    assert set(aspects["per_aspect"]) == {"delivery", "quality"}  # not «ارسال» and «طعم» beside them
+    assert aspects["detection_micro_f1"] == 1.0
