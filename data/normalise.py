@@ -96,6 +96,9 @@ def _hazm_normaliser(remove_diacritics: bool) -> Any:
     return Normalizer(persian_numbers=False, remove_diacritics=remove_diacritics)
 
 
+# Pure and costly (hazm), and training asks for the same text several times (dedupe, split, leak check, fit,
+# fingerprints): one bounded memo here serves every caller.
+@lru_cache(maxsize=65_536)
 def normalise(text: str, config: NormaliserConfig = DEFAULT_NORMALISER) -> str:
     """Normalise one raw comment. Pure: the same text and config always give the same string."""
     text = text.translate(_LETTER_MAP).translate(_TO_LATIN_DIGITS)
