@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -164,6 +164,39 @@ def nps_of(scores: Sequence[float]) -> float | None:
     return round(100 * (promoters - detractors) / len(scores), 2)
 
 
+@dataclass(frozen=True)
+class Outcomes:
+    """Per-report baselines of the impact counterfactual, the same for every theme."""
+
+    ratings: dict[int, float]  # comment index -> rating
+    scores: dict[int, float]  # comment index -> NPS score
+    calm_rating: float | None  # mean rating of comments without complaints
+    calm_score: float | None  # median NPS score of those comments
+
+    @classmethod
+    def of(cls, records: Sequence[FeedbackRecord], negative: Mapping[int, object]) -> Outcomes:
+        ratings = {i: float(r.rating) for i, r in enumerate(records) if r.rating is not None}
+        scores = {i: float(r.nps) for i, r in enumerate(records) if r.nps is not None}
+        calm_ratings = [v for i, v in ratings.items() if i not in negative]
+        calm_scores = [v for i, v in scores.items() if i not in negative]
+        return cls(ratings, scores, float(np.mean(calm_ratings)) if calm_ratings else None,
+                   float(np.median(calm_scores)) if calm_scores else None)
+
+    def rating_change(self, relieved: set[int]) -> float | None:
+        if not self.ratings or self.calm_rating is None:
+            return None
+        before = float(np.mean(list(self.ratings.values())))
+        after = float(np.mean([self.calm_rating if i in relieved else v for i, v in self.ratings.items()]))
+        return round(after - before, 4)
+
+    def nps_change(self, relieved: set[int]) -> float | None:
+        if not self.scores or self.calm_score is None:
+            return None
+        before = nps_of(list(self.scores.values()))
+        after = nps_of([self.calm_score if i in relieved else v for i, v in self.scores.items()])
+        return None if before is None or after is None else round(after - before, 3)
+
+
 class ThemeAnalyzer:
     def __init__(self, tagger: Tagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None,
                  taxonomy_names: dict[str, tuple[str, str]] | None = None) -> None:
@@ -233,8 +266,9 @@ class ThemeAnalyzer:
             themes.append(("emerging", None, members, [], cluster.keyphrases, cluster.quotes))
 
         periods_of, periods = self._periods(records)
+        outcomes = Outcomes.of(records, negative_by_comment)
         report_themes = [self._theme(i, kind, aspect, members, subs, keys, quotes, statements, records,
-                                     negative_by_comment, periods_of, periods)
+                                     negative_by_comment, outcomes, periods_of, periods)
                          for i, (kind, aspect, members, subs, keys, quotes) in enumerate(themes)]
         # A cluster that is never a comment's only complaint («ناامید شدم») is a reaction, not a cause.
         reactions = [t for t in report_themes if t.kind == "emerging" and t.impact.negative_share_change_pts == 0]
@@ -318,18 +352,17 @@ class ThemeAnalyzer:
     def _theme(self, number: int, kind: str, aspect: str | None, members: list[int], subthemes: list[SubTheme],
                keyphrases: list[str], quotes: list[Quote] | None, statements: list[Statement],
                records: Sequence[FeedbackRecord],
-               negative_by_comment: dict[int, list[int]], periods_of: list[str | None], periods: list[str]) -> Theme:
+               negative_by_comment: dict[int, list[int]], outcomes: Outcomes, periods_of: list[str | None],
+               periods: list[str]) -> Theme:
         member_set = set(members)
         comments = {statements[k].comment for k in members}
         # Comments whose every negative statement belongs to this theme stop being negative without it.
         relieved = {c for c in comments if set(negative_by_comment[c]) <= member_set}
-        n = len(records) or 1
-        calm = [i for i in range(len(records)) if i not in negative_by_comment]
         impact = Impact(
             negative_comment_share=round(len(comments) / max(1, len(negative_by_comment)), 4),
-            negative_share_change_pts=round(100 * len(relieved) / n, 3),
-            rating_change=self._rating_change(records, relieved, calm),
-            nps_change=self._nps_change(records, relieved, calm),
+            negative_share_change_pts=round(100 * len(relieved) / (len(records) or 1), 3),
+            rating_change=outcomes.rating_change(relieved),
+            nps_change=outcomes.nps_change(relieved),
         )
         if kind == "aspect" and aspect is not None:
             name_fa, name_en = self.names.get(aspect, (aspect, None))
@@ -360,25 +393,3 @@ class ThemeAnalyzer:
             rows.sort(key=lambda row: (-row.comments, row.value))
             result[name] = rows[:10]
         return result
-
-    @staticmethod
-    def _rating_change(records: Sequence[FeedbackRecord], relieved: set[int], calm: list[int]) -> float | None:
-        ratings = {i: r.rating for i, r in enumerate(records) if r.rating is not None}
-        calm_ratings = [ratings[i] for i in calm if i in ratings]
-        if not ratings or not calm_ratings:
-            return None
-        calm_mean = float(np.mean(calm_ratings))
-        before = float(np.mean(list(ratings.values())))
-        after = float(np.mean([calm_mean if i in relieved else value for i, value in ratings.items()]))
-        return round(after - before, 4)
-
-    @staticmethod
-    def _nps_change(records: Sequence[FeedbackRecord], relieved: set[int], calm: list[int]) -> float | None:
-        scores = {i: float(r.nps) for i, r in enumerate(records) if r.nps is not None}
-        calm_scores = [scores[i] for i in calm if i in scores]
-        if not scores or not calm_scores:
-            return None
-        calm_median = float(np.median(calm_scores))
-        before = nps_of(list(scores.values()))
-        after = nps_of([calm_median if i in relieved else value for i, value in scores.items()])
-        return None if before is None or after is None else round(after - before, 3)
