@@ -198,14 +198,12 @@ class Outcomes:
 
 
 class ThemeAnalyzer:
-    def __init__(self, tagger: Tagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None,
-                 taxonomy_names: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(self, tagger: Tagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None) -> None:
         self.tagger = tagger
         self.settings = settings or ThemeSettings()
         self.steps = steps or ThemeSteps()
         taxonomy = tagger.taxonomy
-        self.names = taxonomy_names or (
-            {a.key: (a.name_fa, a.name_en) for a in taxonomy.aspects} if taxonomy is not None else {})
+        self.names = {a.key: (a.name_fa, a.name_en) for a in taxonomy.aspects} if taxonomy is not None else {}
 
     # -- statements -------------------------------------------------------------------------------------
     def statements(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> list[Statement]:
