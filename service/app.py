@@ -1,167 +1,426 @@
-"""The HTTP edge: loads the model in `lifespan`, validates requests, calls the tagger, maps errors to 4xx.
+"""The HTTP edge: auth, limits, batching and the store wired around the model; errors mapped to 4xx/503.
 
 No text processing happens here: the tagger normalises with the config saved in its model folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import BazkhordError
+from data.errors import BazkhordError, ModelFolderError
 from data.record import FeedbackRecord
-from model.base import Tag
-from model.folder import LoadedModel, load_model
+from data.taxonomy import Taxonomy
+from model.base import AspectTag, Evidence, Tag
+from model.folder import LoadedModel
 from model.themes.analysis import ThemeAnalyzer, ThemeSettings
 from model.themes.report import ThemeReport
+from service.auth import Caller, KeyStore, RateLimiter, retry_after_header
+from service.batcher import MicroBatcher, NoModel, QueueFull
+from service.db import make_engine, upgrade
+from service.observability import BodyTooLarge, EdgeMiddleware, Metrics
+from service.registry import ModelRegistry
 from service.schemas import (
+    ActivateRequest,
     AspectOut,
     ErrorBody,
     ErrorDetail,
     ErrorResponse,
     EvidenceOut,
+    FeedbackRequest,
+    FeedbackResponse,
     Health,
     ModelInfo,
+    ModelRef,
+    ModelsResponse,
+    ModelVersion,
     Ready,
+    StoredFeedback,
+    SummaryResponse,
     TagRequest,
     TagResponse,
     TagResult,
     ThemeRequest,
 )
 from service.settings import Settings
+from service.store import ConflictError, FeedbackStore, Filters, NewFeedback, Stored
 
 log = logging.getLogger("bazkhord.service")
 
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in (
-        (413, "too many texts, a text too long, or a body too large"),
-        (422, "the request is not valid: see error.details"),
-        (503, "no model is loaded"),
-    )
-}
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        401: "no API key, or an unknown or revoked one",
+        403: "the key lacks the scope this route needs",
+        404: "not found",
+        409: "conflicts with what is stored",
+        413: "too many texts, a text too long, or a body too large",
+        422: "the request is not valid: see error.details",
+        429: "this key's rate limit is reached: wait Retry-After seconds",
+        503: "overloaded (queue full or tagging timed out: retry after Retry-After seconds) or no model loaded",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}
+
+
+TAG_ERRORS = _responses(401, 403, 413, 422, 429, 503)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = ErrorBody(code=code, message=message, details=details or [])
+        self.headers = headers
 
 
-def get_model(request: Request) -> LoadedModel:
-    loaded: LoadedModel | None = request.app.state.model
-    if loaded is None:
-        raise ApiError(503, "model_unavailable", f"no model is loaded: {request.app.state.load_error}")
-    return loaded
+def error_response(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content=ErrorResponse(error=body).model_dump(), headers=headers)
 
 
-ModelDep = Annotated[LoadedModel, Depends(get_model)]
+# Documented in OpenAPI (the "Authorize" button of /docs); checked by `require` below.
+bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer bzk_...")
+header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: bzk_...")
 
 
-def error_response(status: int, body: ErrorBody) -> JSONResponse:
-    return JSONResponse(status_code=status, content=ErrorResponse(error=body).model_dump())
+class Services:
+    """What the routes need, made once per app."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.metrics = Metrics()
+        self.keys = KeyStore(engine, settings.auth_cache_seconds)
+        self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        self.store = FeedbackStore(engine)
+        self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
+        self.batcher = MicroBatcher(lambda: self.registry.active, settings.max_batch_texts,
+                                    settings.max_batch_wait_ms / 1000, settings.max_queue_texts,
+                                    on_batch=self.metrics.batch_size.observe)
+        self.metrics.queue_depth.set_function(lambda: self.batcher.queued)
+        self.load_error: str | None = None
+        self.themes_busy = asyncio.Semaphore(1)  # theme analysis is heavy: one at a time, others get 503
+
+    async def tag(self, texts: list[str]) -> tuple[LoadedModel, list[Tag]]:
+        """Tags through the micro-batcher, with the limits turned into answers."""
+        try:
+            return await asyncio.wait_for(self.batcher.tag(texts), self.settings.request_timeout_s)
+        except QueueFull as error:
+            self.metrics.rejected.labels("queue_full").inc()
+            raise ApiError(503, "overloaded", f"the service is saturated: {error}", headers={"Retry-After": "1"}
+                           ) from None
+        except TimeoutError:
+            self.metrics.rejected.labels("timeout").inc()
+            raise ApiError(503, "timeout", f"tagging did not finish within {self.settings.request_timeout_s} s",
+                           headers={"Retry-After": "2"}) from None
+        except NoModel as error:
+            raise ApiError(503, "model_unavailable", f"{error}: {self.load_error or ''}".rstrip(": ")) from None
+
+    def taxonomy(self) -> Taxonomy | None:
+        loaded = self.registry.active
+        return loaded.tagger.taxonomy if loaded is not None else None
+
+    def active(self) -> LoadedModel:
+        loaded = self.registry.active
+        if loaded is None:
+            raise ApiError(503, "model_unavailable", f"no model is loaded: {self.load_error}")
+        return loaded
 
 
-def create_app(settings: Settings | None = None, model: LoadedModel | None = None) -> FastAPI:
-    """Build the app. `model` lets tests and the CLI hand over a model already loaded."""
+def get_services(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require(scope: str) -> Any:
+    """A dependency that lets through only a valid, unrevoked key with `scope` (or admin) under its rate limit."""
+
+    async def check(
+        request: Request,
+        services: ServicesDep,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+        header: Annotated[str | None, Depends(header_scheme)],
+    ) -> Caller:
+        key = bearer.credentials if bearer is not None else header
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if not key:
+            raise ApiError(401, "unauthenticated", "this route needs an API key: send 'Authorization: Bearer <key>' "
+                           "or 'X-API-Key: <key>' (create one with `bazkhord keys create`)", headers=challenge)
+        caller = await run_in_threadpool(services.keys.verify, key)
+        if caller is None:
+            raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=challenge)
+        request.state.caller_name = caller.name
+        if not caller.allows(scope):
+            raise ApiError(403, "missing_scope", f"key {caller.name!r} has scopes {sorted(caller.scopes)}; "
+                           f"this route needs {scope!r}")
+        wait = services.limiter.acquire(caller.id, caller.rate_per_minute)
+        if wait > 0:
+            services.metrics.rejected.labels("rate_limited").inc()
+            raise ApiError(429, "rate_limited", f"key {caller.name!r} is over its rate limit; retry in {wait:.2f} s",
+                           headers={"Retry-After": retry_after_header(wait)})
+        return caller
+
+    return check
+
+
+TagCaller = Annotated[Caller, Depends(require("tag"))]
+IngestCaller = Annotated[Caller, Depends(require("ingest"))]
+ReportCaller = Annotated[Caller, Depends(require("report"))]
+AdminCaller = Annotated[Caller, Depends(require("admin"))]
+
+
+def create_app(settings: Settings | None = None, model: LoadedModel | None = None, engine: Engine | None = None
+               ) -> FastAPI:
+    """Build the app. `model` lets tests and the CLI hand over a model already loaded; `engine` a database."""
     settings = settings or Settings()
+    services = Services(settings, engine or make_engine(settings.database_url))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.model = model
-        app.state.load_error = None
-        if model is None:
-            try:
-                app.state.model = load_model(settings.model, settings.models_dir)
-                log.info("serving model %s %s", app.state.model.name, app.state.model.version)
-            except BazkhordError as error:
-                # Stay up and say why on /readyz, rather than crash-looping with a stack trace.
-                app.state.load_error = str(error)
-                log.error("no model loaded: %s", error)
-        if app.state.model is not None:
-            app.state.model.tagger.tag(["سلام"])  # warm-up: the normaliser's first call imports hazm (seconds)
+        if settings.migrate_on_start:
+            await run_in_threadpool(upgrade, services.engine)
+        try:
+            loaded = await run_in_threadpool(services.registry.start, model)
+            services.registry.record_startup()
+            services.metrics.set_model(loaded.name, loaded.version, str(loaded.manifest["kind"]))
+            log.info("serving model %s %s", loaded.name, loaded.version)
+        except BazkhordError as error:
+            # Stay up and say why on /readyz, rather than crash-looping with a stack trace.
+            services.load_error = str(error)
+            log.error("no model loaded: %s", error)
+        await services.batcher.start()
         yield
+        await services.batcher.stop()
 
     app = FastAPI(
         title="bazkhord",
-        summary="Persian customer-feedback tagging: sentiment, aspects with polarity, evidence spans.",
+        summary="Persian customer-feedback tagging: sentiment, aspects with polarity, evidence spans; a feedback "
+                "store with summary and theme reports.",
         version="1",
         lifespan=lifespan,
     )
     app.state.settings = settings
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Any) -> Any:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > settings.max_body_bytes:
-            return error_response(413, ErrorBody(
-                code="body_too_large",
-                message=f"request body is {length} bytes; the limit is {settings.max_body_bytes}"))
-        return await call_next(request)
+    app.state.services = services
+    app.add_middleware(EdgeMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.body)
+        return error_response(error.status, error.body, error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        details = [
-            ErrorDetail(location=[p for p in e.get("loc", ()) if p != "body"], message=str(e.get("msg", "")))
-            for e in error.errors()
-        ]
+        errors = error.errors()
+        details = [ErrorDetail(location=[p for p in e.get("loc", ()) if p != "body"], message=str(e.get("msg", "")))
+                   for e in errors]
+        if errors and all(e.get("type") in ("string_too_long", "too_long") for e in errors):
+            return error_response(413, ErrorBody(code="too_large", message="a text or a list is over its limit",
+                                                 details=details))
         return error_response(422, ErrorBody(code="invalid_request", message="the request is not valid", details=details))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return error_response(error.status_code, ErrorBody(code=f"http_{error.status_code}", message=str(error.detail)))
+        code = "body_too_large" if isinstance(error, BodyTooLarge) else f"http_{error.status_code}"
+        return error_response(error.status_code, ErrorBody(code=code, message=str(error.detail)), error.headers)
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, ErrorBody(code="internal", message="internal error; it has been logged"))
 
+    # -- open: health, readiness, metrics ------------------------------------------------------------------
     @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}})
-    def readyz(request: Request) -> Any:
-        loaded: LoadedModel | None = request.app.state.model
+    def readyz() -> Any:
+        loaded = services.registry.active
         if loaded is None:
-            return JSONResponse(status_code=503, content=Ready(status="not ready", reason=request.app.state.load_error)
+            return JSONResponse(status_code=503, content=Ready(status="not ready", reason=services.load_error)
                                 .model_dump())
         return Ready(status="ready", model=model_info(loaded))
 
-    @app.post("/v1/tag", response_model=TagResponse, tags=["tagging"], responses=ERROR_RESPONSES)
-    def tag(body: TagRequest, loaded: ModelDep) -> TagResponse:
-        # A plain `def`: FastAPI runs it in a worker thread, so inference never blocks the event loop.
+    @app.get("/metrics", tags=["ops"], response_class=Response,
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    def metrics() -> Response:
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- tagging -------------------------------------------------------------------------------------------
+    @app.post("/v1/tag", response_model=TagResponse, tags=["tagging"], responses=TAG_ERRORS)
+    async def tag(body: TagRequest, caller: TagCaller, services: ServicesDep) -> TagResponse:
         items = body.as_items()
         check_limits([item.text for item in items], body.items is not None, settings)
-        tags = loaded.tagger.tag([item.text for item in items])
+        loaded, tags = await services.tag([item.text for item in items])
         return TagResponse(
             model=model_info(loaded),
             results=[to_result(item.id, t, loaded) for item, t in zip(items, tags, strict=True)],
         )
 
-    @app.post("/v1/themes", response_model=ThemeReport, tags=["themes"], responses=ERROR_RESPONSES)
-    def themes(body: ThemeRequest, loaded: ModelDep) -> ThemeReport:
+    @app.post("/v1/themes", response_model=ThemeReport, tags=["themes"], responses=TAG_ERRORS)
+    async def themes(body: ThemeRequest, caller: ReportCaller, services: ServicesDep) -> ThemeReport:
         """Root-cause themes of a batch of comments: the same report as `bazkhord report`'s report.json."""
         check_limits([item.text for item in body.items], True, settings, max_texts=settings.max_theme_items)
         records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=i.created_at, rating=i.rating,
                                   nps=i.nps, product=i.product, segment=i.segment) for i in body.items]
-        analyzer = ThemeAnalyzer(loaded.tagger, ThemeSettings(period=body.period, seed=body.seed,
-                                                              min_theme_size=body.min_theme_size))
-        return analyzer.analyse(records)
+        return await services_themes(services, records, ThemeSettings(period=body.period, seed=body.seed,
+                                                                      min_theme_size=body.min_theme_size))
+
+    # -- the feedback store --------------------------------------------------------------------------------
+    @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["feedback"],
+              responses=_responses(401, 403, 409, 413, 422, 429, 503))
+    async def ingest(body: FeedbackRequest, caller: IngestCaller, services: ServicesDep) -> FeedbackResponse:
+        """Store comments with their tags. Idempotent on `client_id`: sending a comment again (a retry) stores
+        nothing new and answers `duplicate` with what was stored; the same `client_id` with another text is 409."""
+        check_limits([item.text for item in body.items], True, settings)
+        seen: dict[str, int] = {}
+        for index, item in enumerate(body.items):
+            if item.client_id in seen:
+                raise ApiError(422, "repeated_client_id", f"client_id {item.client_id!r} occurs twice in one request",
+                               [ErrorDetail(location=["items", index, "client_id"],
+                                            message=f"already used by items[{seen[item.client_id]}]")])
+            seen[item.client_id] = index
+        new = [NewFeedback(client_id=i.client_id, text=i.text, channel=i.channel, product=i.product,
+                           segment=i.segment, rating=i.rating, nps=i.nps, created_at=i.created_at) for i in body.items]
+        stored = await run_in_threadpool(services.store.find, [n.client_id for n in new])
+        conflicts = [i for i, n in enumerate(new) if n.client_id in stored
+                     and stored[n.client_id].text_sha256 != n.text_sha256]
+        if conflicts:
+            raise ApiError(409, "client_id_conflict", "client ids already stored with a different text; nothing was "
+                           "stored", [ErrorDetail(location=["items", i, "client_id"], message="stored with another text")
+                                      for i in conflicts])
+        todo = [n for n in new if n.client_id not in stored]
+        created: dict[str, Stored] = {}
+        if todo:
+            loaded, tags = await services.tag([n.text for n in todo])
+            try:
+                added = await run_in_threadpool(services.store.add, todo, tags, loaded.name, loaded.version, caller.id)
+            except ConflictError as error:
+                raise ApiError(409, "client_id_conflict", str(error)) from None
+            for row, was_new in added:
+                (created if was_new else stored)[row.client_id] = row
+            services.metrics.feedback.inc(sum(1 for _, was_new in added if was_new))
+        taxonomy = services.taxonomy()
+        return FeedbackResponse(results=[
+            to_stored(created[n.client_id], "created", taxonomy) if n.client_id in created
+            else to_stored(stored[n.client_id], "duplicate", taxonomy) for n in new])
+
+    @app.get("/v1/feedback/{client_id}", response_model=StoredFeedback, tags=["feedback"],
+             responses=_responses(401, 403, 404, 429))
+    async def get_feedback(client_id: str, caller: ReportCaller, services: ServicesDep) -> StoredFeedback:
+        found = await run_in_threadpool(services.store.find, [client_id])
+        if client_id not in found:
+            raise ApiError(404, "not_found", f"no stored comment has client_id {client_id!r}")
+        return to_stored(found[client_id], "stored", services.taxonomy())
+
+    @app.get("/v1/reports/summary", response_model=SummaryResponse, tags=["reports"],
+             responses=_responses(401, 403, 422, 429))
+    async def summary(caller: ReportCaller, services: ServicesDep, filters: Annotated[Filters, Depends(report_filters)],
+                      period: Literal["day", "week", "month"] = "week") -> SummaryResponse:
+        """Counts over stored feedback: sentiment, aspects with their polarity, channels, model versions, and a
+        series by `period` (of `created_at`, UTC)."""
+        result = await run_in_threadpool(services.store.summary, filters, period)
+        return SummaryResponse(filters=describe(filters), **result)
+
+    @app.get("/v1/reports/themes", response_model=ThemeReport, tags=["reports"],
+             responses={**_responses(401, 403, 422, 429, 503), 200: {"content": {"text/html": {}}}})
+    async def stored_themes(caller: ReportCaller, services: ServicesDep,
+                            filters: Annotated[Filters, Depends(report_filters)],
+                            period: Literal["day", "week", "month"] = "week",
+                            format: Literal["json", "html"] = "json",
+                            seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 13,
+                            min_theme_size: Annotated[int, Query(ge=2, le=10_000)] = 8) -> Any:
+        """The theme report (see the themes docs) over the newest stored comments that match the filters, at most
+        `max_theme_items` of them; `format=html` gives the analysts' RTL page."""
+        records, matched = await run_in_threadpool(services.store.records, filters, settings.max_theme_items)
+        report = await services_themes(services, records, ThemeSettings(period=period, seed=seed,
+                                                                        min_theme_size=min_theme_size))
+        if matched > len(records):
+            report.notes.append(f"{matched} stored comments matched; the newest {len(records)} were analysed "
+                                "(BAZKHORD_MAX_THEME_ITEMS)")
+        if format == "html":
+            from service.theme_report import render_html
+
+            return HTMLResponse(render_html(report))
+        return report
+
+    # -- the model registry --------------------------------------------------------------------------------
+    @app.get("/v1/models", response_model=ModelsResponse, tags=["models"], responses=_responses(401, 403, 429, 503))
+    async def models(caller: AdminCaller, services: ServicesDep) -> ModelsResponse:
+        loaded = services.active()
+        rows = await run_in_threadpool(services.registry.versions)
+        return ModelsResponse(name=loaded.name, active=loaded.version, versions=[ModelVersion(**r) for r in rows])
+
+    @app.post("/v1/models/activate", response_model=ModelInfo, tags=["models"],
+              responses=_responses(401, 403, 409, 422, 429, 503))
+    async def activate(body: ActivateRequest, caller: AdminCaller, services: ServicesDep) -> ModelInfo:
+        """Serve another version of the model. It is loaded, checked and warmed up first; requests in flight
+        finish on the old one. A folder that does not load is refused (409) and the active model keeps serving."""
+        return await swap(services, lambda: services.registry.activate(body.version, caller.name))
+
+    @app.post("/v1/models/rollback", response_model=ModelInfo, tags=["models"],
+              responses=_responses(401, 403, 409, 429, 503))
+    async def rollback(caller: AdminCaller, services: ServicesDep) -> ModelInfo:
+        """Serve again the version that was active before the current one."""
+        return await swap(services, lambda: services.registry.rollback(caller.name))
 
     return app
+
+
+async def swap(services: Services, change: Any) -> ModelInfo:
+    services.active()
+    try:
+        loaded: LoadedModel = await run_in_threadpool(change)
+    except ModelFolderError as error:
+        raise ApiError(409, "model_refused", f"{error}; the active model keeps serving") from None
+    services.metrics.set_model(loaded.name, loaded.version, str(loaded.manifest["kind"]))
+    return model_info(loaded)
+
+
+async def services_themes(services: Services, records: list[FeedbackRecord], theme_settings: ThemeSettings
+                          ) -> ThemeReport:
+    if services.themes_busy.locked():
+        services.metrics.rejected.labels("themes_busy").inc()
+        raise ApiError(503, "overloaded", "another theme report is being computed; retry shortly",
+                       headers={"Retry-After": "5"})
+    loaded = services.active()
+    async with services.themes_busy:
+        return await run_in_threadpool(ThemeAnalyzer(loaded.tagger, theme_settings).analyse, records)
+
+
+def report_filters(
+    start: Annotated[datetime | None, Query(description="from this time (inclusive), on created_at")] = None,
+    end: Annotated[datetime | None, Query(description="until this time (exclusive)")] = None,
+    channel: Annotated[str | None, Query(max_length=100)] = None,
+    product: Annotated[str | None, Query(max_length=200)] = None,
+    segment: Annotated[str | None, Query(max_length=100)] = None,
+    model_version: Annotated[str | None, Query(max_length=100)] = None,
+) -> Filters:
+    if start is not None and end is not None and end <= start:
+        raise ApiError(422, "empty_range", f"end ({end.isoformat()}) must come after start ({start.isoformat()})",
+                       [ErrorDetail(location=["query", "end"], message="must be later than start")])
+    return Filters(start=start, end=end, channel=channel, product=product, segment=segment, model_version=model_version)
+
+
+def describe(filters: Filters) -> dict[str, str | None]:
+    return {"start": filters.start.isoformat() if filters.start else None,
+            "end": filters.end.isoformat() if filters.end else None,
+            "channel": filters.channel, "product": filters.product, "segment": filters.segment,
+            "model_version": filters.model_version}
 
 
 def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts: int | None = None) -> None:
@@ -183,16 +442,26 @@ def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts
                            [ErrorDetail(location=where, message="remove NUL (\\u0000) characters")])
 
 
+def to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFeedback:
+    aspects = tuple(AspectTag(a["aspect"], a["confidence"], a["polarity"], a["polarity_confidence"],
+                              tuple(Evidence(e["text"], e["start"], e["end"]) for e in a["evidence"]))
+                    for a in row.aspects)
+    return StoredFeedback(
+        client_id=row.client_id, status=status, text=row.text, channel=row.channel, product=row.product,  # type: ignore[arg-type]
+        segment=row.segment, rating=row.rating, nps=row.nps, created_at=row.created_at, received_at=row.received_at,
+        sentiment=row.sentiment, probabilities=row.probabilities, aspects=aspects_out(aspects, taxonomy),
+        model=ModelRef(name=row.model_name, version=row.model_version))
+
+
 def model_info(loaded: LoadedModel) -> ModelInfo:
     return ModelInfo(name=loaded.name, version=loaded.version, kind=str(loaded.manifest["kind"]))
 
 
-def to_result(item_id: str | None, tag: Tag, loaded: LoadedModel) -> TagResult:
-    taxonomy = loaded.tagger.taxonomy
-    aspects = []
-    for a in tag.aspects:
+def aspects_out(aspects: tuple[AspectTag, ...], taxonomy: Taxonomy | None) -> list[AspectOut]:
+    found = []
+    for a in aspects:
         entry = taxonomy.get(a.aspect) if taxonomy is not None else None
-        aspects.append(AspectOut(
+        found.append(AspectOut(
             aspect=a.aspect,
             name_fa=entry.name_fa if entry else None,
             name_en=entry.name_en if entry else None,
@@ -201,4 +470,9 @@ def to_result(item_id: str | None, tag: Tag, loaded: LoadedModel) -> TagResult:
             polarity_confidence=a.polarity_confidence,
             evidence=[EvidenceOut(text=e.text, start=e.start, end=e.end) for e in a.evidence],
         ))
-    return TagResult(id=item_id, sentiment=tag.sentiment, probabilities=tag.probabilities, aspects=aspects)
+    return found
+
+
+def to_result(item_id: str | None, tag: Tag, loaded: LoadedModel) -> TagResult:
+    return TagResult(id=item_id, sentiment=tag.sentiment, probabilities=tag.probabilities,
+                     aspects=aspects_out(tag.aspects, loaded.tagger.taxonomy))

@@ -1,4 +1,5 @@
-"""`bazkhord` command line: train, evaluate, serve, list models, tag a few texts.
+"""`bazkhord` command line: train, evaluate, serve, report, list models, tag a few texts, manage API keys,
+re-tag stored feedback, migrate the store.
 
 Errors bazkhord expects (bad data, bad config, bad model folder) print one clear message and exit 2;
 never a stack trace.
@@ -10,9 +11,18 @@ import argparse
 import json
 import logging
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from data.errors import BazkhordError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from service.settings import Settings
 
 log = logging.getLogger("bazkhord")
 
@@ -114,26 +124,105 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from model.folder import load_model
-    from service.app import create_app
+def _settings(args: argparse.Namespace) -> Settings:
     from service.settings import Settings
 
     overrides: dict[str, object] = {}
-    if args.model:
-        overrides["model"] = args.model
-    if args.models_dir:
-        overrides["models_dir"] = args.models_dir
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    loaded = load_model(settings.model, settings.models_dir)  # fail here, clearly, not inside the server
+    for name in ("model", "models_dir", "database_url"):
+        value = getattr(args, name, None)
+        if value:
+            overrides[name] = value
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    from service.db import make_engine, upgrade
+
+    engine = make_engine(_settings(args).database_url)
+    upgrade(engine)
+    return engine
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+    from service.auth import KeyStore
+    from service.observability import setup_json_logging
+    from service.registry import ModelRegistry
+
+    settings = _settings(args)
+    engine = _engine(args)
+    # Load here, so a missing or broken model fails clearly before the server starts.
+    loaded = ModelRegistry(settings.model, settings.models_dir, engine).start()
     url = f"http://{args.host}:{args.port}"
     body = json.dumps({"text": EXAMPLE}, ensure_ascii=False)
+    key = "$BAZKHORD_KEY"
+    if args.demo_key:
+        key = KeyStore(engine).create(f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}", "tag,ingest,report").key
     print(f"serving {loaded.name} {loaded.version} on {url}   (API docs: {url}/docs)\n"
-          f"try, in another terminal:\n"
-          f"  curl -s {url}/v1/tag -H 'Content-Type: application/json' -d '{body}'\n", flush=True)
-    uvicorn.run(create_app(settings, model=loaded), host=args.host, port=args.port, log_level="info")
+          f"store: {settings.database_url}\n"
+          + (f"a demo key with scopes tag, ingest, report: {key}\n" if args.demo_key else
+             "create a key first: bazkhord keys create --name me --scopes tag,ingest,report\n")
+          + f"try, in another terminal:\n"
+          f"  curl -s {url}/v1/tag -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'\n",
+          flush=True)
+    if settings.json_logs:
+        setup_json_logging(settings.log_level)
+    uvicorn.run(create_app(settings, model=loaded, engine=engine), host=args.host, port=args.port,
+                log_level=settings.log_level.lower(), log_config=None if settings.json_logs else uvicorn.config.LOGGING_CONFIG,
+                access_log=False)
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from service.auth import KeyStore
+
+    keys = KeyStore(_engine(args))
+    if args.action == "create":
+        new = keys.create(args.name, args.scopes, args.rate_per_minute)
+        print(f"created key {new.caller.name!r} with scopes {','.join(sorted(new.caller.scopes))}; "
+              "it is shown once, store it now:", file=sys.stderr)
+        print(new.key)
+    elif args.action == "revoke":
+        print(f"revoked key {keys.revoke(args.name)!r}")
+    else:
+        rows = keys.list()
+        for row in rows:
+            state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+            rate = f"{row['rate_per_minute']}/min" if row["rate_per_minute"] else "default rate"
+            print(f"{row['name']:<24} bzk_{row['prefix']}_…  {row['scopes']:<24} {rate:<14} {state}")
+        if not rows:
+            print("no keys yet: bazkhord keys create --name NAME --scopes tag,ingest,report")
+    return 0
+
+
+def cmd_retag(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from model.folder import load_model
+    from service.store import FeedbackStore, Filters
+
+    engine = _engine(args)
+    loaded = load_model(args.model, _settings(args).models_dir)
+    filters = Filters(start=args.start, end=args.end, channel=args.channel, product=args.product, segment=args.segment)
+    with tqdm(total=None, desc=f"retag with {loaded.version}", unit="comment", file=sys.stderr,
+              disable=args.quiet) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        done = FeedbackStore(engine).retag(loaded.tagger.tag, loaded.name, loaded.version, filters,
+                                           args.batch_size, args.all, progress)
+    print(f"re-tagged {done} stored comment(s) with {loaded.name} {loaded.version}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from service.db import current_revision
+
+    engine = _engine(args)  # upgrades
+    print(f"{_settings(args).database_url}: schema at revision {current_revision(engine)}")
     return 0
 
 
@@ -189,12 +278,48 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
     evaluate.set_defaults(run=cmd_evaluate)
 
-    serve = commands.add_parser("serve", help="serve the tagging API")
+    database = {"dest": "database_url", "help": "the feedback store (default: BAZKHORD_DATABASE_URL or "
+                                                "sqlite:///artifacts/bazkhord.db)"}
+    serve = commands.add_parser("serve", help="serve the API (tagging, feedback store, reports, model registry)")
     serve.add_argument("--model", help="model to serve (default: BAZKHORD_MODEL or 'sample')")
     serve.add_argument("--models-dir", type=Path)
+    serve.add_argument("--database-url", **database)  # type: ignore[arg-type]
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--demo-key", action="store_true", help="create a key (tag, ingest, report) and print it")
     serve.set_defaults(run=cmd_serve)
+
+    keys = commands.add_parser("keys", help="API keys: create, list, revoke")
+    keys_actions = keys.add_subparsers(dest="action", required=True)
+    create = keys_actions.add_parser("create", help="create a key; it is printed once and only its hash is kept")
+    create.add_argument("--name", required=True, help="who or what uses the key")
+    create.add_argument("--scopes", required=True, help="comma-separated: tag, ingest, report, admin")
+    create.add_argument("--rate-per-minute", type=int, help="this key's rate limit (default: the service's)")
+    revoke = keys_actions.add_parser("revoke", help="revoke a key by name or prefix")
+    revoke.add_argument("name")
+    keys_actions.add_parser("list", help="list keys (never the keys themselves)")
+    for sub in keys_actions.choices.values():
+        sub.add_argument("--database-url", **database)  # type: ignore[arg-type]
+    keys.set_defaults(run=cmd_keys)
+
+    retag = commands.add_parser("retag", help="tag stored feedback again with another model version")
+    retag.add_argument("--model", required=True, help="name, name@version or folder")
+    retag.add_argument("--models-dir", type=Path)
+    retag.add_argument("--database-url", **database)  # type: ignore[arg-type]
+    retag.add_argument("--all", action="store_true", help="also comments this version tagged already")
+    retag.add_argument("--start", type=datetime.fromisoformat, help="created_at from (ISO date/time, inclusive)")
+    retag.add_argument("--end", type=datetime.fromisoformat, help="created_at until (exclusive)")
+    retag.add_argument("--channel")
+    retag.add_argument("--product")
+    retag.add_argument("--segment")
+    retag.add_argument("--batch-size", type=int, default=256, help="comments per transaction")
+    retag.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    retag.set_defaults(run=cmd_retag)
+
+    db = commands.add_parser("db", help="bring the feedback store's schema up to date (migrations)")
+    db.add_argument("action", choices=["upgrade"])
+    db.add_argument("--database-url", **database)  # type: ignore[arg-type]
+    db.set_defaults(run=cmd_db)
 
     report = commands.add_parser("report", help="root-cause themes of a file of comments: JSON, CSV and HTML")
     report.add_argument("--input", required=True, help="comments (.jsonl, .csv, .parquet, dataset folder)")
@@ -228,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args))
     except BazkhordError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as error:  # the store is unreachable or refuses: say which, no stack trace
+        print(f"error: the feedback store failed ({type(error).__name__}): {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

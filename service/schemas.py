@@ -68,6 +68,30 @@ class ThemeRequest(BaseModel):
     min_theme_size: int = Field(8, ge=2, le=10_000)
 
 
+class FeedbackItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(..., min_length=1, max_length=200,
+                           description="the caller's id for this comment; sending it again stores nothing new")
+    text: str = Field(..., max_length=HARD_MAX_CHARS)
+    created_at: datetime | None = Field(None, description="when the customer wrote it; default: when received")
+    channel: str | None = Field(None, max_length=100)
+    rating: float | None = Field(None, ge=-1e9, le=1e9)
+    nps: int | None = Field(None, ge=0, le=10)
+    product: str | None = Field(None, max_length=200)
+    segment: str | None = Field(None, max_length=100)
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"items": [{"client_id": "app-review-1042", "channel": "app_review",
+                                                    "text": "پیک دو روز دیر اومد", "rating": 2}]}]},
+    )
+
+    items: list[FeedbackItem] = Field(..., min_length=1, max_length=HARD_MAX_TEXTS)
+
+
 class EvidenceOut(BaseModel):
     text: str
     start: int = Field(description="offset of the span in the text as sent")
@@ -89,6 +113,98 @@ class TagResult(BaseModel):
     sentiment: str
     probabilities: dict[str, float]
     aspects: list[AspectOut]
+
+
+class StoredFeedback(BaseModel):
+    client_id: str
+    status: Literal["created", "duplicate", "stored"] = Field(
+        description="created: stored now; duplicate: stored earlier with the same text, nothing changed")
+    text: str
+    channel: str | None
+    product: str | None
+    segment: str | None
+    rating: float | None
+    nps: int | None
+    created_at: datetime
+    received_at: datetime
+    sentiment: str
+    probabilities: dict[str, float]
+    aspects: list[AspectOut]
+    model: ModelRef
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class FeedbackResponse(BaseModel):
+    results: list[StoredFeedback]
+
+
+class AspectSummary(BaseModel):
+    aspect: str
+    mentions: int
+    polarity: dict[str, int]
+    negative_share: float
+
+
+class ChannelSummary(BaseModel):
+    channel: str | None
+    comments: int
+    negative: int
+
+
+class VersionSummary(BaseModel):
+    name: str
+    version: str
+    comments: int
+
+
+class PeriodSummary(BaseModel):
+    period: str
+    comments: int
+    negative: int
+
+
+class NpsSummary(BaseModel):
+    responses: int
+    score: float
+
+
+class SummaryResponse(BaseModel):
+    filters: dict[str, str | None]
+    comments: int
+    sentiment: dict[str, int]
+    negative_share: float | None
+    mean_rating: float | None
+    nps: NpsSummary | None
+    aspects: list[AspectSummary]
+    channels: list[ChannelSummary]
+    model_versions: list[VersionSummary]
+    series: list[PeriodSummary]
+
+
+class ModelVersion(BaseModel):
+    version: str
+    active: bool
+    latest: bool
+    kind: str | None = None
+    created_at: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    error: str | None = Field(None, description="why this folder cannot be served")
+
+
+class ModelsResponse(BaseModel):
+    name: str
+    active: str
+    versions: list[ModelVersion]
+
+
+class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(..., min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class ModelInfo(BaseModel):

@@ -11,10 +11,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BAZKHORD_", env_file=".env", extra="ignore")
 
-    model: str = Field("sample", description="model name (its LATEST version), name@version, or a folder path")
+    model: str = Field("sample", description="model name (the version recorded active, else LATEST), name@version, "
+                                             "or a folder path")
     models_dir: Path = Path("artifacts/models")
+    database_url: str = Field("sqlite:///artifacts/bazkhord.db",
+                              description="sqlite:///file.db or postgresql+psycopg://user@host:5432/db")
+    migrate_on_start: bool = Field(True, description="run the Alembic migrations when the service starts")
+
+    # request size
     max_texts_per_request: int = Field(64, ge=1, le=10_000)
     max_chars_per_text: int = Field(5_000, ge=1, le=100_000)
     max_body_bytes: int = Field(2_000_000, ge=1_000)
-    max_theme_items: int = Field(2_000, ge=1, le=100_000, description="comments per POST /v1/themes")
+    max_theme_items: int = Field(2_000, ge=1, le=100_000, description="comments per theme report")
+
+    # auth and rate limits
+    auth_cache_seconds: float = Field(5.0, ge=0, description="how long a verified key is trusted before re-reading it")
+    rate_limit_per_minute: int = Field(1_200, ge=1, description="requests a minute per key, unless the key says")
+    rate_limit_burst: int = Field(120, ge=1, description="requests a key may send at once before the rate applies")
+
+    # batching and backpressure
+    max_batch_texts: int = Field(64, ge=1, le=4_096, description="texts per model call")
+    max_batch_wait_ms: float = Field(2.0, ge=0, le=1_000, description="how long a batch waits for more requests")
+    max_queue_texts: int = Field(1_024, ge=1, description="texts waiting to be tagged before 503")
+    request_timeout_s: float = Field(10.0, gt=0, description="longest wait for tagging before 503")
+
     log_level: str = "INFO"
+    json_logs: bool = True

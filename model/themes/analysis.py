@@ -15,7 +15,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -100,6 +100,13 @@ class Statement:
     sentiment: str
     negative_probability: float
     aspects: dict[str, str]
+
+
+def utc_naive(moment: datetime | None) -> datetime | None:
+    """Times with a zone in UTC, times without one as given: so both kinds compare and fall in the same periods."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def period_key(moment: datetime, period: str) -> str:
@@ -275,7 +282,7 @@ class ThemeAnalyzer:
         for number, theme in enumerate(t for t in report_themes if t.kind == "emerging"):
             theme.id = f"emerging:{number}"
         ratings = [r.rating for r in records if r.rating is not None]
-        dates = sorted(r.created_at for r in records if r.created_at is not None)
+        dates = sorted(m for m in (utc_naive(r.created_at) for r in records) if m is not None)
         notes = []
         if reactions:
             notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
@@ -341,10 +348,11 @@ class ThemeAnalyzer:
         return quotes
 
     def _periods(self, records: Sequence[FeedbackRecord]) -> tuple[list[str | None], list[str]]:
-        dated = [r.created_at for r in records if r.created_at is not None]
+        moments = [utc_naive(r.created_at) for r in records]
+        dated = [m for m in moments if m is not None]
         if not dated:
             return [None] * len(records), []
-        keys = [period_key(r.created_at, self.settings.period) if r.created_at else None for r in records]
+        keys = [period_key(m, self.settings.period) if m else None for m in moments]
         return keys, period_range(min(dated), max(dated), self.settings.period)
 
     def _theme(self, number: int, kind: str, aspect: str | None, members: list[int], subthemes: list[SubTheme],
