@@ -145,6 +145,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def sqlite_pragmas(connection: Any, _: Any) -> None:
+            # pysqlite opens and commits transactions on its own, which breaks SAVEPOINT (a released savepoint
+            # would commit); SQLAlchemy's recipe: let the driver do nothing and emit BEGIN ourselves.
+            connection.isolation_level = None
             cursor = connection.cursor()
             # WAL lets reports read while ingestion writes; FULL makes a commit survive a crash of the machine,
             # not only of the process: an acknowledged comment is on disk.
@@ -152,6 +155,10 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def sqlite_begin(connection: Any) -> None:
+            connection.exec_driver_sql("BEGIN")
 
         return engine
     if parsed.get_backend_name() == "postgresql":

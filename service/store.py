@@ -149,7 +149,6 @@ class FeedbackStore:
                         session.add(row)
                     results.append((_stored(row), True))
                 except IntegrityError:  # stored meanwhile by a concurrent request
-                    session.expunge(row)
                     existing = session.scalars(select(Feedback).where(Feedback.client_id == item.client_id)).one()
                     if existing.text_sha256 != item.text_sha256:
                         conflicts.append(item.client_id)
@@ -176,19 +175,19 @@ class FeedbackStore:
                 func.sum(case((Feedback.nps <= 6, 1), else_=0)),
             ).where(*where, Feedback.nps.is_not(None))).one()
             sentiments = dict(session.execute(
-                select(Feedback.sentiment, func.count()).where(*where).group_by(Feedback.sentiment)).tuples().all())
+                select(Feedback.sentiment, func.count()).where(*where).group_by(Feedback.sentiment)).all())
             aspect_rows = session.execute(
                 select(FeedbackAspect.aspect, FeedbackAspect.polarity, func.count())
                 .join(Feedback, FeedbackAspect.feedback_id == Feedback.id).where(*where)
-                .group_by(FeedbackAspect.aspect, FeedbackAspect.polarity)).tuples().all()
+                .group_by(FeedbackAspect.aspect, FeedbackAspect.polarity)).all()
             channels = session.execute(
-                select(Feedback.channel, func.count(), negative).where(*where).group_by(Feedback.channel)).tuples().all()
+                select(Feedback.channel, func.count(), negative).where(*where).group_by(Feedback.channel)).all()
             versions = session.execute(
                 select(Feedback.model_name, Feedback.model_version, func.count()).where(*where)
-                .group_by(Feedback.model_name, Feedback.model_version)).tuples().all()
+                .group_by(Feedback.model_name, Feedback.model_version)).all()
             bucket = self._bucket(period).label("period")
             series = session.execute(
-                select(bucket, func.count(), negative).where(*where).group_by(bucket).order_by(bucket)).tuples().all()
+                select(bucket, func.count(), negative).where(*where).group_by(bucket).order_by(bucket)).all()
 
         aspects: dict[str, dict[str, int]] = {}
         for aspect, polarity, n in aspect_rows:

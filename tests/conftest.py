@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,91 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"shared data folder {path} is absent (set BAZKHORD_SHARED_DATA)")
     return path
+
+
+# -- PostgreSQL for the store tests: the machine's server, started when it is down, else one of our own ----------
+POSTGRES_URL = os.environ.get("BAZKHORD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _reachable(url: str) -> bool:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("select 1"))
+        return True
+    except SQLAlchemyError:
+        return False
+    finally:
+        engine.dispose()
+
+
+def _start_debian_cluster() -> None:
+    """Start the clusters of Debian's postgresql package, as the machine's own set-up does."""
+    import subprocess
+
+    if shutil.which("pg_ctlcluster") is None or not Path("/etc/postgresql").is_dir():
+        return
+    for version in sorted(os.listdir("/etc/postgresql")):
+        subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                       capture_output=True, timeout=60, check=False)
+
+
+def _own_cluster(folder: Path) -> tuple[str, list[str]] | None:
+    """A throw-away cluster with trust auth on a free port, from Debian's binaries; its URL and stop command."""
+    import socket
+    import subprocess
+
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not binaries:
+        return None
+    bin_dir = binaries[-1].parent
+    run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder.mkdir(parents=True, exist_ok=True)
+    if run_as:
+        shutil.chown(folder, "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    steps = [[*run_as, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
+             [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
+              f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]]
+    for step in steps:
+        if subprocess.run(step, capture_output=True, timeout=120, check=False).returncode != 0:
+            return None
+    stop = [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh, empty database on a real PostgreSQL server, dropped afterwards."""
+    import subprocess
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server, stop = POSTGRES_URL, None
+    if not _reachable(server):
+        _start_debian_cluster()
+    if not _reachable(server):
+        own = _own_cluster(tmp_path_factory.mktemp("postgres"))
+        if own is None or not _reachable(own[0]):
+            pytest.skip(f"no PostgreSQL at {POSTGRES_URL}, and none could be started (install Debian's postgresql)")
+        server, stop = own
+    name = f"bazkhord_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+        if stop is not None:
+            subprocess.run(stop, capture_output=True, timeout=60, check=False)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+from pathlib import Path
 
 from model.folder import LoadedModel, load_model
-from service.app import create_app
-from service.settings import Settings
 from tests.conftest import SAMPLE_TEST
+from tests.service.helpers import api
 
 DONE_WHEN = "ارسال خیلی دیر انجام شد و جعبه له شده بود ولی کیفیت خود گوشی عالیه"
 
 
-def test_round_trip(sample_model: LoadedModel) -> None:
+def test_round_trip(sample_model: LoadedModel, tmp_path: Path) -> None:
     texts = [line for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()[:40]]
     reloaded = load_model(sample_model.folder)
     assert reloaded.tagger.tag(texts) == sample_model.tagger.tag(texts)
-    with TestClient(create_app(Settings(max_texts_per_request=64), model=reloaded)) as client:
-        api = client.post("/v1/tag", json={"items": [{"text": t} for t in texts]}).json()["results"]
+    with api(tmp_path, reloaded, "tag", max_texts_per_request=64) as client:
+        over_http = client.post("/v1/tag", json={"items": [{"text": t} for t in texts]}).json()["results"]
     direct = sample_model.tagger.tag(texts)
-    assert [r["sentiment"] for r in api] == [t.sentiment for t in direct]
-    assert [r["probabilities"] for r in api] == [t.probabilities for t in direct]
+    assert [r["sentiment"] for r in over_http] == [t.sentiment for t in direct]
+    assert [r["probabilities"] for r in over_http] == [t.probabilities for t in direct]
 
 
 def test_the_issue_example(sample_model: LoadedModel) -> None:

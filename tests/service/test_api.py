@@ -11,15 +11,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from model.folder import LoadedModel
-from service.app import create_app
-from service.settings import Settings
 from tests.data.test_normalise import GOLDEN
+from tests.service.helpers import api
 
 
 @pytest.fixture
-def client(sample_model: LoadedModel) -> Iterator[TestClient]:
-    settings = Settings(max_texts_per_request=8, max_chars_per_text=300, max_body_bytes=20_000)
-    with TestClient(create_app(settings, model=sample_model)) as test_client:
+def client(sample_model: LoadedModel, tmp_path: Path) -> Iterator[TestClient]:
+    with api(tmp_path, sample_model, "tag", max_texts_per_request=8, max_chars_per_text=300,
+             max_body_bytes=20_000) as test_client:
         yield test_client
 
 
@@ -106,15 +105,13 @@ def test_malformed_json_and_huge_body(client: TestClient) -> None:
 
 
 def test_without_a_model_the_service_says_why(tmp_path: Path) -> None:
-    settings = Settings(model="missing", models_dir=tmp_path)
-    with TestClient(create_app(settings)) as no_model:
+    with api(tmp_path, None, model="missing", models_dir=tmp_path) as no_model:
         assert no_model.get("/healthz").status_code == 200
         ready = no_model.get("/readyz")
         assert ready.status_code == 503 and "no model at" in ready.json()["reason"]
         assert_error(no_model.post("/v1/tag", json={"text": "سلام"}), 503, "model_unavailable")
 
 
-def test_lifespan_loads_the_model_from_settings(sample_model: LoadedModel) -> None:
-    settings = Settings(model=str(sample_model.folder))
-    with TestClient(create_app(settings)) as loaded_client:
+def test_lifespan_loads_the_model_from_settings(sample_model: LoadedModel, tmp_path: Path) -> None:
+    with api(tmp_path, None, model=str(sample_model.folder)) as loaded_client:
         assert loaded_client.get("/readyz").json()["model"]["version"] == sample_model.version

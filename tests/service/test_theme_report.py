@@ -11,18 +11,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from data.readers import read_records
 from model.folder import LoadedModel
 from model.themes.analysis import ThemeAnalyzer, ThemeSettings
 from model.themes.report import ThemeReport
-from service.app import create_app
 from service.cli import main
-from service.settings import Settings
 from service.theme_report import CSV_FILES, HTML_FILE, JSON_FILE, json_schema, render_html, write_report
 from tests.conftest import SAMPLE
+from tests.service.helpers import api
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = REPO / "docs" / "theme_report.schema.json"
@@ -99,17 +97,17 @@ def test_report_command(tmp_path: Path, sample_model: LoadedModel, capsys: pytes
                  str(sample_model.folder)]) == 2
 
 
-def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport) -> None:
+def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     items = [{k: r[k] for k in ("id", "text", "created_at", "channel", "rating", "nps", "product", "segment") if k in r}
              for r in rows]
-    with TestClient(create_app(Settings(max_theme_items=2000), model=sample_model)) as client:
+    with api(tmp_path, sample_model, "report", max_theme_items=2000) as client:
         answer = client.post("/v1/themes", json={"items": items, "period": "week"})
         assert answer.status_code == 200, answer.text[:500]
         body = answer.json()
         assert body["schema_version"] == 1
         assert [t["id"] for t in body["themes"]] == [t.id for t in report.themes]
         assert client.post("/v1/themes", json={"items": items[:3], "period": "year"}).status_code == 422
-    with TestClient(create_app(Settings(max_theme_items=5), model=sample_model)) as client:
+    with api(tmp_path / "b", sample_model, "report", max_theme_items=5) as client:
         too_many = client.post("/v1/themes", json={"items": items[:6]})
         assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_texts"
