@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -234,6 +235,9 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if isinstance(error.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body that is not UTF-8
+            return error_response(422, ErrorBody(code="invalid_encoding", message="the body is not UTF-8 encoded JSON: "
+                                                 f"{error.__cause__.reason} at byte {error.__cause__.start}"))
         code = "body_too_large" if isinstance(error, BodyTooLarge) else f"http_{error.status_code}"
         return error_response(error.status_code, ErrorBody(code=code, message=str(error.detail)), error.headers)
 
@@ -434,8 +438,8 @@ def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts
             raise ApiError(413, "text_too_long",
                            f"text has {len(text)} characters; the limit is {settings.max_chars_per_text}",
                            [ErrorDetail(location=where, message="shorten or split the text")])
-        if not text.strip():
-            raise ApiError(422, "empty_text", "a text is empty or only whitespace",
+        if is_blank(text):
+            raise ApiError(422, "empty_text", "a text is empty or only whitespace and invisible marks",
                            [ErrorDetail(location=where, message="send the comment's words")])
         if "\x00" in text:
             raise ApiError(422, "nul_in_text", "a text contains a NUL character",
@@ -451,6 +455,11 @@ def to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFeed
         segment=row.segment, rating=row.rating, nps=row.nps, created_at=row.created_at, received_at=row.received_at,
         sentiment=row.sentiment, probabilities=row.probabilities, aspects=aspects_out(aspects, taxonomy),
         model=ModelRef(name=row.model_name, version=row.model_version))
+
+
+def is_blank(text: str) -> bool:
+    """Nothing but white space and invisible format marks (ZWNJ, ZWJ, BOM, direction marks)."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def model_info(loaded: LoadedModel) -> ModelInfo:
