@@ -53,7 +53,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        request_id = request_id_var.get()
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
         if request_id:
             entry["request_id"] = request_id
         for key in ("route", "method", "status", "duration_ms", "client", "key"):
@@ -138,7 +138,7 @@ class EdgeMiddleware:
             self.metrics.requests.labels(path, scope["method"], str(status)).inc()
             self.metrics.latency.labels(path).observe(elapsed)
             access_log.info("%s %s %d", scope["method"], path, status, extra={
-                "route": path, "method": scope["method"], "status": status, "duration_ms": round(1000 * elapsed, 2),
+                "request_id": request_id, "route": path, "method": scope["method"], "status": status, "duration_ms": round(1000 * elapsed, 2),
                 "key": scope.get("state", {}).get("caller_name")})
             request_id_var.reset(token)
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from data.errors import BazkhordError
 from data.record import FeedbackRecord
 from model.base import Tag
-from service.db import Feedback, FeedbackAspect, utcnow
+from service.db import Feedback, FeedbackAspect, as_utc, utcnow
 
 Period = Literal["day", "week", "month"]
 
@@ -142,7 +142,7 @@ class FeedbackStore:
             for item, tag in zip(items, tags, strict=True):
                 row = Feedback(client_id=item.client_id, text=item.text, text_sha256=item.text_sha256,
                                channel=item.channel, product=item.product, segment=item.segment, rating=item.rating,
-                               nps=item.nps, created_at=item.created_at or now, received_at=now, api_key_id=api_key_id)
+                               nps=item.nps, created_at=as_utc(item.created_at) if item.created_at else now, received_at=now, api_key_id=api_key_id)
                 _apply_tag(row, tag, model_name, model_version)
                 try:
                     with session.begin_nested():
