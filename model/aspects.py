@@ -116,18 +116,24 @@ class TfidfAspectModel:
 
     def predict(self, texts: Sequence[str], segments: Sequence[Sequence[str]]) -> list[list[AspectPrediction]]:
         detected = self.detect_proba(texts)
+        hits = [[k for k in np.argsort(-row, kind="stable") if row[k] >= self.threshold] for row in detected]
+        # The clauses of every comment with a hit are scored in one call (a call per comment costs far more).
+        with_hits = [i for i, found in enumerate(hits) if found]
+        all_scores = self._segment_scores([s for i in with_hits for s in segments[i]])
+        scores_of: dict[int, np.ndarray] = {}
+        start = 0
+        for i in with_hits:
+            scores_of[i] = all_scores[start : start + len(segments[i])]
+            start += len(segments[i])
         # Gather every (comment, aspect) evidence first so polarity runs as one batch.
         jobs: list[tuple[int, str, float, tuple[int, ...], str]] = []
-        for i, row in enumerate(detected):
-            hits = [k for k in np.argsort(-row, kind="stable") if row[k] >= self.threshold]
-            if not hits:
-                continue
-            scores = self._segment_scores(segments[i])
-            for k in hits:
+        for i in with_hits:
+            scores = scores_of[i]
+            for k in hits[i]:
                 aspect = self.aspects_[k]
                 chosen = pick_evidence(scores[:, k]) if scores.size else ()
                 evidence_text = " ".join(segments[i][j] for j in chosen) or texts[i]
-                jobs.append((i, aspect, float(row[k]), chosen, evidence_text))
+                jobs.append((i, aspect, float(detected[i, k]), chosen, evidence_text))
         results: list[list[AspectPrediction]] = [[] for _ in texts]
         if jobs:
             proba = self.polarity_.predict_proba(self._polarity_matrix([j[4] for j in jobs], [j[1] for j in jobs]))

@@ -32,7 +32,7 @@ EXAMPLE = "ارسال خیلی دیر انجام شد و جعبه له شده ب
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("gensim", "matplotlib", "httpx"):  # hazm imports gensim, which logs every import
+    for noisy in ("gensim", "matplotlib", "httpx", "alembic"):  # hazm imports gensim, which logs every import
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -165,7 +165,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           + (f"a demo key with scopes tag, ingest, report: {key}\n" if args.demo_key else
              "create a key first: bazkhord keys create --name me --scopes tag,ingest,report\n")
           + f"try, in another terminal:\n"
-          f"  curl -s {url}/v1/tag -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{body}'\n",
+          f"  curl -s {url}/v1/tag -H \"Authorization: Bearer {key}\" -H 'Content-Type: application/json' "
+          f"-d '{body}'\n",
           flush=True)
     if settings.json_logs:
         setup_json_logging(settings.log_level)

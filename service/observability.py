@@ -11,6 +11,7 @@ import re
 import time
 import uuid
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
@@ -48,7 +49,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -70,7 +71,7 @@ def setup_json_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("gensim", "matplotlib", "httpx", "uvicorn.access"):
+    for noisy in ("gensim", "matplotlib", "httpx", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -138,8 +139,8 @@ class EdgeMiddleware:
             self.metrics.requests.labels(path, scope["method"], str(status)).inc()
             self.metrics.latency.labels(path).observe(elapsed)
             access_log.info("%s %s %d", scope["method"], path, status, extra={
-                "request_id": request_id, "route": path, "method": scope["method"], "status": status, "duration_ms": round(1000 * elapsed, 2),
-                "key": scope.get("state", {}).get("caller_name")})
+                "request_id": request_id, "route": path, "method": scope["method"], "status": status,
+                "duration_ms": round(1000 * elapsed, 2), "key": scope.get("state", {}).get("caller_name")})
             request_id_var.reset(token)
 
     async def _too_large(self, send: Send) -> None:

@@ -142,7 +142,8 @@ class FeedbackStore:
             for item, tag in zip(items, tags, strict=True):
                 row = Feedback(client_id=item.client_id, text=item.text, text_sha256=item.text_sha256,
                                channel=item.channel, product=item.product, segment=item.segment, rating=item.rating,
-                               nps=item.nps, created_at=as_utc(item.created_at) if item.created_at else now, received_at=now, api_key_id=api_key_id)
+                               nps=item.nps, created_at=as_utc(item.created_at) if item.created_at else now,
+                               received_at=now, api_key_id=api_key_id)
                 _apply_tag(row, tag, model_name, model_version)
                 try:
                     with session.begin_nested():

@@ -43,3 +43,19 @@ def test_single_class_is_refused() -> None:
 def test_rare_class_falls_back_to_plain_logistic() -> None:
     model = TfidfClassifier().fit(["خوب", "خوب است", "بد"], ["positive", "positive", "negative"])
     assert model.predict(["بد"]) == ["negative"]
+
+
+def test_direct_tfidf_equals_scikit_learns_transform(sample_model: object) -> None:
+    from model.linear import _tfidf
+    from tests.conftest import SAMPLE_TEST
+
+    tagger = sample_model.tagger  # type: ignore[attr-defined]
+    texts = tagger.normalise([line for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()[:300]])
+    texts += ["", "?!", "خ", "zzzz qqqq", "خوب خوب خوب خوب"]  # no known n-gram, one character, repeats
+    vectorizers = [*tagger.sentiment_.features_.vectorizers_, *tagger.aspects_.features_.vectorizers_]
+    for vectorizer in vectorizers:
+        expected = vectorizer.transform(texts)
+        found = _tfidf(vectorizer, texts)
+        assert found.shape == expected.shape and found.has_sorted_indices
+        assert np.array_equal(found.indptr, expected.indptr) and np.array_equal(found.indices, expected.indices)
+        np.testing.assert_allclose(found.data, expected.data, rtol=0, atol=1e-12)

@@ -1,0 +1,276 @@
+"""Service benchmark over HTTP on loopback: the real server (`bazkhord serve`, its own process, JSON logs on, a
+SQLite store) and a load generator in another process. Closed loop: each client sends its next request when the
+previous one is answered. Every request carries a distinct comment (a sample comment and a counter), so the
+normaliser's memo cannot flatter the figures.
+
+    python -m evaluation.benchmarks.service_http [--requests 600] [--seconds 20] [--no-write]
+
+Scenarios: one comment and 32 comments a request, at 1, 16 and 64 clients; one comment at 16 clients with
+micro-batching off (a batch of one text) for comparison; then overload: a key over its rate limit (429), and a
+queue too small for the offered load (503). Targets (issue 5): p99 under 50 ms for one comment at 16 clients,
+and no errors other than the deliberate 429/503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluation.benchmarks.baseline import BENCHMARKS_MD, REPO, machine, write_section
+
+BEGIN, END = "<!-- service:begin -->", "<!-- service:end -->"
+SAMPLE_TEST = REPO / "data" / "samples" / "feedback_test.jsonl"
+
+
+@dataclass
+class Result:
+    scenario: str
+    clients: int
+    per_request: int
+    requests: int
+    seconds: float
+    statuses: dict[int, int]
+    transport_errors: int
+    latencies_ms: list[float] = field(repr=False)
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get(200, 0)
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+
+# -- the load generator (runs in its own process) ---------------------------------------------------------------
+async def _load(url: str, key: str, texts: list[str], clients: int, per_request: int, max_requests: int,
+                max_seconds: float) -> dict[str, Any]:
+    import httpx
+
+    counter = itertools.count()
+    latencies: list[float] = []
+    statuses: Counter[int] = Counter()
+    errors = 0
+    deadline = time.perf_counter() + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
+                                 timeout=30) as client:
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                i = next(counter)
+                if i >= max_requests or time.perf_counter() > deadline:
+                    return
+                if per_request == 1:
+                    body: dict[str, Any] = {"text": f"{texts[i % len(texts)]} {i}"}
+                else:
+                    body = {"items": [{"text": f"{texts[(i * per_request + j) % len(texts)]} {i}"}
+                                      for j in range(per_request)]}
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/v1/tag", json=body)
+                except httpx.HTTPError:
+                    errors += 1
+                    continue
+                if response.status_code == 200:
+                    latencies.append(1000 * (time.perf_counter() - started))
+                statuses[response.status_code] += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "statuses": dict(statuses), "errors": errors, "latencies": latencies}
+
+
+def run_load(url: str, key: str, texts: list[str], clients: int, per_request: int, max_requests: int,
+             max_seconds: float) -> dict[str, Any]:
+    return asyncio.run(_load(url, key, texts, clients, per_request, max_requests, max_seconds))
+
+
+# -- the server ------------------------------------------------------------------------------------------------
+class Server:
+    def __init__(self, model: Path, workdir: Path, port: int, **settings: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.database_url = f"sqlite:///{workdir}/store-{port}.db"
+        env = {**os.environ, "BAZKHORD_JSON_LOGS": "true", **{f"BAZKHORD_{k.upper()}": v for k, v in settings.items()}}
+        self.log = (workdir / f"server-{port}.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--model", str(model), "--database-url", self.database_url,
+             "--port", str(port)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def key(self, name: str, rate_per_minute: int | None) -> str:
+        from service.auth import KeyStore
+        from service.db import make_engine, upgrade
+
+        engine = make_engine(self.database_url)
+        upgrade(engine)
+        return KeyStore(engine).create(name, "tag", rate_per_minute).key
+
+    def wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited with {self.process.returncode}; see {self.log.name}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def sample_model(workdir: Path) -> Path:
+    """The baseline model of `make run` (artifacts/models/sample), trained into workdir when absent."""
+    from model.folder import resolve
+
+    try:
+        return resolve("sample", REPO / "artifacts" / "models")
+    except Exception:
+        from training.config import load_config
+        from training.train import train
+
+        config = load_config(REPO / "training/configs/sample.toml",
+                             [f"output.models_dir={json.dumps(str(workdir / 'models'))}"])
+        return train(config).folder
+
+
+def scenario(pool: ProcessPoolExecutor, server: Server, key: str, texts: list[str], name: str, clients: int,
+             per_request: int, max_requests: int, max_seconds: float) -> Result:
+    # A short warm-up at the same concurrency (connections opened, caches of the server filled), not counted.
+    pool.submit(run_load, server.url, key, texts[::-1], clients, per_request, clients * 2, 5).result()
+    raw = pool.submit(run_load, server.url, key, texts, clients, per_request, max_requests, max_seconds).result()
+    result = Result(name, clients, per_request, sum(raw["statuses"].values()) + raw["errors"], raw["seconds"],
+                    {int(k): v for k, v in raw["statuses"].items()}, raw["errors"], raw["latencies"])
+    print(f"... {name:<28} {clients:>3} clients: {result.ok / result.seconds:7.1f} ok req/s, "
+          f"p50 {result.percentile(50):6.1f} ms, p99 {result.percentile(99):6.1f} ms, {result.statuses}",
+          file=sys.stderr, flush=True)
+    return result
+
+
+def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
+    texts = [json.loads(line)["text"] for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()]
+    results: list[Result] = []
+    context = get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="bazkhord-service-bench-") as tmp, \
+            ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        workdir = Path(tmp)
+        model = sample_model(workdir)
+        model_name = f"{model.parent.name} {model.name}"
+
+        server = Server(model, workdir, free_port(), max_queue_texts="4096")
+        try:
+            key = server.key("bench", rate_per_minute=10_000_000)
+            server.wait_ready()
+            for per_request in (1, 32):
+                for clients in (1, 16, 64):
+                    name = "1 comment" if per_request == 1 else "32 comments"
+                    results.append(scenario(pool, server, key, texts, name, clients, per_request, max_requests,
+                                            max_seconds))
+            slow_key = server.key("over-its-limit", rate_per_minute=1_200)  # 20 a second, bursts of 120
+            results.append(scenario(pool, server, slow_key, texts, "overload: rate limit", 64, 1, max_requests,
+                                    max_seconds))
+        finally:
+            server.stop()
+
+        server = Server(model, workdir, free_port(), max_batch_texts="1")
+        try:
+            key = server.key("bench", rate_per_minute=10_000_000)
+            server.wait_ready()
+            results.append(scenario(pool, server, key, texts, "1 comment, batching off", 16, 1, max_requests,
+                                    max_seconds))
+        finally:
+            server.stop()
+
+        server = Server(model, workdir, free_port(), max_queue_texts="128")
+        try:
+            key = server.key("bench", rate_per_minute=10_000_000)
+            server.wait_ready()
+            results.append(scenario(pool, server, key, texts, "overload: queue of 128 texts", 64, 32, max_requests,
+                                    max_seconds))
+        finally:
+            server.stop()
+    return results, model_name
+
+
+def render(results: list[Result], model_name: str, seconds: float) -> str:
+    lines = [
+        BEGIN,
+        "## Service over HTTP",
+        "",
+        f"`python -m evaluation.benchmarks.service_http`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
+        f"server and load generator share the machine, {seconds:.0f} s in all. Model: the baseline `{model_name}` "
+        "(`make run`'s). `bazkhord serve` (one uvicorn process, JSON logs on, SQLite store) answers `POST /v1/tag`; "
+        "the load generator (httpx, asyncio, its own process) runs closed loops, each request a distinct comment. "
+        "Latency is per request, over answered (200) requests.",
+        "",
+        "| scenario | clients | requests | answered/s | comments/s | p50 ms | p99 ms | statuses | other errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in results:
+        statuses = ", ".join(f"{s}: {n}" for s, n in sorted(r.statuses.items()))
+        unexpected = r.transport_errors + sum(n for s, n in r.statuses.items() if s not in (200, 429, 503))
+        lines.append(f"| {r.scenario} | {r.clients} | {r.requests} | {r.ok / r.seconds:.1f} | "
+                     f"{r.ok * r.per_request / r.seconds:.0f} | {r.percentile(50):.1f} | {r.percentile(99):.1f} | "
+                     f"{statuses} | {unexpected} |")
+    target = next((r for r in results if r.scenario == "1 comment" and r.clients == 16), None)
+    unexpected_total = sum(r.transport_errors + sum(n for s, n in r.statuses.items() if s not in (200, 429, 503))
+                           for r in results)
+    lines.append("")
+    if target is not None:
+        verdict = "met" if target.percentile(99) < 50 else "**not met**"
+        lines.append(f"Target p99 < 50 ms for one comment at 16 clients: {target.percentile(99):.1f} ms, {verdict}. "
+                     f"Errors other than the deliberate 429/503: {unexpected_total}.")
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=600, help="most requests a scenario sends")
+    parser.add_argument("--seconds", type=float, default=20, help="most seconds a scenario runs")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    results, model_name = collect(args.requests, args.seconds)
+    section = render(results, model_name, time.perf_counter() - started)
+    print(section)
+    if not args.no_write:
+        write_section(section, BENCHMARKS_MD, BEGIN, END)
+        print(f"\nwrote {BENCHMARKS_MD}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
