@@ -29,7 +29,7 @@ from model.base import AspectTag, Evidence, Tag
 from model.folder import LoadedModel
 from model.themes.analysis import ThemeAnalyzer, ThemeSettings
 from model.themes.report import ThemeReport
-from service.auth import Caller, KeyStore, RateLimiter, retry_after_header
+from service.auth import NOT_CACHED, Caller, KeyStore, RateLimiter, retry_after_header
 from service.batcher import MicroBatcher, NoModel, QueueFull
 from service.db import make_engine, upgrade
 from service.observability import BodyTooLarge, EdgeMiddleware, Metrics
@@ -110,7 +110,8 @@ class Services:
         self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
         self.batcher = MicroBatcher(lambda: self.registry.active, settings.max_batch_texts,
                                     settings.max_batch_wait_ms / 1000, settings.max_queue_texts,
-                                    on_batch=self.metrics.batch_size.observe)
+                                    on_batch=self.metrics.batch_size.observe, worker_process=settings.model_process)
+        self.registry.prepare = self.batcher.prepare
         self.metrics.queue_depth.set_function(lambda: self.batcher.queued)
         self.load_error: str | None = None
         self.themes_busy = asyncio.Semaphore(1)  # theme analysis is heavy: one at a time, others get 503
@@ -141,7 +142,7 @@ class Services:
         return loaded
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:  # async: no thread hop per request
     return request.app.state.services  # type: ignore[no-any-return]
 
 
@@ -162,8 +163,10 @@ def require(scope: str) -> Any:
         if not key:
             raise ApiError(401, "unauthenticated", "this route needs an API key: send 'Authorization: Bearer <key>' "
                            "or 'X-API-Key: <key>' (create one with `bazkhord keys create`)", headers=challenge)
-        caller = await run_in_threadpool(services.keys.verify, key)
-        if caller is None:
+        caller = services.keys.verify_cached(key)
+        if caller is NOT_CACHED:
+            caller = await run_in_threadpool(services.keys.verify, key)
+        if not isinstance(caller, Caller):
             raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=challenge)
         request.state.caller_name = caller.name
         if not caller.allows(scope):
@@ -248,11 +251,11 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
 
     # -- open: health, readiness, metrics ------------------------------------------------------------------
     @app.get("/healthz", response_model=Health, tags=["ops"])
-    def healthz() -> Health:
+    async def healthz() -> Health:
         return Health(status="ok")
 
     @app.get("/readyz", response_model=Ready, tags=["ops"], responses={503: {"model": Ready}})
-    def readyz() -> Any:
+    async def readyz() -> Any:
         loaded = services.registry.active
         if loaded is None:
             return JSONResponse(status_code=503, content=Ready(status="not ready", reason=services.load_error)
@@ -266,14 +269,16 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
 
     # -- tagging -------------------------------------------------------------------------------------------
     @app.post("/v1/tag", response_model=TagResponse, tags=["tagging"], responses=TAG_ERRORS)
-    async def tag(body: TagRequest, caller: TagCaller, services: ServicesDep) -> TagResponse:
+    async def tag(body: TagRequest, caller: TagCaller, services: ServicesDep) -> Response:
         items = body.as_items()
         check_limits([item.text for item in items], body.items is not None, settings)
         loaded, tags = await services.tag([item.text for item in items])
-        return TagResponse(
+        answer = TagResponse(
             model=model_info(loaded),
             results=[to_result(item.id, t, loaded) for item, t in zip(items, tags, strict=True)],
         )
+        # Already a validated TagResponse: serialise it once, rather than have FastAPI validate it again.
+        return Response(answer.model_dump_json(), media_type="application/json")
 
     @app.post("/v1/themes", response_model=ThemeReport, tags=["themes"], responses=TAG_ERRORS)
     async def themes(body: ThemeRequest, caller: ReportCaller, services: ServicesDep) -> ThemeReport:
@@ -406,7 +411,7 @@ async def services_themes(services: Services, records: list[FeedbackRecord], the
         return await run_in_threadpool(ThemeAnalyzer(loaded.tagger, theme_settings).analyse, records)
 
 
-def report_filters(
+async def report_filters(
     start: Annotated[datetime | None, Query(description="from this time (inclusive), on created_at")] = None,
     end: Annotated[datetime | None, Query(description="until this time (exclusive)")] = None,
     channel: Annotated[str | None, Query(max_length=100)] = None,

@@ -24,6 +24,7 @@ from data.errors import InputError
 from service.db import ApiKey, utcnow
 
 SCOPES = ("tag", "ingest", "report", "admin")
+NOT_CACHED = object()
 KEY_PREFIX = "bzk_"
 
 
@@ -113,19 +114,30 @@ class KeyStore:
         return name
 
     def verify(self, key: str) -> Caller | None:
-        """The caller behind `key`, or None for an unknown, malformed or revoked key."""
+        """The caller behind `key`, or None for an unknown, malformed or revoked key. May read the database."""
+        found = self.verify_cached(key)
+        if found is not NOT_CACHED:
+            return found  # type: ignore[return-value]
+        prefix = key.split("_")[1]
+        loaded = (time.monotonic(), self._load(prefix))
+        with self._lock:
+            self._cache[prefix] = loaded
+        return self._check(loaded[1], key)
+
+    def verify_cached(self, key: str) -> Caller | object | None:
+        """As `verify`, from the cache only: NOT_CACHED when the database must be read (so the event loop can
+        answer most requests without a thread hop, and hand the rest to a thread)."""
         parts = key.split("_")
         if not key.startswith(KEY_PREFIX) or len(parts) < 3 or len(key) > 200:
             return None
-        prefix = parts[1]
-        now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(prefix)
-        if cached is None or now - cached[0] > self.cache_seconds:
-            cached = (now, self._load(prefix))
-            with self._lock:
-                self._cache[prefix] = cached
-        found = cached[1]
+            cached = self._cache.get(parts[1])
+        if cached is None or time.monotonic() - cached[0] > self.cache_seconds:
+            return NOT_CACHED
+        return self._check(cached[1], key)
+
+    @staticmethod
+    def _check(found: tuple[Caller, str] | None, key: str) -> Caller | None:
         if found is None or not hmac.compare_digest(found[1], hash_key(key)):
             return None
         return found[0]

@@ -1,7 +1,10 @@
 """Micro-batching: texts of concurrent requests are gathered into one model call.
 
-Requests wait in a queue bounded in texts (a full queue answers at once, it never grows memory). One worker
-thread runs the model, so CPU work never blocks the event loop; while it tags one batch, the next gathers.
+Requests wait in a queue bounded in texts (a full queue answers at once, it never grows memory). The model runs
+in one worker *process* (by default) or one worker thread, never on the event loop; while it tags one batch, the
+next gathers. A process of its own lets tagging and HTTP work use two cores (a thread shares the GIL with the
+event loop); the worker loads each model version from its folder once and keeps the two newest, so a rollback
+is instant.
 A batch is cut at `max_batch` texts or after `max_wait` seconds, whichever comes first; a request is never
 split, so its texts are tagged by one model version even during a swap.
 """
@@ -13,13 +16,31 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import get_context
 
 from model.base import Tag
 from model.folder import LoadedModel
 
 log = logging.getLogger("bazkhord.batcher")
+
+
+_WORKER_MODELS: dict[str, LoadedModel] = {}  # in the worker process: folder -> model, the newest last
+
+
+def worker_tag(folder: str, texts: list[str]) -> list[Tag]:
+    """Runs in the worker process: tag `texts` with the model in `folder` (loaded, and checked, on first use)."""
+    loaded = _WORKER_MODELS.get(folder)
+    if loaded is None:
+        from model.folder import load_model
+
+        loaded = load_model(folder)
+        while len(_WORKER_MODELS) >= 2:
+            _WORKER_MODELS.pop(next(iter(_WORKER_MODELS)))
+        _WORKER_MODELS[folder] = loaded
+    return loaded.tagger.tag(texts)
 
 
 class QueueFull(Exception):
@@ -39,7 +60,8 @@ class _Job:
 
 class MicroBatcher:
     def __init__(self, active: Callable[[], LoadedModel | None], max_batch: int = 64, max_wait: float = 0.002,
-                 max_queue: int = 2048, on_batch: Callable[[int], None] | None = None) -> None:
+                 max_queue: int = 2048, on_batch: Callable[[int], None] | None = None,
+                 worker_process: bool = False) -> None:
         self.active = active
         self.max_batch = max_batch
         self.max_wait = max_wait
@@ -49,11 +71,31 @@ class MicroBatcher:
         self._jobs: deque[_Job] = deque()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bazkhord-model")
+        self.worker_process = worker_process
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> Executor:
+        if self.worker_process:
+            return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        return ThreadPoolExecutor(max_workers=1, thread_name_prefix="bazkhord-model")
+
+    def prepare(self, loaded: LoadedModel) -> None:
+        """Load and warm `loaded` where it will tag, before it serves (blocking; called from a thread)."""
+        if self.worker_process:
+            self._executor.submit(worker_tag, str(loaded.folder), ["سلام، ارسال دیر بود"]).result(timeout=600)
 
     async def start(self) -> None:
         self._wakeup = asyncio.Event()
+        active = self.active()
+        if active is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.prepare, active)
         self._task = asyncio.create_task(self._run(), name="bazkhord-batcher")
+
+    def _submit(self, loaded: LoadedModel, texts: list[str]) -> asyncio.Future[list[Tag]]:
+        loop = asyncio.get_running_loop()
+        if self.worker_process:
+            return loop.run_in_executor(self._executor, worker_tag, str(loaded.folder), texts)
+        return loop.run_in_executor(self._executor, loaded.tagger.tag, texts)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -94,7 +136,6 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
         while True:
             if not self._jobs:
                 self._wakeup.clear()
@@ -109,7 +150,13 @@ class MicroBatcher:
             try:
                 if loaded is None:
                     raise NoModel("no model is loaded")
-                tags = await loop.run_in_executor(self._executor, loaded.tagger.tag, texts)
+                tags = await self._submit(loaded, texts)
+            except BrokenProcessPool:  # the worker died (killed, out of memory): start another, fail this batch
+                log.error("the model worker process stopped unexpectedly; starting a new one")
+                self._executor = self._new_executor()
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(NoModel("the model worker restarted; retry"))
             except Exception as error:  # handed to each waiting request, which answers it; the loop goes on
                 if not isinstance(error, NoModel):
                     log.exception("tagging a batch of %d texts failed", len(texts))

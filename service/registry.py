@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class ModelRegistry:
         self.engine = engine
         self._active: LoadedModel | None = None
         self._lock = threading.Lock()  # one activation at a time; serving never takes it
+        # Readies a model where it will tag (the batcher's worker process) before it goes live.
+        self.prepare: Callable[[LoadedModel], None] = lambda loaded: None
 
     @property
     def active(self) -> LoadedModel | None:
@@ -108,6 +111,7 @@ class ModelRegistry:
                 raise ModelFolderError(f"{folder} holds model {loaded.name!r}, not {current.name!r}")
             try:
                 warm_up(loaded)
+                self.prepare(loaded)
             except Exception as error:  # a model that loads but cannot tag must not go live
                 raise ModelFolderError(f"{folder}: the model loads but fails to tag ({type(error).__name__}: {error})"
                                        ) from error

@@ -33,7 +33,10 @@ class Settings(BaseSettings):
     max_batch_texts: int = Field(64, ge=1, le=4_096, description="texts per model call")
     max_batch_wait_ms: float = Field(2.0, ge=0, le=1_000, description="how long a batch waits for more requests")
     max_queue_texts: int = Field(1_024, ge=1, description="texts waiting to be tagged before 503")
+    model_process: bool = Field(True, description="tag in a worker process of its own (the event loop keeps a core); "
+                                                   "false: in a thread of the server process")
     request_timeout_s: float = Field(10.0, gt=0, description="longest wait for tagging before 503")
 
+    switch_interval_ms: float = Field(1.0, gt=0, le=100, description="Python's GIL switch interval in the server")
     log_level: str = "INFO"
     json_logs: bool = True

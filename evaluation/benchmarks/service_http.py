@@ -5,8 +5,9 @@ normaliser's memo cannot flatter the figures.
 
     python -m evaluation.benchmarks.service_http [--requests 600] [--seconds 20] [--no-write]
 
-Scenarios: one comment and 32 comments a request, at 1, 16 and 64 clients; one comment at 16 clients with
-micro-batching off (a batch of one text) for comparison; then overload: a key over its rate limit (429), and a
+Scenarios: one comment and 32 comments a request, at 1, 16 and 64 clients; at 16 clients, for comparison,
+micro-batching off (a batch of one text) and the model in a thread of the server instead of its own process;
+then overload: a key over its rate limit (429), and a
 queue too small for the offered load (503). Targets (issue 5): p99 under 50 ms for one comment at 16 clients,
 and no errors other than the deliberate 429/503.
 """
@@ -58,44 +59,75 @@ class Result:
 
 
 # -- the load generator (runs in its own process) ---------------------------------------------------------------
+# Plain HTTP/1.1 keep-alive over asyncio streams: a general client (httpx) spends more CPU per request than the
+# server at 64 connections, and on two cores it would measure itself.
+class Connection:
+    def __init__(self, host: str, port: int, key: str) -> None:
+        self.host, self.port = host, port
+        self.head = (f"POST /v1/tag HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {key}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: ")
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes) -> int:
+        if self.writer is None or self.reader is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(f"{self.head}{len(body)}\r\n\r\n".encode() + body)
+        await self.writer.drain()
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        close = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.lower() == b"content-length":
+                length = int(value)
+            elif name.lower() == b"connection" and value.strip().lower() == b"close":
+                close = True
+        await self.reader.readexactly(length)
+        if close:
+            self.writer.close()
+            self.reader = self.writer = None
+        return status
+
+
 async def _load(url: str, key: str, texts: list[str], clients: int, per_request: int, max_requests: int,
                 max_seconds: float) -> dict[str, Any]:
-    import httpx
-
+    host, port = url.removeprefix("http://").split(":")
     counter = itertools.count()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
     errors = 0
     deadline = time.perf_counter() + max_seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=30) as client:
-        async def worker() -> None:
-            nonlocal errors
-            while True:
-                i = next(counter)
-                if i >= max_requests or time.perf_counter() > deadline:
-                    return
-                if per_request == 1:
-                    body: dict[str, Any] = {"text": f"{texts[i % len(texts)]} {i}"}
-                else:
-                    body = {"items": [{"text": f"{texts[(i * per_request + j) % len(texts)]} {i}"}
-                                      for j in range(per_request)]}
-                started = time.perf_counter()
-                try:
-                    response = await client.post("/v1/tag", json=body)
-                except httpx.HTTPError:
-                    errors += 1
-                    continue
-                if response.status_code == 200:
-                    latencies.append(1000 * (time.perf_counter() - started))
-                statuses[response.status_code] += 1
+    async def worker() -> None:
+        nonlocal errors
+        connection = Connection(host, int(port), key)
+        while True:
+            i = next(counter)
+            if i >= max_requests or time.perf_counter() > deadline:
+                return
+            if per_request == 1:
+                body: dict[str, Any] = {"text": f"{texts[i % len(texts)]} {i}"}
+            else:
+                body = {"items": [{"text": f"{texts[(i * per_request + j) % len(texts)]} {i}"}
+                                  for j in range(per_request)]}
+            payload = json.dumps(body, ensure_ascii=False).encode()
+            started = time.perf_counter()
+            try:
+                status = await connection.post(payload)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                errors += 1
+                connection = Connection(host, int(port), key)
+                continue
+            if status == 200:
+                latencies.append(1000 * (time.perf_counter() - started))
+            statuses[status] += 1
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        seconds = time.perf_counter() - started
-    return {"seconds": seconds, "statuses": dict(statuses), "errors": errors, "latencies": latencies}
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return {"seconds": time.perf_counter() - started, "statuses": dict(statuses), "errors": errors,
+            "latencies": latencies}
 
 
 def run_load(url: str, key: str, texts: list[str], clients: int, per_request: int, max_requests: int,
@@ -213,6 +245,17 @@ def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
         finally:
             server.stop()
 
+        server = Server(model, workdir, free_port(), model_process="false")
+        try:
+            key = server.key("bench", rate_per_minute=10_000_000)
+            server.wait_ready()
+            for per_request in (1, 32):
+                name = "1 comment" if per_request == 1 else "32 comments"
+                results.append(scenario(pool, server, key, texts, f"{name}, model in a thread", 16, per_request,
+                                        max_requests, max_seconds))
+        finally:
+            server.stop()
+
         server = Server(model, workdir, free_port(), max_queue_texts="128")
         try:
             key = server.key("bench", rate_per_minute=10_000_000)
@@ -232,7 +275,8 @@ def render(results: list[Result], model_name: str, seconds: float) -> str:
         f"`python -m evaluation.benchmarks.service_http`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
         f"server and load generator share the machine, {seconds:.0f} s in all. Model: the baseline `{model_name}` "
         "(`make run`'s). `bazkhord serve` (one uvicorn process, JSON logs on, SQLite store) answers `POST /v1/tag`; "
-        "the load generator (httpx, asyncio, its own process) runs closed loops, each request a distinct comment. "
+        "the load generator (plain HTTP/1.1 keep-alive on asyncio, its own process) runs closed loops, each request "
+        "a distinct comment. "
         "Latency is per request, over answered (200) requests.",
         "",
         "| scenario | clients | requests | answered/s | comments/s | p50 ms | p99 ms | statuses | other errors |",

@@ -24,6 +24,7 @@ def api(tmp_path: Path, loaded: LoadedModel | None = None, scopes: str = "admin"
     settings.setdefault("database_url", f"sqlite:///{tmp_path}/store.db")
     settings.setdefault("auth_cache_seconds", 0)
     settings.setdefault("json_logs", False)
+    settings.setdefault("model_process", False)  # a worker process costs seconds to start; tests that need it ask
     app = create_app(Settings(**settings), model=loaded, engine=engine)
     with TestClient(app) as client:
         keys = KeyStore(app.state.services.engine)

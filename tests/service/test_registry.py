@@ -86,9 +86,12 @@ def test_broken_versions_are_refused_and_the_active_one_keeps_serving(versions: 
         assert nothing_before.status_code == 409 and "nothing to roll back" in nothing_before.json()["error"]["message"]
 
 
-def test_a_swap_under_load_loses_no_request(versions: tuple[Path, list[str]], tmp_path: Path) -> None:
+@pytest.mark.parametrize("model_process", [False, True], ids=["model-thread", "model-process"])
+def test_a_swap_under_load_loses_no_request(versions: tuple[Path, list[str]], tmp_path: Path,
+                                            model_process: bool) -> None:
     root, _ = versions
-    with api(tmp_path, None, "admin", model="sample", models_dir=root, rate_limit_burst=100_000) as client:
+    with api(tmp_path, None, "admin", model="sample", models_dir=root, rate_limit_burst=100_000,
+             model_process=model_process) as client:
         seen: list[tuple[int, str | None]] = []
         stop = threading.Event()
         lock = threading.Lock()
@@ -186,3 +189,19 @@ def test_request_ids_and_json_logs(sample_model: LoadedModel, tmp_path: Path,
     first = next(line for line in lines if line.get("request_id") == "crm-42")
     assert first["route"] == "/v1/tag" and first["status"] == 200 and first["key"] == "test-0"
     assert first["duration_ms"] > 0
+
+
+def test_a_dead_model_worker_is_replaced(sample_model: LoadedModel, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    with api(tmp_path, sample_model, "tag", model_process=True) as client:
+        assert client.post("/v1/tag", json={"text": "خوب"}).status_code == 200
+        batcher = client.app.state.services.batcher  # type: ignore[attr-defined]
+        (pid,) = batcher._executor._processes  # the worker process
+        os.kill(pid, signal.SIGKILL)
+        answers = [client.post("/v1/tag", json={"text": "پیک دیر اومد"}) for _ in range(3)]
+        assert answers[0].status_code in (200, 503)
+        if answers[0].status_code == 503:
+            assert answers[0].json()["error"]["code"] == "model_unavailable"
+        assert answers[-1].status_code == 200 and answers[-1].json()["results"][0]["sentiment"] == "negative"
