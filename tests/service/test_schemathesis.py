@@ -3,7 +3,9 @@ outside the documented schema. Bounded: a fixed number of examples per route, de
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import pytest
@@ -20,6 +22,18 @@ from service.settings import Settings
 from tests.service.helpers import live_server
 
 EXAMPLES = 25
+
+
+def fuzzer(operation: Any, base_url: str, key: str, statuses: set[int]) -> Callable[[], None]:
+    @hypothesis.settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                         suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy())
+    def fuzz(case: schemathesis.Case) -> None:
+        response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {key}"})
+        statuses.add(response.status_code)
+        case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+
+    return fuzz  # type: ignore[no-any-return]
 
 
 def test_no_input_gives_a_server_error(sample_model: LoadedModel, tmp_path: Path) -> None:
@@ -39,14 +53,8 @@ def test_no_input_gives_a_server_error(sample_model: LoadedModel, tmp_path: Path
             if operation.path in ("/v1/models/activate", "/v1/models/rollback"):
                 continue  # would swap the model under the other routes; tested in test_registry.py
 
-            @hypothesis.settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                                 suppress_health_check=list(HealthCheck))
-            @given(case=operation.as_strategy())
-            def fuzz(case: schemathesis.Case, route: str = f"{operation.method.upper()} {operation.path}") -> None:
-                response = case.call(base_url=base_url, headers={"Authorization": f"Bearer {key}"})
-                statuses.setdefault(route, set()).add(response.status_code)
-                case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
-
+            fuzz = fuzzer(operation, base_url, key, statuses.setdefault(f"{operation.method.upper()} {operation.path}",
+                                                                         set()))
             try:
                 fuzz()
             except Exception as error:  # collect every route's failure, then fail once with all of them
