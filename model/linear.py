@@ -7,7 +7,6 @@ JSON for vocabularies and label order; never a pickle) is exactly what predicts,
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +36,6 @@ class TfidfFeatures:
 
     def __init__(self, params: TfidfParams | None = None) -> None:
         self.params = params or TfidfParams()
-        self._memos: list[dict[str, tuple[list[int], list[int]]]] = []  # per vectorizer: text -> its counts
 
     def _vectorizers(self, vocabularies: tuple[dict[str, int], dict[str, int]] | None = None) -> list[TfidfVectorizer]:
         p = self.params
@@ -57,14 +55,10 @@ class TfidfFeatures:
             except ValueError:  # too few texts for min_df (tiny data sets): keep every n-gram instead
                 vectorizer.set_params(min_df=1).fit(texts)
         self.vectorizers_ = vectorizers
-        self._memos = []
         return self
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        if len(self._memos) != len(self.vectorizers_):
-            self._memos = [{} for _ in self.vectorizers_]
-        return sp.hstack([_tfidf(v, texts, memo) for v, memo in zip(self.vectorizers_, self._memos, strict=True)],
-                         format="csr")
+        return sp.hstack([_tfidf(v, texts) for v in self.vectorizers_], format="csr")
 
     def state(self, prefix: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {f"{prefix}idf_{i}": v.idf_.astype(np.float64) for i, v in enumerate(self.vectorizers_)}
@@ -87,15 +81,13 @@ class TfidfFeatures:
         return features
 
 
-def _tfidf(vectorizer: TfidfVectorizer, texts: Sequence[str], memo: dict[str, tuple[list[int], list[int]]] | None = None
-           ) -> sp.csr_matrix:
+def _tfidf(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sp.csr_matrix:
     """`vectorizer.transform(texts)` for a fitted vectorizer with sublinear tf and l2 norm, computed directly.
 
     scikit-learn's own transform re-validates its parameters and input on every call, a few milliseconds each
     time: most of the cost of tagging one comment. The arithmetic is the same (counts over the fixed
     vocabulary, 1 + log tf, times idf, rows scaled to unit length); `tests/model/test_linear.py` holds the two
-    equal. `memo` keeps each short text's counts: tagging counts one text up to three times (the comment, a
-    one-clause comment's clause, its evidence).
+    equal.
     """
     analyse = vectorizer.build_analyzer()
     vocabulary: dict[str, int] = vectorizer.vocabulary_
@@ -103,16 +95,13 @@ def _tfidf(vectorizer: TfidfVectorizer, texts: Sequence[str], memo: dict[str, tu
     counts: list[int] = []
     indptr = [0]
     for text in texts:
-        row = memo.get(text) if memo is not None else None
-        if row is None:
-            found = [(vocabulary.get(feature), n) for feature, n in Counter(analyse(text)).items()]
-            row = ([j for j, _ in found if j is not None], [n for j, n in found if j is not None])
-            if memo is not None and len(text) <= 500:
-                if len(memo) >= 4096:
-                    memo.clear()
-                memo[text] = row
-        indices.extend(row[0])
-        counts.extend(row[1])
+        row: dict[int, int] = {}
+        for feature in analyse(text):
+            j = vocabulary.get(feature)
+            if j is not None:
+                row[j] = row.get(j, 0) + 1
+        indices.extend(row)
+        counts.extend(row.values())
         indptr.append(len(indices))
     matrix = sp.csr_matrix((np.asarray(counts, dtype=np.float64), np.asarray(indices, dtype=np.int32),
                             np.asarray(indptr, dtype=np.int64)), shape=(len(texts), len(vocabulary)))
