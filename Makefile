@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= training/configs/sample.toml
 
-.PHONY: run test install browser train evaluate serve report lint benchmark clean
+.PHONY: run test install browser postgres train evaluate serve report lint benchmark clean
 
 $(BIN)/bazkhord: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,15 @@ browser:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-core >/dev/null 2>&1; } || \
 	  echo "chromium is not installed: the report-rendering test will skip"
 
+# The store tests use a real PostgreSQL: the machine's, started by the tests when it is down; where Debian's
+# package is missing it is installed here (as root); without either, those tests skip.
+postgres:
+	@command -v pg_ctlcluster >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq >/dev/null 2>&1 && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null 2>&1; } || \
+	  echo "PostgreSQL is not installed: the PostgreSQL store tests will skip"
+
 train: install
 	$(BIN)/bazkhord train --config $(CONFIG)
 
@@ -32,14 +41,14 @@ evaluate: install
 	$(BIN)/bazkhord evaluate sample --data data/samples/feedback_test.jsonl --split test
 
 serve: install
-	$(BIN)/bazkhord serve --model sample --host $(HOST) --port $(PORT)
+	$(BIN)/bazkhord serve --model sample --host $(HOST) --port $(PORT) --demo-key
 
 report: install
 	$(BIN)/bazkhord report --input data/samples/feedback.jsonl --out artifacts/reports/sample --model sample
 
 run: train evaluate serve
 
-test: install browser
+test: install browser postgres
 	$(BIN)/python -m pytest
 
 lint: install
@@ -48,6 +57,7 @@ lint: install
 benchmark: install
 	$(BIN)/python -m evaluation.benchmarks.baseline
 	$(BIN)/python -m evaluation.benchmarks.themes
+	$(BIN)/python -m evaluation.benchmarks.service_http
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache
