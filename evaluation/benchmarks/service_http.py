@@ -3,7 +3,7 @@ SQLite store) and a load generator in another process. Closed loop: each client 
 previous one is answered. Every request carries a distinct comment (a sample comment and a counter), so the
 normaliser's memo cannot flatter the figures.
 
-    python -m evaluation.benchmarks.service_http [--requests 600] [--seconds 20] [--no-write]
+    python -m evaluation.benchmarks.service_http [--requests 2000] [--seconds 20] [--no-write]
 
 Scenarios: one comment and 32 comments a request, at 1, 16 and 64 clients; at 16 clients, for comparison,
 micro-batching off (a batch of one text) and the model in a thread of the server instead of its own process;
@@ -199,9 +199,9 @@ def sample_model(workdir: Path) -> Path:
 
 
 def scenario(pool: ProcessPoolExecutor, server: Server, key: str, texts: list[str], name: str, clients: int,
-             per_request: int, max_requests: int, max_seconds: float) -> Result:
-    # A short warm-up at the same concurrency (connections opened, caches of the server filled), not counted.
-    pool.submit(run_load, server.url, key, texts[::-1], clients, per_request, clients * 2, 5).result()
+             per_request: int, max_requests: int, max_seconds: float, warm: bool = True) -> Result:
+    if warm:  # a short warm-up at the same concurrency (connections opened, the worker busy), not counted
+        pool.submit(run_load, server.url, key, texts[::-1], clients, per_request, clients * 2, 5).result()
     raw = pool.submit(run_load, server.url, key, texts, clients, per_request, max_requests, max_seconds).result()
     result = Result(name, clients, per_request, sum(raw["statuses"].values()) + raw["errors"], raw["seconds"],
                     {int(k): v for k, v in raw["statuses"].items()}, raw["errors"], raw["latencies"])
@@ -231,8 +231,8 @@ def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
                     results.append(scenario(pool, server, key, texts, name, clients, per_request, max_requests,
                                             max_seconds))
             slow_key = server.key("over-its-limit", rate_per_minute=1_200)  # 20 a second, bursts of 120
-            results.append(scenario(pool, server, slow_key, texts, "overload: rate limit", 64, 1, max_requests,
-                                    max_seconds))
+            results.append(scenario(pool, server, slow_key, texts, "overload: rate limit", 64, 1,
+                                    min(max_requests, 600), max_seconds, warm=False))
         finally:
             server.stop()
 
@@ -260,8 +260,8 @@ def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
         try:
             key = server.key("bench", rate_per_minute=10_000_000)
             server.wait_ready()
-            results.append(scenario(pool, server, key, texts, "overload: queue of 128 texts", 64, 32, max_requests,
-                                    max_seconds))
+            results.append(scenario(pool, server, key, texts, "overload: queue of 128 texts", 64, 32,
+                                    min(max_requests, 600), max_seconds, warm=False))
         finally:
             server.stop()
     return results, model_name
@@ -302,7 +302,7 @@ def render(results: list[Result], model_name: str, seconds: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=600, help="most requests a scenario sends")
+    parser.add_argument("--requests", type=int, default=2000, help="most requests a scenario sends")
     parser.add_argument("--seconds", type=float, default=20, help="most seconds a scenario runs")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args(argv)

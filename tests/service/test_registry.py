@@ -148,6 +148,8 @@ def test_concurrent_requests_share_model_calls(sample_model: LoadedModel, tmp_pa
         assert sorted(r["results"][0]["id"] for r in results) == sorted(str(i) for i in range(16))  # type: ignore[index]
         metrics = client.get("/metrics").text
         assert "bazkhord_batch_texts_count" in metrics and "bazkhord_queue_texts 0.0" in metrics
+        assert 'bazkhord_requests_total{method="POST",route="/v1/tag",status="200"} 16.0' in metrics
+        assert 'bazkhord_request_seconds_count{route="/v1/tag"} 16.0' in metrics
 
 
 def test_feedback_round_trip_over_http(sample_model: LoadedModel, tmp_path: Path) -> None:

@@ -99,3 +99,27 @@ def test_retag_moves_every_comment_to_the_new_version_and_resumes(engine: Engine
     assert summary["aspects"] == [{"aspect": "quality", "mentions": 5, "polarity": {"positive": 5}, "negative_share": 0.0}]
     assert store.retag(tag, "m", "v2") == 0  # nothing left for this version
     assert store.retag(tag, "m", "v2", everything=True) == 5
+
+
+def test_retag_and_db_commands(sample_model: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from model.folder import LoadedModel
+    from service.cli import main
+
+    assert isinstance(sample_model, LoadedModel)
+    url = f"sqlite:///{tmp_path}/cli.db"
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert "revision 0001" in capsys.readouterr().out
+    engine = make_engine(url)
+    store = FeedbackStore(engine)
+    store.add([NewFeedback("a", "پیک دو روز دیر اومد"), NewFeedback("b", "کیفیتش عالیه", channel="sms")],
+              [POSITIVE, POSITIVE], "old", "v0")
+    assert main(["retag", "--model", str(sample_model.folder), "--database-url", url, "--channel", "sms", "-q"]) == 0
+    assert "re-tagged 1 stored comment" in capsys.readouterr().out
+    assert main(["retag", "--model", str(sample_model.folder), "--database-url", url, "-q"]) == 0
+    assert "re-tagged 1 stored comment" in capsys.readouterr().out  # only the one left on the old version
+    retagged = store.find(["a"])["a"]
+    assert retagged.model_version == sample_model.version and retagged.sentiment == "negative"
+    assert {a["aspect"] for a in retagged.aspects} >= {"delivery"}
+    assert main(["retag", "--model", "nothing-here", "--database-url", url]) == 2
+    assert main(["keys", "list", "--database-url", "mysql://nope"]) == 2
+    assert "only sqlite and postgresql" in capsys.readouterr().err
