@@ -31,7 +31,9 @@ class Settings(BaseSettings):
 
     # batching and backpressure
     max_batch_texts: int = Field(64, ge=1, le=4_096, description="texts per model call")
-    max_batch_wait_ms: float = Field(2.0, ge=0, le=1_000, description="how long a batch waits for more requests")
+    max_batch_wait_ms: float = Field(
+        0.0, ge=0, le=1_000, description="how long a batch waits for more requests once the model is free; at 0, a "
+                                         "batch is what queued while the model was busy (measured best here)")
     max_queue_texts: int = Field(1_024, ge=1, description="texts waiting to be tagged before 503")
     model_process: bool = Field(True, description="tag in a worker process of its own (the event loop keeps a core); "
                                                    "false: in a thread of the server process")
