@@ -130,6 +130,8 @@ class Services:
                            headers={"Retry-After": "2"}) from None
         except NoModel as error:
             raise ApiError(503, "model_unavailable", f"{error}: {self.load_error or ''}".rstrip(": ")) from None
+        except BazkhordError as error:  # the worker process could not load the model folder (moved, damaged)
+            raise ApiError(503, "model_unavailable", str(error)) from None
 
     def taxonomy(self) -> Taxonomy | None:
         loaded = self.registry.active

@@ -59,7 +59,7 @@ class _Job:
 
 
 class MicroBatcher:
-    def __init__(self, active: Callable[[], LoadedModel | None], max_batch: int = 64, max_wait: float = 0.002,
+    def __init__(self, active: Callable[[], LoadedModel | None], max_batch: int = 64, max_wait: float = 0.0,
                  max_queue: int = 2048, on_batch: Callable[[int], None] | None = None,
                  worker_process: bool = False) -> None:
         self.active = active
