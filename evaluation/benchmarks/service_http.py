@@ -24,7 +24,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing import get_context
@@ -212,6 +214,18 @@ def scenario(pool: ProcessPoolExecutor, server: Server, key: str, texts: list[st
     return result
 
 
+@contextmanager
+def serving(model: Path, workdir: Path, **settings: str) -> Iterator[tuple[Server, str]]:
+    """A ready server with `settings` and a key with no practical rate limit; stopped afterwards."""
+    server = Server(model, workdir, free_port(), **settings)
+    try:
+        key = server.key(f"bench-{server.url.rsplit(':', 1)[1]}", rate_per_minute=10_000_000)
+        server.wait_ready()
+        yield server, key
+    finally:
+        server.stop()
+
+
 def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
     texts = [json.loads(line)["text"] for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()]
     results: list[Result] = []
@@ -222,49 +236,23 @@ def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
         model = sample_model(workdir)
         model_name = f"{model.parent.name} {model.name}"
 
-        server = Server(model, workdir, free_port(), max_queue_texts="4096")
-        try:
-            key = server.key("bench", rate_per_minute=10_000_000)
-            server.wait_ready()
-            for per_request in (1, 32):
+        def run(server: Server, key: str, name: str, clients: int, per_request: int, warm: bool = True) -> None:
+            requests, seconds = (max_requests, max_seconds) if warm else (20_000, OVERLOAD_SECONDS)
+            results.append(scenario(pool, server, key, texts, name, clients, per_request, requests, seconds, warm))
+
+        with serving(model, workdir, max_queue_texts="4096") as (server, key):
+            for per_request, name in ((1, "1 comment"), (32, "32 comments")):
                 for clients in (1, 16, 64):
-                    name = "1 comment" if per_request == 1 else "32 comments"
-                    results.append(scenario(pool, server, key, texts, name, clients, per_request, max_requests,
-                                            max_seconds))
+                    run(server, key, name, clients, per_request)
             slow_key = server.key("over-its-limit", rate_per_minute=1_200)  # 20 a second, bursts of 120
-            results.append(scenario(pool, server, slow_key, texts, "overload: rate limit", 64, 1,
-                                    20_000, OVERLOAD_SECONDS, warm=False))
-        finally:
-            server.stop()
-
-        server = Server(model, workdir, free_port(), max_batch_texts="1")
-        try:
-            key = server.key("bench", rate_per_minute=10_000_000)
-            server.wait_ready()
-            results.append(scenario(pool, server, key, texts, "1 comment, batching off", 16, 1, max_requests,
-                                    max_seconds))
-        finally:
-            server.stop()
-
-        server = Server(model, workdir, free_port(), model_process="false")
-        try:
-            key = server.key("bench", rate_per_minute=10_000_000)
-            server.wait_ready()
-            for per_request in (1, 32):
-                name = "1 comment" if per_request == 1 else "32 comments"
-                results.append(scenario(pool, server, key, texts, f"{name}, model in a thread", 16, per_request,
-                                        max_requests, max_seconds))
-        finally:
-            server.stop()
-
-        server = Server(model, workdir, free_port(), max_queue_texts="128")
-        try:
-            key = server.key("bench", rate_per_minute=10_000_000)
-            server.wait_ready()
-            results.append(scenario(pool, server, key, texts, "overload: queue of 128 texts", 64, 32,
-                                    20_000, OVERLOAD_SECONDS, warm=False))
-        finally:
-            server.stop()
+            run(server, slow_key, "overload: rate limit", 64, 1, warm=False)
+        with serving(model, workdir, max_batch_texts="1") as (server, key):
+            run(server, key, "1 comment, batching off", 16, 1)
+        with serving(model, workdir, model_process="false") as (server, key):
+            for per_request, name in ((1, "1 comment"), (32, "32 comments")):
+                run(server, key, f"{name}, model in a thread", 16, per_request)
+        with serving(model, workdir, max_queue_texts="128") as (server, key):
+            run(server, key, "overload: queue of 128 texts", 64, 32, warm=False)
     return results, model_name
 
 
