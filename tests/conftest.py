@@ -98,8 +98,9 @@ def _start_debian_cluster() -> None:
 
 def _own_cluster(folder: Path) -> tuple[str, list[str]] | None:
     """A throw-away cluster with trust auth on a free port, from Debian's binaries; its URL and stop command."""
-    import socket
     import subprocess
+
+    from evaluation.benchmarks.service_http import free_port
 
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not binaries:
@@ -109,9 +110,7 @@ def _own_cluster(folder: Path) -> tuple[str, list[str]] | None:
     folder.mkdir(parents=True, exist_ok=True)
     if run_as:
         shutil.chown(folder, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     data = folder / "data"
     steps = [[*run_as, str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
              [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",

@@ -140,22 +140,27 @@ def run_load(url: str, key: str, texts: list[str], clients: int, per_request: in
 
 # -- the server ------------------------------------------------------------------------------------------------
 class Server:
-    def __init__(self, model: Path, workdir: Path, port: int, **settings: str) -> None:
+    """`bazkhord serve` in a process of its own (also used by tests/service/test_restart.py)."""
+
+    def __init__(self, model: Path, workdir: Path, port: int, database_url: str | None = None, **settings: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.database_url = f"sqlite:///{workdir}/store-{port}.db"
+        self.database_url = database_url or f"sqlite:///{workdir}/store-{port}.db"
         env = {**os.environ, "BAZKHORD_JSON_LOGS": "true", **{f"BAZKHORD_{k.upper()}": v for k, v in settings.items()}}
         self.log = (workdir / f"server-{port}.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--model", str(model), "--database-url", self.database_url,
              "--port", str(port)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
-    def key(self, name: str, rate_per_minute: int | None) -> str:
+    def key(self, name: str, rate_per_minute: int | None, scopes: str = "tag") -> str:
         from service.auth import KeyStore
         from service.db import make_engine, upgrade
 
         engine = make_engine(self.database_url)
         upgrade(engine)
-        return KeyStore(engine).create(name, "tag", rate_per_minute).key
+        try:
+            return KeyStore(engine).create(name, scopes, rate_per_minute).key
+        finally:
+            engine.dispose()
 
     def wait_ready(self) -> None:
         import httpx
@@ -173,8 +178,9 @@ class Server:
         raise RuntimeError("the server did not become ready")
 
     def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=60)
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=60)
         self.log.close()
 
 

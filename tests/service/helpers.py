@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
+from evaluation.benchmarks.service_http import free_port
 from model.folder import MANIFEST_FILE, LoadedModel
 from service.app import create_app
 from service.auth import KeyStore
@@ -42,14 +43,6 @@ def clone_version(folder: Path, version: str) -> Path:
     manifest["version"] = version
     (target / MANIFEST_FILE).write_text(json.dumps(manifest), encoding="utf-8")
     return target
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager
