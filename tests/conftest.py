@@ -96,18 +96,21 @@ def _start_debian_cluster() -> None:
                        capture_output=True, timeout=60, check=False)
 
 
-def _own_cluster(folder: Path) -> tuple[str, list[str]] | None:
-    """A throw-away cluster with trust auth on a free port, from Debian's binaries; its URL and stop command."""
+def _own_cluster() -> tuple[str, list[str], Path] | str:
+    """A throw-away cluster with trust auth on a free port, from Debian's binaries: its URL, stop command and
+    folder; or why there is none. The folder is made under the system's temp folder, which the postgres user
+    (the server refuses to run as root) can reach, unlike pytest's private ones."""
     import subprocess
+    import tempfile
 
     from evaluation.benchmarks.service_http import free_port
 
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not binaries:
-        return None
+        return "Debian's postgresql binaries are not installed"
     bin_dir = binaries[-1].parent
     run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="bazkhord-pg-"))
     if run_as:
         shutil.chown(folder, "postgres")
     port = free_port()
@@ -116,14 +119,16 @@ def _own_cluster(folder: Path) -> tuple[str, list[str]] | None:
              [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"), "-o",
               f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"]]
     for step in steps:
-        if subprocess.run(step, capture_output=True, timeout=120, check=False).returncode != 0:
-            return None
+        done = subprocess.run(step, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            shutil.rmtree(folder, ignore_errors=True)
+            return f"{Path(step[len(run_as)]).name} failed: {(done.stderr or done.stdout).strip()[-300:]}"
     stop = [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]
-    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop
+    return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", stop, folder
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_url() -> Iterator[str]:
     """A fresh, empty database on a real PostgreSQL server, dropped afterwards."""
     import subprocess
     import uuid
@@ -131,14 +136,15 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    server, stop = POSTGRES_URL, None
+    server, stop, folder = POSTGRES_URL, None, None
     if not _reachable(server):
         _start_debian_cluster()
     if not _reachable(server):
-        own = _own_cluster(tmp_path_factory.mktemp("postgres"))
-        if own is None or not _reachable(own[0]):
-            pytest.skip(f"no PostgreSQL at {POSTGRES_URL}, and none could be started (install Debian's postgresql)")
-        server, stop = own
+        own = _own_cluster()
+        if isinstance(own, str) or not _reachable(own[0]):
+            pytest.skip(f"no PostgreSQL at {POSTGRES_URL}, and none could be started: "
+                        f"{own if isinstance(own, str) else 'it does not answer'}")
+        server, stop, folder = own
     name = f"bazkhord_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -151,3 +157,5 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         admin.dispose()
         if stop is not None:
             subprocess.run(stop, capture_output=True, timeout=60, check=False)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
