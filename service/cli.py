@@ -173,7 +173,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The model thread and the event loop share the GIL; a shorter switch interval than the default 5 ms lets
     # the loop answer requests while a batch is being tagged (measured in evaluation/benchmarks/service_http.py).
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
-    uvicorn.run(create_app(settings, model=loaded, engine=engine), host=args.host, port=args.port,
+    # `_engine` has migrated the store already: the app need not do it again.
+    app = create_app(settings.model_copy(update={"migrate_on_start": False}), model=loaded, engine=engine)
+    uvicorn.run(app, host=args.host, port=args.port,
                 log_level=settings.log_level.lower(), log_config=None if settings.json_logs else uvicorn.config.LOGGING_CONFIG,
                 access_log=False)
     return 0
