@@ -34,3 +34,7 @@ class InputError(BazkhordError):
     """Text given for prediction is unusable."""
 
     code = "E400"
+
+
+class TrainingStopped(BazkhordError):
+    """A training run stopped early (Ctrl-C); its checkpoint is saved and the same command resumes it."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from data.normalise import normalise
 from data.readers import ColumnMap, read_records
 from data.record import FeedbackRecord
 from evaluation.metrics import headline, score_tags
+from model.base import Tag
 from model.folder import DEFAULT_MODELS_DIR, FINGERPRINTS_FILE, LoadedModel, load_model, text_fingerprint
 
 log = logging.getLogger(__name__)
@@ -63,18 +65,23 @@ def evaluate(
         raise DataError(f"{data_path}: no row left to score (all {seen} were training data)")
 
     field = loaded.manifest["labels"].get("field", "sentiment")
+    texts = [r.text for r in records]
     started = time.perf_counter()
-    tags = []
-    for start in range(0, len(records), BATCH):
-        tags.extend(tagger.tag([r.text for r in records[start : start + BATCH]]))
+    tags = tag_all(tagger.tag, texts)
     seconds = time.perf_counter() - started
     gold_aspects = [r.aspects for r in records]
     if tagger.taxonomy is not None:
         # Training renamed aspect labels to taxonomy keys through its aliases; the gold labels must be too.
         gold_aspects = [tagger.taxonomy.map_labels(a)[0] if a else a for a in gold_aspects]
-    metrics = score_tags(tags, [gold_label(r, field) for r in records], gold_aspects, tagger.labels)
+    gold = [gold_label(r, field) for r in records]
+    metrics = score_tags(tags, gold, gold_aspects, tagger.labels)
     if not metrics:
         raise DataError(f"{data_path}: no row has a {field!r} or an aspects label to score against")
+    variants = getattr(tagger, "variants", None)
+    if variants is not None:
+        # A transformer folder keeps the TF-IDF baseline it was compared with: score every part on the same rows.
+        metrics["side_by_side"] = {name: headline(score_tags(tag_all(tag, texts), gold, gold_aspects, tagger.labels))
+                                   for name, tag in variants().items()}
     metrics["model"] = {"name": loaded.name, "version": loaded.version, "kind": loaded.manifest["kind"]}
     metrics["data"] = {"path": str(data_path), "split": split, "rows": len(records), "left_out_seen_in_training": seen}
     metrics["summary"] = headline(metrics)
@@ -88,6 +95,13 @@ def evaluate(
             confusion_png = loaded.folder / f"confusion_{split}.png"
             plot_confusion(metrics["sentiment"], f"{loaded.name} {loaded.version} — {split}", confusion_png)
     return EvaluationResult(metrics, metrics_file, confusion_png, seen)
+
+
+def tag_all(tag: Callable[[Sequence[str]], list[Tag]], texts: Sequence[str]) -> list[Tag]:
+    tags: list[Tag] = []
+    for start in range(0, len(texts), BATCH):
+        tags.extend(tag(texts[start : start + BATCH]))
+    return tags
 
 
 def plot_confusion(sentiment: dict[str, Any], title: str, path: Path) -> None:
@@ -123,4 +137,9 @@ def format_table(metrics: dict[str, Any]) -> str:
         lines.append(f"{'class':<12}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>6}")
         for label, row in metrics["sentiment"]["per_class"].items():
             lines.append(f"{label:<12}{row['precision']:>10.3f}{row['recall']:>8.3f}{row['f1']:>8.3f}{row['support']:>6}")
+    if "side_by_side" in metrics:
+        keys = sorted({k for scores in metrics["side_by_side"].values() for k in scores})
+        lines += ["", f"{'side by side':<14}" + "".join(f"{k[:16]:>18}" for k in keys)]
+        for name, scores in metrics["side_by_side"].items():
+            lines.append(f"{name:<14}" + "".join(f"{scores.get(k, float('nan')):>18.3f}" for k in keys))
     return "\n".join(lines)

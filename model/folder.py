@@ -8,6 +8,7 @@ incompatible bazkhord with a message that says which.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Any
 from data.errors import ModelFolderError
 from data.normalise import NormaliserConfig
 from data.taxonomy import Taxonomy
-from model.tagger import Tagger
+from model.tagger import BaseTagger, Tagger
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,19 @@ TRAINING_REPORT_FILE = "training_report.json"
 # Hashes of the normalised training texts, so evaluation can leave out rows the model has seen.
 FINGERPRINTS_FILE = "train_fingerprints.txt"
 DEFAULT_MODELS_DIR = Path("artifacts/models")
-KINDS = {Tagger.kind: Tagger}
+# Model kinds and the class that loads each; the transformer kinds import torch only when one is loaded.
+KINDS = {Tagger.kind: "model.tagger:Tagger", "transformer-tagger": "model.transformer:TransformerTagger",
+         "ensemble-tagger": "model.transformer:TransformerTagger"}
+
+
+def kind_class(kind: str) -> type[Any]:
+    module, name = KINDS[kind].split(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
 class LoadedModel:
-    tagger: Tagger
+    tagger: BaseTagger
     folder: Path
     manifest: dict[str, Any]
 
@@ -93,7 +101,7 @@ def new_version(name_dir: Path) -> str:
 
 
 def save_model(
-    tagger: Tagger,
+    tagger: BaseTagger,
     root: Path,
     name: str,
     *,
@@ -133,7 +141,7 @@ def save_model(
         "data_hash": data_hash,
         "training_rows": training_rows,
         "labels": {"field": label_field, "sentiment": tagger.labels, "aspects": tagger.aspect_names,
-                   "polarities": tagger.aspects_.polarities_ if tagger.aspects_ is not None else []},
+                   "polarities": tagger.polarity_names},
         "taxonomy": tagger.taxonomy.to_dict() if tagger.taxonomy is not None else None,
         "normaliser": tagger.normaliser.to_dict(),
         "libraries": library_versions(),
@@ -217,7 +225,7 @@ def load_model(reference: str | Path, root: Path = DEFAULT_MODELS_DIR) -> Loaded
     try:
         normaliser = NormaliserConfig.from_dict(manifest["normaliser"])
         taxonomy = Taxonomy.from_dict(manifest["taxonomy"]) if manifest.get("taxonomy") else None
-        tagger = KINDS[manifest["kind"]].load_components(folder, normaliser, taxonomy)
+        tagger = kind_class(manifest["kind"]).load_components(folder, normaliser, taxonomy)
     except ModelFolderError:
         raise
     except Exception as error:  # any failure here means the files do not fit together

@@ -23,7 +23,62 @@ SENTIMENT_DIR = "sentiment"
 ASPECTS_DIR = "aspects"
 
 
-class Tagger:
+class BaseTagger:
+    """What every tagger kind shares: the saved normaliser, clause splitting, and `predict` from `predict_proba`.
+
+    Subclasses set `sentiment labels`, `aspect_names` and `polarity_names`, and implement `predict_proba` and `tag`.
+    """
+
+    kind = "base"
+    normaliser: NormaliserConfig
+    taxonomy: Taxonomy | None
+    manifest: dict[str, Any]
+
+    @property
+    def labels(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def aspect_names(self) -> list[str]:
+        return []
+
+    @property
+    def polarity_names(self) -> list[str]:
+        return []
+
+    def normalise(self, texts: Sequence[str]) -> list[str]:
+        return normalise_many(texts, self.normaliser)
+
+    def _normalised_segments(self, raw: str, whole: str | None = None) -> list[tuple[str, Evidence]]:
+        """Clauses of `raw` with their normalised text; `whole` (raw normalised) is reused for a one-clause text."""
+        spans = split_segments(raw)
+        if whole is not None and len(spans) == 1 and spans[0].text == raw.strip():
+            return [(whole, spans[0])] if whole else []
+        pairs = [(normalise(span.text, self.normaliser), span) for span in spans]
+        return [(text, span) for text, span in pairs if text]
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+    def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None) -> list[Tag]:
+        raise NotImplementedError
+
+    def save_components(self, folder: Path) -> dict[str, str]:
+        raise NotImplementedError
+
+
+def make_tags(labels: Sequence[str], proba: np.ndarray, aspects: Sequence[Sequence[AspectTag]]) -> list[Tag]:
+    return [
+        Tag(labels[int(row.argmax())], {label: round(float(v), 4) for label, v in zip(labels, row, strict=True)},
+            tuple(aspects[i]))
+        for i, row in enumerate(proba)
+    ]
+
+
+class Tagger(BaseTagger):
     kind = "tfidf-tagger"
 
     def __init__(
@@ -75,42 +130,32 @@ class Tagger:
     def aspect_names(self) -> list[str]:
         return list(self.aspects_.aspects_) if self.aspects_ is not None else []
 
-    def normalise(self, texts: Sequence[str]) -> list[str]:
-        return normalise_many(texts, self.normaliser)
-
-    def _normalised_segments(self, raw: str, whole: str | None = None) -> list[tuple[str, Evidence]]:
-        """Clauses of `raw` with their normalised text; `whole` (raw normalised) is reused for a one-clause text."""
-        spans = split_segments(raw)
-        if whole is not None and len(spans) == 1 and spans[0].text == raw.strip():
-            return [(whole, spans[0])] if whole else []
-        pairs = [(normalise(span.text, self.normaliser), span) for span in spans]
-        return [(text, span) for text, span in pairs if text]
+    @property
+    def polarity_names(self) -> list[str]:
+        return list(self.aspects_.polarities_) if self.aspects_ is not None else []
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         return self.sentiment_.predict_proba(self.normalise(texts))
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
     def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None) -> list[Tag]:
         """Tag raw texts. A caller that has already normalised them (with `self.normalise`) may pass that too."""
         normalised = list(normalised) if normalised is not None else self.normalise(texts)
         proba = self.sentiment_.predict_proba(normalised)
-        aspect_results: list[list[AspectTag]] = [[] for _ in texts]
-        if self.aspects_ is not None:
-            segments = [self._normalised_segments(t, n) for t, n in zip(texts, normalised, strict=True)]
-            predictions = self.aspects_.predict(normalised, [[s for s, _ in segs] for segs in segments])
-            for i, found in enumerate(predictions):
-                aspect_results[i] = [
-                    AspectTag(p.aspect, round(p.confidence, 4), p.polarity, round(p.polarity_confidence, 4),
-                              tuple(segments[i][j][1] for j in p.evidence))
-                    for p in found
-                ]
-        return [
-            Tag(self.labels[int(row.argmax())], {label: round(float(v), 4) for label, v in zip(self.labels, row, strict=True)},
-                tuple(aspect_results[i]))
-            for i, row in enumerate(proba)
-        ]
+        return make_tags(self.labels, proba, self.tag_aspects(texts, normalised))
+
+    def tag_aspects(self, texts: Sequence[str], normalised: Sequence[str]) -> list[list[AspectTag]]:
+        results: list[list[AspectTag]] = [[] for _ in texts]
+        if self.aspects_ is None:
+            return results
+        segments = [self._normalised_segments(t, n) for t, n in zip(texts, normalised, strict=True)]
+        predictions = self.aspects_.predict(normalised, [[s for s, _ in segs] for segs in segments])
+        for i, found in enumerate(predictions):
+            results[i] = [
+                AspectTag(p.aspect, round(p.confidence, 4), p.polarity, round(p.polarity_confidence, 4),
+                          tuple(segments[i][j][1] for j in p.evidence))
+                for p in found
+            ]
+        return results
 
     # -- persistence ------------------------------------------------------------------------------------
     def save_components(self, folder: Path) -> dict[str, str]:

@@ -13,16 +13,18 @@ import logging
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from data.errors import BazkhordError
+from data.errors import BazkhordError, TrainingStopped
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from service.settings import Settings
+    from training.config import TrainConfig
+    from training.train import TrainResult
 
 log = logging.getLogger("bazkhord")
 
@@ -53,17 +55,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.models_dir:
         overrides.append(f"output.models_dir={json.dumps(str(args.models_dir))}")
     config = load_config(args.config, overrides)
-    steps = 5 + int(config.data.refit_on_dev)
-    bar_format = "{desc}: {n}/{total} steps |{bar:20}| {elapsed} {postfix}"
-    with logging_redirect_tqdm(), tqdm(total=steps, desc="train", file=sys.stderr, disable=args.quiet,
-                                       bar_format=bar_format) as bar:
-        def progress(message: str) -> None:
-            bar.set_postfix_str(message)
-            bar.update(1)
+    if config.model.kind == "transformer":
+        result = _train_with_bar(config, args.quiet)
+    else:
+        steps = 5 + int(config.data.refit_on_dev)
+        bar_format = "{desc}: {n}/{total} steps |{bar:20}| {elapsed} {postfix}"
+        with logging_redirect_tqdm(), tqdm(total=steps, desc="train", file=sys.stderr, disable=args.quiet,
+                                           bar_format=bar_format) as bar:
+            def progress(message: str) -> None:
+                bar.set_postfix_str(message)
+                bar.update(1)
 
-        result = train(config, progress)
-        bar.n = bar.total
-        bar.refresh()
+            result = train(config, progress)
+            bar.n = bar.total
+            bar.refresh()
     print(f"trained {config.model.name}: {result.sizes} in {result.seconds:.1f}s")
     for summary in result.summaries:
         print(f"  {summary}")
@@ -73,6 +78,70 @@ def cmd_train(args: argparse.Namespace) -> int:
         refit = " (before the final refit on train + dev)" if result.metrics.get("dev_scored_before_refit") else ""
         print(f"  dev{refit}: " + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
     print(f"model folder: {result.folder}")
+    return 0
+
+
+class StepBar:
+    """A tqdm bar over optimizer steps, with ETA, live loss and the last dev score (the CLI's view of training events)."""
+
+    def __init__(self, desc: str, quiet: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=0, desc=desc, file=sys.stderr, disable=quiet, unit="step", dynamic_ncols=True)
+        self.dev = ""
+
+    def say(self, message: str) -> None:
+        self.bar.write(message, file=sys.stderr)
+
+    def event(self, event: dict[str, Any]) -> None:
+        if event["kind"] == "start":
+            self.bar.reset(total=event["total_steps"])
+            self.bar.update(event["step"])
+        elif event["kind"] == "step":
+            self.bar.update(event["step"] - self.bar.n)
+            self.bar.set_postfix_str(f"epoch {event['epoch']} loss {event['loss']:.3f}{self.dev}")
+        elif event["kind"] == "epoch":
+            score = event.get("dev_score", event.get("heldout_loss"))
+            self.dev = f" dev {score:.3f}" if isinstance(score, float) else ""
+            shown = {k: v for k, v in event.items() if k != "kind"}
+            shown = {k: v for k, v in event.items() if k != "kind"}
+            self.say(f"epoch {event['epoch']}: " + json.dumps(shown, ensure_ascii=False))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _train_with_bar(config: TrainConfig, quiet: bool) -> TrainResult:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from training.train import train
+
+    bar = StepBar("train", quiet)
+    try:
+        with logging_redirect_tqdm():
+            return train(config, bar.say, bar.event)
+    finally:
+        bar.close()
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from training.pretrain import PretrainConfig, pretrain
+
+    overrides = list(args.set or [])
+    for key in ("epochs", "max_minutes", "vocab_size"):
+        if getattr(args, key) is not None:
+            overrides.append(f"{key}={getattr(args, key)}")
+    config = PretrainConfig.from_overrides(overrides)
+    bar = StepBar("pretrain", args.quiet)
+    try:
+        with logging_redirect_tqdm():
+            result = pretrain(args.data, args.out, config, bar.say, bar.event)
+    finally:
+        bar.close()
+    print(f"pre-trained on {result.texts} texts in {result.seconds:.0f}s; held-out masked-token loss {result.heldout_loss}")
+    print(f"encoder folder: {result.folder}  (use it as: --set transformer.base_model={json.dumps(str(result.folder))})")
     return 0
 
 
@@ -276,6 +345,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
 
+    pre = commands.add_parser("pretrain", help="masked-language-model pre-training of the compact encoder on unlabelled text")
+    pre.add_argument("--data", action="append", required=True, help="a file of comments (repeat for several); labels are ignored")
+    pre.add_argument("--out", type=Path, required=True, help="new folder for the encoder and its tokenizer")
+    pre.add_argument("--epochs", type=int)
+    pre.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
+    pre.add_argument("--vocab-size", type=int)
+    pre.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a pre-training key, e.g. hidden=384")
+    pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    pre.set_defaults(run=cmd_pretrain)
+
     evaluate = commands.add_parser("evaluate", help="score a model on labelled data")
     evaluate.add_argument("model", help="model name, name@version, or folder")
     evaluate.add_argument("--data", required=True, help="labelled file (.jsonl, .csv, .parquet, dataset folder)")
@@ -357,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return int(args.run(args))
+    except TrainingStopped as error:  # Ctrl-C during training: the checkpoint is saved, the same command resumes
+        print(f"stopped: {error}", file=sys.stderr)
+        return 130
     except BazkhordError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -16,8 +16,8 @@ from data.normalise import NormaliserConfig
 @dataclass
 class ModelConfig:
     name: str = "sample"
-    kind: Literal["tfidf"] = "tfidf"
-    C: float = 0.5  # sentiment; chosen on the dev splits of ../shared/data
+    kind: Literal["tfidf", "transformer"] = "tfidf"  # "transformer": see [transformer]; the TF-IDF keys then
+    C: float = 0.5  # configure the baseline trained beside it  # sentiment; chosen on the dev splits of ../shared/data
     class_weight: str = "balanced"  # or "none"
     aspect_C: float = 4.0
     aspect_threshold: float = 0.3  # chosen on the dev splits of parsinlu_food and parsinlu_movie
@@ -27,8 +27,8 @@ class ModelConfig:
     max_features: int = 200_000
 
     def __post_init__(self) -> None:
-        if self.kind != "tfidf":
-            raise ConfigError(f"model.kind {self.kind!r} is not known; use 'tfidf'")
+        if self.kind not in ("tfidf", "transformer"):
+            raise ConfigError(f"model.kind {self.kind!r} is not known; use 'tfidf' or 'transformer'")
         for key in ("C", "aspect_C"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"model.{key} must be positive, not {getattr(self, key)}")
@@ -43,9 +43,68 @@ class ModelConfig:
 
 
 @dataclass
+class TransformerConfig:
+    """The transformer tagger (model.kind = "transformer"). Defaults chosen on the dev splits of ../shared/data."""
+
+    # "scratch": a compact BERT built here with a WordPiece vocabulary learned from the training texts; or a
+    # folder (e.g. `bazkhord pretrain` output) or hub id of a BERT / ALBERT / RoBERTa / DistilBERT / ELECTRA.
+    base_model: str = "scratch"
+    vocab_size: int = 16_000  # scratch only
+    hidden: int = 256  # scratch only: the encoder's shape
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 512
+    dropout: float = 0.1
+    max_length: int = 0  # 0: the `length_percentile` of the training texts' token counts, rounded up to 8
+    length_percentile: float = 95.0
+    max_length_cap: int = 256
+    epochs: int = 20
+    patience: int = 4  # epochs without a better dev score before stopping
+    batch_size: int = 32
+    grad_accum: int = 1  # optimizer step every `grad_accum` batches
+    learning_rate: float = 3e-4  # compact encoders; use about 3e-5 for a BERT-base checkpoint
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    class_weight: str = "balanced"  # sentiment loss weights: "balanced" or "none"
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0})
+    aspect_threshold: float = 0.0  # 0: chosen on dev
+    quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
+    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (when better on dev), "never", "always"
+    device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
+    threads: int = 0  # torch threads for training; 0: torch's default
+    max_minutes: float = 0.0  # stop after the epoch that passes this budget; 0: no budget
+    checkpoint_dir: str = "artifacts/checkpoints"
+    resume: bool = True  # continue from this run's checkpoint when one exists (same config and data)
+
+    def __post_init__(self) -> None:
+        for key in ("vocab_size", "hidden", "layers", "heads", "intermediate", "epochs", "patience", "batch_size",
+                    "grad_accum", "max_length_cap"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
+                raise ConfigError(f"transformer.{key} must be a positive whole number, not {getattr(self, key)!r}")
+        if self.hidden % self.heads:
+            raise ConfigError(f"transformer.hidden ({self.hidden}) must be a multiple of transformer.heads ({self.heads})")
+        if self.max_length < 0 or not 50 <= self.length_percentile <= 100:
+            raise ConfigError("transformer.max_length must be >= 0 and transformer.length_percentile in [50, 100]")
+        if not 0 <= self.dropout < 1 or self.learning_rate <= 0 or not 0 <= self.warmup_fraction < 1:
+            raise ConfigError("transformer.dropout and warmup_fraction must be in [0, 1), learning_rate positive")
+        if not 0 <= self.aspect_threshold < 1:
+            raise ConfigError(f"transformer.aspect_threshold must be in [0, 1), not {self.aspect_threshold}")
+        choices = {"class_weight": ("balanced", "none"), "quantize": ("auto", "int8", "none"),
+                   "ensemble": ("auto", "never", "always"), "device": ("auto", "cpu", "cuda")}
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ConfigError(f"transformer.{key} must be one of {allowed}, not {getattr(self, key)!r}")
+        unknown = sorted(set(self.loss_weights) - {"sentiment", "aspects", "polarity"})
+        if unknown or any(v < 0 for v in self.loss_weights.values()):
+            raise ConfigError(f"transformer.loss_weights takes sentiment, aspects, polarity >= 0; got {self.loss_weights}")
+
+
+@dataclass
 class DataConfig:
-    train: str = "data/samples/feedback.jsonl"
-    dev: str = ""
+    # One file, or a list of files that train one model together (their labels may differ in kind: a file
+    # without aspect labels trains sentiment only, and so on).
+    train: str | list[str] = "data/samples/feedback.jsonl"
+    dev: str | list[str] = ""
     dev_fraction: float = 0.15
     # After the dev score is taken, fit the saved model on train + dev (scikit-learn's `refit`).
     refit_on_dev: bool = True
@@ -55,8 +114,8 @@ class DataConfig:
     columns: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.train:
-            raise ConfigError("data.train must name a training file")
+        if not self.train or (isinstance(self.train, list) and not all(isinstance(t, str) and t for t in self.train)):
+            raise ConfigError("data.train must name a training file or a list of them")
         if not 0 < self.dev_fraction < 0.5:
             raise ConfigError(f"data.dev_fraction must be between 0 and 0.5, not {self.dev_fraction}")
         if self.label not in ("sentiment", "sentiment_score"):
@@ -74,6 +133,7 @@ class OutputConfig:
 class TrainConfig:
     seed: int = 13
     model: ModelConfig = field(default_factory=ModelConfig)
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     normaliser: dict[str, Any] = field(default_factory=dict)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -86,13 +146,16 @@ class TrainConfig:
             raise ConfigError(f"[normaliser]: {error}") from None
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if self.model.kind != "transformer":
+            del values["transformer"]  # unused: keep the saved config to what shaped the model
+        return values
 
     def to_toml(self) -> str:
         return dump_toml(self.to_dict())
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "output": OutputConfig}
+SECTIONS = {"model": ModelConfig, "transformer": TransformerConfig, "data": DataConfig, "output": OutputConfig}
 
 
 def _parse_value(raw: str) -> Any:

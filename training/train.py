@@ -22,7 +22,7 @@ from data.taxonomy import Taxonomy, load_taxonomy
 from evaluation.metrics import headline, score_tags
 from model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
 from model.linear import TfidfParams
-from model.tagger import Tagger
+from model.tagger import BaseTagger, Tagger
 from training.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -50,29 +50,35 @@ def load_training_data(
     config: TrainConfig, normaliser: NormaliserConfig, progress: Progress
 ) -> tuple[dict[str, list[FeedbackRecord]], list[RejectedRow], list[str]]:
     columns = ColumnMap.from_dict(config.data.columns)
-    progress(f"reading {config.data.train}")
-    train_read = read_records(config.data.train, columns=columns, max_bad_fraction=config.data.max_bad_fraction)
-    rejected = list(train_read.rejected)
-    summaries = [train_read.summary()]
-    train = deduplicate(train_read.records, normaliser)
-    rejected += train.dropped
+    rejected: list[RejectedRow] = []
+    summaries: list[str] = []
+
+    def read(paths: str | list[str]) -> list[FeedbackRecord]:
+        records: list[FeedbackRecord] = []
+        for path in [paths] if isinstance(paths, str) else paths:
+            progress(f"reading {path}")
+            result = read_records(path, columns=columns, max_bad_fraction=config.data.max_bad_fraction)
+            rejected.extend(result.rejected)
+            summaries.append(result.summary())
+            records += result.records
+        unique = deduplicate(records, normaliser)
+        rejected.extend(unique.dropped)
+        return unique.records
+
+    train = read(config.data.train)
     if config.data.dev:
-        progress(f"reading {config.data.dev}")
-        dev_read = read_records(config.data.dev, columns=columns, max_bad_fraction=config.data.max_bad_fraction)
-        summaries.append(dev_read.summary())
-        dev = deduplicate(dev_read.records, normaliser)
-        rejected += dev_read.rejected + dev.dropped
-        splits = {"train": train.records, "dev": dev.records}
-        seen = {normalise(r.text, normaliser) for r in train.records}
-        overlap = [r for r in dev.records if normalise(r.text, normaliser) in seen]
+        dev = read(config.data.dev)
+        splits = {"train": train, "dev": dev}
+        seen = {normalise(r.text, normaliser) for r in train}
+        overlap = [r for r in dev if normalise(r.text, normaliser) in seen]
         if overlap:
             # The dev copy is dropped, never the training one: dev must be unseen text.
             rejected += [RejectedRow(*r.location(), "text", "also in the training file; dropped from dev")
                          for r in overlap]
             ids = {id(r) for r in overlap}
-            splits["dev"] = [r for r in dev.records if id(r) not in ids]
+            splits["dev"] = [r for r in dev if id(r) not in ids]
     else:
-        by_hash = split_by_hash(train.records, config.data.dev_fraction, 0.0, seed=str(config.seed), config=normaliser)
+        by_hash = split_by_hash(train, config.data.dev_fraction, 0.0, seed=str(config.seed), config=normaliser)
         splits = {"train": by_hash["train"], "dev": by_hash["dev"]}
     check_disjoint(splits, normaliser)
     labels = _labelled(splits["train"], config.data.label)
@@ -95,7 +101,8 @@ def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> lis
     return [f"aspect names not in the taxonomy, kept as they are: {listed}"]
 
 
-def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
+def train(config: TrainConfig, progress: Progress | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
+          interrupt_after: int | None = None) -> TrainResult:
     """Train, score on dev, and write a model folder. The same data and seed give the same model."""
     say = progress or (lambda message: log.info(message))
     started = time.perf_counter()
@@ -113,8 +120,60 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
     if unlabelled:
         summaries.append(f"{unlabelled} training rows have no {config.data.label!r} label: they train aspects only")
     m = config.model
+    train_rows = splits["train"]
+    metrics: dict[str, Any] = {}
+    extra: dict[str, str | dict[str, Any]] = {}
+    report: dict[str, Any] = {}
+    tagger: BaseTagger
+    if m.kind == "transformer":
+        from training.transformer import LOG_FILE, fit_transformer
+
+        fitted = fit_transformer(config, splits, normaliser, taxonomy, data_hash(train_rows), say, on_event, interrupt_after)
+        tagger = fitted.tagger
+        metrics = {"dev": fitted.dev_scores["chosen"], "dev_by_model": fitted.dev_scores}
+        summaries += fitted.notes
+        report["transformer"] = fitted.report
+        extra[LOG_FILE] = fitted.log_text
+        if config.data.refit_on_dev and fitted.baseline_refit is not None:
+            # As the baseline alone does: its dev figure is taken, then it also learns from dev.
+            say("refitting the blended TF-IDF baseline on train + dev")
+            train_rows = train_rows + splits["dev"]
+            fitted.baseline_refit(train_rows)
+            metrics["dev_scored_before_refit"] = True
+    else:
+        tagger = fit_tfidf(config, splits, taxonomy, say)
+        metrics = tagger.manifest.pop("dev_metrics", {})
+        if metrics.get("dev_scored_before_refit"):
+            train_rows = train_rows + splits["dev"]
+    say("saving model folder")
+    sizes = {**{name: len(rows) for name, rows in splits.items()}, "fitted": len(train_rows)}
+    report = {
+        "files": summaries,
+        "sizes": sizes,
+        "rejected": [{"file": r.file, "row": r.row, "field": r.field, "reason": r.reason} for r in rejected],
+        **report,
+    }
+    fingerprints = sorted({text_fingerprint(normalise(r.text, normaliser)) for r in train_rows})
+    folder = save_model(
+        tagger,
+        Path(config.output.models_dir),
+        m.name,
+        config_text=config.to_toml(),
+        data_hash=data_hash(train_rows),
+        training_rows=len(train_rows),
+        metrics=metrics,
+        label_field=config.data.label,
+        extra_files={TRAINING_REPORT_FILE: report, FINGERPRINTS_FILE: "\n".join(fingerprints) + "\n", **extra},
+    )
+    return TrainResult(folder, metrics, rejected, sizes, time.perf_counter() - started, summaries)
+
+
+def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxonomy: Taxonomy | None,
+              say: Progress) -> Tagger:
+    """The TF-IDF tagger: fit on train, score on dev, then (refit_on_dev) fit again on train + dev."""
+    m = config.model
     tagger = Tagger(
-        normaliser=normaliser,
+        normaliser=config.normaliser_config,
         C=m.C,
         class_weight=None if m.class_weight == "none" else m.class_weight,
         aspect_C=m.aspect_C,
@@ -141,27 +200,8 @@ def train(config: TrainConfig, progress: Progress | None = None) -> TrainResult:
         if config.data.refit_on_dev:
             # The dev figure above belongs to the train-only fit; the saved model also learns from dev.
             metrics["dev_scored_before_refit"] = True
-            train_rows = train_rows + dev
-            fit(train_rows)
+            fit(train_rows + dev)
     else:
         say("no dev comments: skipping the dev score")
-    say("saving model folder")
-    sizes = {**{name: len(rows) for name, rows in splits.items()}, "fitted": len(train_rows)}
-    report = {
-        "files": summaries,
-        "sizes": sizes,
-        "rejected": [{"file": r.file, "row": r.row, "field": r.field, "reason": r.reason} for r in rejected],
-    }
-    fingerprints = sorted({text_fingerprint(normalise(r.text, normaliser)) for r in train_rows})
-    folder = save_model(
-        tagger,
-        Path(config.output.models_dir),
-        m.name,
-        config_text=config.to_toml(),
-        data_hash=data_hash(train_rows),
-        training_rows=len(train_rows),
-        metrics=metrics,
-        label_field=config.data.label,
-        extra_files={TRAINING_REPORT_FILE: report, FINGERPRINTS_FILE: "\n".join(fingerprints) + "\n"},
-    )
-    return TrainResult(folder, metrics, rejected, sizes, time.perf_counter() - started, summaries)
+    tagger.manifest["dev_metrics"] = metrics
+    return tagger

@@ -22,7 +22,7 @@ import numpy as np
 from data.normalise import mask_pii
 from data.record import FeedbackRecord
 from model.segments import split_segments
-from model.tagger import Tagger
+from model.tagger import BaseTagger
 from model.themes.report import (
     SCHEMA_VERSION,
     BreakdownRow,
@@ -205,7 +205,7 @@ class Outcomes:
 
 
 class ThemeAnalyzer:
-    def __init__(self, tagger: Tagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None) -> None:
+    def __init__(self, tagger: BaseTagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None) -> None:
         self.tagger = tagger
         self.settings = settings or ThemeSettings()
         self.steps = steps or ThemeSteps()

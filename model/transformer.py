@@ -1,0 +1,472 @@
+"""The transformer tagger: one encoder, three heads (sentence sentiment, aspect presence, per-aspect polarity).
+
+The encoder is any BERT-family checkpoint (a local folder or a hub id: BERT, ALBERT, RoBERTa, DistilBERT,
+ELECTRA), or the offline default: a compact BERT built from scratch over a WordPiece vocabulary trained on
+the training texts. The folder may also hold the TF-IDF baseline, blended in (a calibrated ensemble) when
+that scored better on dev.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from data.errors import ConfigError
+from data.normalise import DEFAULT_NORMALISER, NormaliserConfig
+from data.taxonomy import Taxonomy
+from model.aspects import pick_evidence
+from model.base import AspectTag
+from model.tagger import BaseTagger, Tagger, make_tags
+
+log = logging.getLogger(__name__)
+
+ENCODER_DIR = "encoder"
+HEADS_FILE = "heads.safetensors"
+META_FILE = "transformer.json"
+BASELINE_DIR = "baseline"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SUPPORTED_BACKBONES = ("bert", "albert", "roberta", "distilbert", "electra")
+# `base_model` value that builds the compact encoder from scratch (no download, no pre-trained weights).
+SCRATCH = "scratch"
+THREADS_ENV = "BAZKHORD_TORCH_THREADS"
+
+# torch's eager int8 API warns that it moves to torchao; it is what torch 2.13 ships, and it is measured here.
+warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
+warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
+
+
+# -- tokenizer and encoder --------------------------------------------------------------------------------
+def wordpiece_vocabulary(texts: Sequence[str], vocab_size: int, min_frequency: int = 2) -> list[str]:
+    """A WordPiece vocabulary by BPE merges over the texts' words, ties broken by the pieces themselves.
+
+    `tokenizers`' own trainers break ties by hash order, so two runs on the same texts learn different
+    vocabularies; this one is the same on every run, which keeps training deterministic.
+    """
+    import heapq
+    from collections import Counter
+
+    from tokenizers import pre_tokenizers
+
+    pre = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter(word for text in texts for word, _ in pre.pre_tokenize_str(text.lower()))
+    splits = {word: [word[0], *(f"##{c}" for c in word[1:])] for word in words}
+    alphabet = sorted({piece for pieces in splits.values() for piece in pieces})
+    vocab = list(dict.fromkeys([*SPECIAL_TOKENS, *alphabet]))
+    pairs: Counter[tuple[str, str]] = Counter()
+    where: dict[tuple[str, str], set[str]] = {}
+    for word, pieces in splits.items():
+        for pair in itertools.pairwise(pieces):
+            pairs[pair] += words[word]
+            where.setdefault(pair, set()).add(word)
+    heap = [(-count, pair) for pair, count in pairs.items()]
+    heapq.heapify(heap)
+    known = set(vocab)
+    while len(vocab) < vocab_size and heap:
+        negative, pair = heapq.heappop(heap)
+        if pairs.get(pair, 0) != -negative:
+            continue  # a stale entry: the count changed since it was pushed
+        if -negative < min_frequency:
+            break
+        merged = pair[0] + pair[1].removeprefix("##")
+        if merged not in known:
+            vocab.append(merged)
+            known.add(merged)
+        touched: Counter[tuple[str, str]] = Counter()
+        for word in sorted(where.pop(pair, set())):
+            pieces, count = splits[word], words[word]
+            for old in itertools.pairwise(pieces):
+                pairs[old] -= count
+                touched[old] -= count
+            out, i = [], 0
+            while i < len(pieces):
+                if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == pair:
+                    out.append(merged)
+                    i += 2
+                else:
+                    out.append(pieces[i])
+                    i += 1
+            splits[word] = out
+            for new in itertools.pairwise(out):
+                pairs[new] += count
+                touched[new] += count
+                where.setdefault(new, set()).add(word)
+        for changed in touched:
+            if pairs[changed] > 0:
+                heapq.heappush(heap, (-pairs[changed], changed))
+            else:
+                pairs.pop(changed, None)
+    return vocab
+
+
+def train_tokenizer(texts: Sequence[str], vocab_size: int = 16_000, min_frequency: int = 2) -> Any:
+    """A WordPiece tokenizer learned from (normalised) texts, wrapped as a transformers fast tokenizer.
+
+    Only lower-casing is applied: the texts are normalised already, and BERT's accent stripping would
+    remove the madda of «آ» and Persian diacritics.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = wordpiece_vocabulary(texts, vocab_size, min_frequency)
+    tokenizer = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+
+
+@dataclass(frozen=True)
+class EncoderShape:
+    """The compact encoder built from scratch. Defaults chosen on the dev splits for speed and quality on 2 cores."""
+
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    intermediate: int = 512
+    max_positions: int = 512
+    dropout: float = 0.1
+
+
+def scratch_encoder(vocab_size: int, shape: EncoderShape) -> Any:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=vocab_size, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+                        num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
+                        max_position_embeddings=shape.max_positions, hidden_dropout_prob=shape.dropout,
+                        attention_probs_dropout_prob=shape.dropout)
+    return BertModel(config, add_pooling_layer=False)
+
+
+def load_backbone(base_model: str) -> tuple[Any, Any]:
+    """(encoder, tokenizer) from a local folder or a hub id. Nothing is downloaded when the id is a folder."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    local = Path(base_model).is_dir()
+    if not local and (base_model.startswith((".", "/", "~")) or base_model.count("/") > 1):
+        raise ConfigError(f"model.base_model {base_model!r}: no such folder")
+    try:
+        config = AutoConfig.from_pretrained(base_model, local_files_only=local)
+    except (OSError, ValueError) as error:
+        where = "the folder has no usable config.json" if local else "it is not a local folder and the hub cannot be reached"
+        raise ConfigError(f"model.base_model {base_model!r}: cannot load its config ({where}): {error}") from None
+    if config.model_type not in SUPPORTED_BACKBONES:
+        raise ConfigError(f"model.base_model {base_model!r} is a {config.model_type!r} model; "
+                          f"supported: {', '.join(SUPPORTED_BACKBONES)}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=local)
+        encoder = AutoModel.from_pretrained(base_model, local_files_only=local)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"model.base_model {base_model!r}: cannot load its tokenizer or weights: {error}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"model.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {type(tokenizer).__name__}")
+    if tokenizer.pad_token is None:
+        raise ConfigError(f"model.base_model {base_model!r}: its tokenizer has no padding token")
+    return encoder, tokenizer
+
+
+def hidden_size(encoder: Any) -> int:
+    config = encoder.config
+    return int(getattr(config, "hidden_size", None) or config.dim)
+
+
+# -- the network ------------------------------------------------------------------------------------------
+class MultiTaskNet(nn.Module):
+    """Encoder + masked mean pooling + three linear heads. Polarity logits are (batch, aspects, polarities)."""
+
+    def __init__(self, encoder: Any, n_labels: int, n_aspects: int, n_polarities: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        size = hidden_size(encoder)
+        self.dropout = nn.Dropout(dropout)
+        self.sentiment = nn.Linear(size, max(n_labels, 1))
+        self.aspect = nn.Linear(size, max(n_aspects, 1))
+        self.polarity = nn.Linear(size, max(n_aspects * n_polarities, 1))
+        self.n_aspects = n_aspects
+        self.n_polarities = n_polarities
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        polarity = self.polarity(pooled)
+        if self.n_aspects and self.n_polarities:
+            polarity = polarity.view(-1, self.n_aspects, self.n_polarities)
+        return self.sentiment(pooled), self.aspect(pooled), polarity
+
+    def heads_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+
+def quantize_int8(net: MultiTaskNet) -> MultiTaskNet:
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised on the fly)."""
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
+
+
+@dataclass
+class Encoded:
+    input_ids: list[list[int]]
+
+    def lengths(self) -> np.ndarray:
+        return np.array([len(ids) for ids in self.input_ids])
+
+
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
+    return Encoded(tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"])
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return ids, mask
+
+
+def length_buckets(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Indices in batches of similar length, so little of each batch is padding."""
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+# -- the tagger -------------------------------------------------------------------------------------------
+@dataclass
+class Blend:
+    """How the saved model combines its parts. weight 1.0 and aspects from the transformer: no ensemble."""
+
+    weight: float = 1.0  # share of the transformer in sentence sentiment; the rest is the TF-IDF baseline's
+    temperature: float = 1.0  # the transformer's sentiment logits are divided by it (calibrated on dev)
+    aspects_from: str = "transformer"  # or "baseline"
+
+    @property
+    def uses_baseline(self) -> bool:
+        return self.weight < 1.0 or self.aspects_from == "baseline"
+
+
+@dataclass
+class TransformerMeta:
+    labels: list[str]
+    aspects: list[str]
+    polarities: list[str]
+    max_length: int
+    base_model: str
+    model_type: str
+    aspect_threshold: float = 0.5
+    dropout: float = 0.1
+    batch_size: int = 64
+    quantize: str = "none"  # "int8": Linear layers are quantised when the folder is loaded
+    blend: Blend = field(default_factory=Blend)
+    token_length_stats: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TransformerMeta:
+        values = dict(values)
+        values["blend"] = Blend(**values.get("blend", {}))
+        return cls(**values)
+
+
+def set_threads() -> None:
+    threads = os.environ.get(THREADS_ENV)
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+
+
+class TransformerTagger(BaseTagger):
+    """Tags raw texts with a `MultiTaskNet`; optionally blends in the TF-IDF baseline saved beside it."""
+
+    def __init__(
+        self,
+        net: MultiTaskNet,
+        tokenizer: Any,
+        meta: TransformerMeta,
+        normaliser: NormaliserConfig = DEFAULT_NORMALISER,
+        taxonomy: Taxonomy | None = None,
+        baseline: Tagger | None = None,
+    ) -> None:
+        self.net = net.eval()
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.normaliser = normaliser
+        self.taxonomy = taxonomy
+        self.baseline = baseline
+        self.manifest: dict[str, Any] = {}
+        self.device = next(net.parameters()).device if any(True for _ in net.parameters()) else torch.device("cpu")
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        return "ensemble-tagger" if self.meta.blend.uses_baseline else "transformer-tagger"
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.meta.labels)
+
+    @property
+    def aspect_names(self) -> list[str]:
+        return list(self.meta.aspects)
+
+    @property
+    def polarity_names(self) -> list[str]:
+        return list(self.meta.polarities)
+
+    # -- raw network outputs -----------------------------------------------------------------------------
+    def network_outputs(self, normalised: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sentiment logits, aspect presence probabilities and polarity probabilities for normalised texts,
+        in batches of similar length."""
+        n = len(normalised)
+        logits = np.zeros((n, len(self.meta.labels)), dtype=np.float32)
+        presence = np.zeros((n, len(self.meta.aspects)), dtype=np.float32)
+        polarity = np.zeros((n, len(self.meta.aspects), len(self.meta.polarities)), dtype=np.float32)
+        if n == 0:
+            return logits, presence, polarity
+        encoded = encode(self.tokenizer, normalised, self.meta.max_length)
+        pad_id = self.tokenizer.pad_token_id
+        with torch.inference_mode():
+            for batch in length_buckets(encoded.lengths(), self.meta.batch_size):
+                ids, mask = pad_batch([encoded.input_ids[i] for i in batch], pad_id)
+                s, a, p = self.net(ids.to(self.device), mask.to(self.device))
+                logits[batch] = s[:, : logits.shape[1]].float().cpu().numpy()
+                if self.meta.aspects:
+                    presence[batch] = torch.sigmoid(a).float().cpu().numpy()
+                    if self.meta.polarities:
+                        polarity[batch] = torch.softmax(p, dim=-1).float().cpu().numpy()
+        return logits, presence, polarity
+
+    def transformer_proba(self, logits: np.ndarray) -> np.ndarray:
+        scaled = logits / self.meta.blend.temperature
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        exp = np.exp(scaled)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def baseline_proba(self, normalised: Sequence[str]) -> np.ndarray:
+        """The baseline's probabilities in this model's label order (a label it lacks gets 0)."""
+        assert self.baseline is not None
+        raw = self.baseline.sentiment_.predict_proba(list(normalised))
+        out = np.zeros((len(normalised), len(self.labels)))
+        for j, label in enumerate(self.baseline.labels):
+            if label in self.labels:
+                out[:, self.labels.index(label)] = raw[:, j]
+        return out
+
+    def blend_proba(self, logits: np.ndarray, normalised: Sequence[str], blend: Blend | None = None) -> np.ndarray:
+        proba = self.transformer_proba(logits)
+        weight = (blend or self.meta.blend).weight
+        if self.baseline is None or weight >= 1.0:
+            return proba
+        return weight * proba + (1 - weight) * self.baseline_proba(normalised)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        normalised = self.normalise(texts)
+        logits, _, _ = self.network_outputs(normalised)
+        return self.blend_proba(logits, normalised)
+
+    # -- tagging -----------------------------------------------------------------------------------------
+    def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None, blend: Blend | None = None) -> list[Any]:
+        """Tag raw texts; `blend` overrides the saved one (evaluation uses it to score the parts alone)."""
+        blend = blend or self.meta.blend
+        normalised = list(normalised) if normalised is not None else self.normalise(texts)
+        logits, presence, polarity = self.network_outputs(normalised)
+        proba = self.blend_proba(logits, normalised, blend)
+        if self.baseline is not None and blend.aspects_from == "baseline":
+            aspects = self.baseline.tag_aspects(texts, normalised)
+        else:
+            aspects = self.aspect_tags(texts, normalised, presence, polarity)
+        return make_tags(self.labels, proba, aspects)
+
+    def aspect_tags(
+        self, texts: Sequence[str], normalised: Sequence[str], presence: np.ndarray, polarity: np.ndarray
+    ) -> list[list[AspectTag]]:
+        """Aspects over the threshold, each with its polarity and the clauses that speak of it (evidence)."""
+        results: list[list[AspectTag]] = [[] for _ in texts]
+        if not self.meta.aspects:
+            return results
+        hits = [[int(k) for k in np.argsort(-row, kind="stable") if row[k] >= self.meta.aspect_threshold] for row in presence]
+        with_hits = [i for i, found in enumerate(hits) if found]
+        segments = {i: self._normalised_segments(texts[i], normalised[i]) for i in with_hits}
+        # Clauses of comments with more than one clause are scored in one call, to find the evidence.
+        several = [i for i in with_hits if len(segments[i]) > 1]
+        _, clause_presence, _ = self.network_outputs([s for i in several for s, _ in segments[i]])
+        scores: dict[int, np.ndarray] = {}
+        start = 0
+        for i in several:
+            scores[i] = clause_presence[start : start + len(segments[i])]
+            start += len(segments[i])
+        for i in with_hits:
+            for k in hits[i]:
+                chosen = pick_evidence(scores[i][:, k]) if i in scores else tuple(range(len(segments[i])))
+                p = polarity[i, k]
+                best = int(p.argmax())
+                results[i].append(AspectTag(self.meta.aspects[k], round(float(presence[i, k]), 4), self.meta.polarities[best],
+                                            round(float(p[best]), 4), tuple(segments[i][j][1] for j in chosen)))
+        return results
+
+    def variants(self) -> dict[str, Callable[[Sequence[str]], list[Any]]]:
+        """The ways this folder can tag, for side-by-side scores: the baseline, the transformer alone, and the
+        saved ensemble when there is one."""
+        out: dict[str, Callable[[Sequence[str]], list[Any]]] = {}
+        if self.baseline is not None:
+            out["baseline"] = self.baseline.tag
+        alone = Blend(1.0, self.meta.blend.temperature, "transformer")
+        out["transformer"] = lambda texts: self.tag(texts, blend=alone)
+        if self.baseline is not None and self.meta.blend.uses_baseline:
+            out["ensemble"] = self.tag
+        return out
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def save_components(self, folder: Path) -> dict[str, str]:
+        encoder_dir = folder / ENCODER_DIR
+        self.net.encoder.save_pretrained(encoder_dir, safe_serialization=True)
+        self.tokenizer.save_pretrained(encoder_dir)
+        roles = {f"{ENCODER_DIR}/{p.name}": "encoder" for p in sorted(encoder_dir.iterdir()) if p.is_file()}
+        save_file(self.net.heads_state(), str(folder / HEADS_FILE))
+        roles[HEADS_FILE] = "heads"
+        (folder / META_FILE).write_text(json.dumps(self.meta.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
+        roles[META_FILE] = "labels, lengths, threshold, blend"
+        if self.baseline is not None:  # also when not blended in: evaluation scores it beside the transformer
+            saved = self.baseline.save_components(folder / BASELINE_DIR)
+            roles.update({f"{BASELINE_DIR}/{k}": f"baseline {v}" for k, v in saved.items()})
+        return roles
+
+    @classmethod
+    def load_components(cls, folder: Path, normaliser: NormaliserConfig, taxonomy: Taxonomy | None) -> TransformerTagger:
+        from transformers import AutoModel, AutoTokenizer
+
+        set_threads()
+        meta = TransformerMeta.from_dict(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
+        encoder = AutoModel.from_pretrained(folder / ENCODER_DIR, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR, local_files_only=True)
+        net = MultiTaskNet(encoder, len(meta.labels), len(meta.aspects), len(meta.polarities), meta.dropout)
+        missing, unexpected = net.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=False)
+        missing = [k for k in missing if not k.startswith("encoder.")]
+        if missing or unexpected:
+            raise ValueError(f"heads do not fit the encoder (missing {missing}, unexpected {unexpected})")
+        net.eval()
+        if meta.quantize == "int8":
+            net = quantize_int8(net)
+        baseline = None
+        if (folder / BASELINE_DIR).exists():
+            baseline = Tagger.load_components(folder / BASELINE_DIR, normaliser, taxonomy)
+        return cls(net, tokenizer, meta, normaliser, taxonomy, baseline)

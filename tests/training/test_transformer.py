@@ -1,0 +1,273 @@
+"""The transformer tagger with tiny encoders: overfit, save, reload, predict the same; determinism and resume;
+every supported backbone from a local folder; pre-training; masking of missing label kinds; the ensemble and
+int8 quantisation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from data.errors import ConfigError, TrainingStopped
+from data.record import FeedbackRecord
+from evaluation.evaluate import evaluate
+from model.folder import LoadedModel, load_model
+from model.transformer import (
+    ENCODER_DIR,
+    HEADS_FILE,
+    MultiTaskNet,
+    TransformerTagger,
+    load_backbone,
+    scratch_encoder,
+    EncoderShape,
+    train_tokenizer,
+)
+from service.cli import main
+from training.config import load_config
+from training.pretrain import PretrainConfig, pretrain
+from training.train import train
+from training.transformer import (
+    IGNORE,
+    STATE_FILE,
+    build_targets,
+    choose_max_length,
+    class_weights,
+)
+
+from ..conftest import SAMPLE, TINY, write_jsonl
+
+# A 2-layer, 32-wide encoder: seconds per run on 2 cores.
+TINY_ENCODER = ["transformer.hidden=32", "transformer.layers=2", "transformer.heads=2", "transformer.intermediate=64",
+                "transformer.vocab_size=600", "transformer.batch_size=16"]
+
+
+def config_for(tmp_path: Path, data: Path | list[Path], *extra: str, name: str = "tiny") -> Any:
+    train_value = json.dumps([str(d) for d in data]) if isinstance(data, list) else json.dumps(str(data))
+    return load_config(None, [
+        'model.kind="transformer"', f'model.name="{name}"', f"data.train={train_value}",
+        f'output.models_dir="{tmp_path / "models"}"', f'transformer.checkpoint_dir="{tmp_path / "checkpoints"}"',
+        "transformer.epochs=3", "transformer.max_length=48", *TINY_ENCODER, *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def sample_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:240]]
+    return write_jsonl(tmp_path_factory.mktemp("data") / "subset.jsonl", rows)
+
+
+@pytest.fixture(scope="module")
+def trained(sample_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    tmp = tmp_path_factory.mktemp("trained")
+    result = train(config_for(tmp, sample_subset, "transformer.epochs=4", 'transformer.ensemble="never"',
+                              'transformer.quantize="none"'))
+    return load_model(result.folder)
+
+
+def test_save_reload_predicts_the_same(trained: LoadedModel, sample_subset: Path) -> None:
+    tagger = trained.tagger
+    assert isinstance(tagger, TransformerTagger)
+    assert trained.manifest["kind"] == "transformer-tagger"
+    again = load_model(trained.folder).tagger
+    texts = [json.loads(line)["text"] for line in sample_subset.read_text(encoding="utf-8").splitlines()[:20]]
+    assert np.allclose(tagger.predict_proba(texts), again.predict_proba(texts), atol=1e-6)
+    first, second = tagger.tag(texts), again.tag(texts)
+    assert [t.sentiment for t in first] == [t.sentiment for t in second]
+    assert [[a.aspect for a in t.aspects] for t in first] == [[a.aspect for a in t.aspects] for t in second]
+    # The weights are safetensors and checksummed in the manifest, the training log is kept beside them.
+    assert f"{ENCODER_DIR}/model.safetensors" in trained.manifest["files"]
+    assert HEADS_FILE in trained.manifest["files"]
+    log = [json.loads(line) for line in (trained.folder / "training_log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [1, 2, 3, 4]
+    assert all("macro_f1" in entry["dev"] for entry in log)
+
+
+def test_the_tiny_model_learns_the_sample(trained: LoadedModel, sample_subset: Path) -> None:
+    """Not a quality bar: the dev score must beat always answering the commonest class."""
+    dev = trained.manifest["metrics"]["dev"]
+    report = json.loads((trained.folder / "training_report.json").read_text())
+    assert report["transformer"]["best_epoch"] >= 1
+    assert dev["accuracy"] > 0.5, dev
+
+
+def test_evidence_points_into_the_raw_text(trained: LoadedModel) -> None:
+    raw = "ارسال خیلی دیر بود، ولی کیفیتش عالیه و قیمتش هم مناسبه"
+    tagger = trained.tagger
+    assert isinstance(tagger, TransformerTagger)
+    tagger.meta.aspect_threshold = 0.01  # every aspect, so evidence is exercised
+    try:
+        tag = tagger.tag([raw])[0]
+    finally:
+        tagger.meta.aspect_threshold = load_model(trained.folder).tagger.meta.aspect_threshold  # type: ignore[attr-defined]
+    assert tag.aspects
+    for aspect in tag.aspects:
+        assert aspect.evidence
+        for span in aspect.evidence:
+            assert raw[span.start : span.end] == span.text
+
+
+def test_batches_of_mixed_length_give_the_same_outputs_as_one_by_one(trained: LoadedModel) -> None:
+    tagger = trained.tagger
+    assert isinstance(tagger, TransformerTagger)
+    texts = tagger.normalise(["عالی", "ارسال خیلی دیر بود و جعبه له شده بود و پشتیبانی جواب نداد", "بد بود", "قیمت مناسب"])
+    batched = tagger.network_outputs(texts)[0]
+    single = np.vstack([tagger.network_outputs([t])[0] for t in texts])
+    assert np.allclose(batched, single, atol=1e-5)
+
+
+def test_same_seed_same_weights(sample_subset: Path, tmp_path: Path) -> None:
+    folders = [train(config_for(tmp_path / str(i), sample_subset, "transformer.epochs=1", 'transformer.ensemble="never"',
+                                'transformer.quantize="none"')).folder for i in (1, 2)]
+    first, second = (load_file(str(f / HEADS_FILE)) for f in folders)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    enc1, enc2 = (load_file(str(f / ENCODER_DIR / "model.safetensors")) for f in folders)
+    assert all(torch.equal(enc1[k], enc2[k]) for k in enc1)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(sample_subset: Path, tmp_path: Path) -> None:
+    args = ("transformer.epochs=2", 'transformer.ensemble="never"', 'transformer.quantize="none"')
+    whole = train(config_for(tmp_path / "whole", sample_subset, *args)).folder
+    config = config_for(tmp_path / "parts", sample_subset, *args)
+    with pytest.raises(TrainingStopped, match="run the same command again"):
+        train(config, interrupt_after=7)  # mid-way through the first epoch (12 steps each)
+    assert list((tmp_path / "parts" / "checkpoints").glob(f"*/{STATE_FILE}"))
+    resumed = train(config).folder
+    a, b = load_file(str(whole / HEADS_FILE)), load_file(str(resumed / HEADS_FILE))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def tiny_backbone(kind: str, folder: Path) -> Path:
+    from transformers import AutoConfig, AutoModel
+
+    tokenizer = train_tokenizer([r["text"] for r in TINY] * 3, vocab_size=300, min_frequency=1)
+    sizes = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    if kind == "distilbert":
+        sizes = {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}
+    if kind == "albert":
+        sizes["embedding_size"] = 16
+    config = AutoConfig.for_model(kind, vocab_size=len(tokenizer), max_position_embeddings=130,
+                                  pad_token_id=tokenizer.pad_token_id, **sizes)
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["bert", "albert", "roberta", "distilbert", "electra"])
+def test_every_supported_backbone_trains_from_a_local_folder(kind: str, tmp_path: Path, tiny_file: Path) -> None:
+    backbone = tiny_backbone(kind, tmp_path / kind)
+    result = train(config_for(tmp_path, tiny_file, f'transformer.base_model="{backbone}"', "transformer.epochs=1",
+                              "transformer.max_length=32", 'transformer.quantize="int8"', name=kind))
+    loaded = load_model(result.folder)
+    assert loaded.tagger.meta.model_type == kind  # type: ignore[attr-defined]
+    assert loaded.tagger.meta.quantize == "int8"  # type: ignore[attr-defined]
+    tags = loaded.tagger.tag(["ارسال خیلی سریع بود"])
+    assert tags[0].sentiment in loaded.tagger.labels
+
+
+def test_unusable_base_models_are_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such folder"):
+        load_backbone(str(tmp_path / "missing" / "model"))
+    from transformers import GPT2Config
+
+    GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path / "gpt2")
+    with pytest.raises(ConfigError, match="supported: bert, albert, roberta, distilbert, electra"):
+        load_backbone(str(tmp_path / "gpt2"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="cannot load its config"):
+        load_backbone(str(tmp_path / "empty"))
+
+
+def test_cli_reports_a_bad_base_model_without_a_stack_trace(tmp_path: Path, tiny_file: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--data", str(tiny_file), "--models-dir", str(tmp_path), "-q", "--set", 'model.kind="transformer"',
+                 "--set", f'transformer.base_model="{tmp_path}/no/such/model"'])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error:" in err and "model.base_model" in err and "no such folder" in err and "Traceback" not in err
+
+
+def test_pretrain_then_fine_tune_from_its_folder(tmp_path: Path, sample_subset: Path, tiny_file: Path) -> None:
+    config = PretrainConfig(hidden=32, layers=2, heads=2, intermediate=64, vocab_size=600, epochs=2, batch_size=32,
+                            max_length=48)
+    result = pretrain([sample_subset, tiny_file], tmp_path / "encoder", config)
+    report = json.loads((result.folder / "pretrain_report.json").read_text())
+    assert report["texts"] == result.texts > 240
+    assert report["epochs"][-1]["heldout_loss"] < report["epochs"][0]["train_loss"]  # it learned something
+    with pytest.raises(ConfigError, match="not empty"):
+        pretrain([tiny_file], tmp_path / "encoder", config)
+    trained = train(config_for(tmp_path, tiny_file, f'transformer.base_model="{result.folder}"', "transformer.epochs=1"))
+    assert load_model(trained.folder).tagger.meta.base_model == str(result.folder)  # type: ignore[attr-defined]
+
+
+def test_cli_pretrain(tmp_path: Path, tiny_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "enc"
+    code = main(["pretrain", "--data", str(tiny_file), "--out", str(out), "--epochs", "1", "-q",
+                 "--set", "hidden=32", "--set", "layers=1", "--set", "heads=2", "--set", "intermediate=32",
+                 "--vocab-size", "300"])
+    assert code == 0
+    assert "transformer.base_model" in capsys.readouterr().out
+    assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+    assert main(["pretrain", "--data", str(tiny_file), "--out", str(tmp_path / "x"), "--set", "colour=1"]) == 2
+
+
+def test_rows_without_a_label_kind_are_masked_out() -> None:
+    rows = [FeedbackRecord(text="a", sentiment="positive", aspects=None),
+            FeedbackRecord(text="b", sentiment=None, aspects={"price": "negative"}),
+            FeedbackRecord(text="c", sentiment="negative", aspects={})]
+    targets = build_targets(rows, "sentiment", ["negative", "positive"], ["price", "quality"], ["negative", "positive"])
+    assert targets.sentiment.tolist() == [1, IGNORE, 0]
+    assert targets.aspect_mask.tolist() == [0, 1, 1]
+    assert targets.aspects.tolist() == [[0, 0], [1, 0], [0, 0]]
+    assert targets.polarity.tolist() == [[IGNORE, IGNORE], [0, IGNORE], [IGNORE, IGNORE]]
+    weights = class_weights(torch.tensor([0, 0, 0, 1, IGNORE]), 2)
+    assert weights.tolist() == pytest.approx([4 / 6, 4 / 2])
+
+
+def test_two_files_with_different_label_kinds_train_one_model(tmp_path: Path, tiny_file: Path) -> None:
+    sentiment_only = write_jsonl(tmp_path / "sentiment.jsonl", [
+        {"text": f"{t} {i}", "sentiment": s} for i in range(6)
+        for t, s in (("خیلی خوب بود", "positive"), ("خیلی بد بود", "negative"))])
+    result = train(config_for(tmp_path, [tiny_file, sentiment_only], "transformer.epochs=1"))
+    loaded = load_model(result.folder)
+    assert set(loaded.tagger.aspect_names) >= {"delivery", "quality"}
+    assert len(result.summaries) >= 2  # one line per file read
+
+
+def test_max_length_follows_the_token_lengths() -> None:
+    tokenizer = train_tokenizer(["یک دو سه"] * 10 + ["یک دو سه چهار پنج شش هفت هشت نه ده یازده دوازده"], 100, 1)
+    chosen, stats = choose_max_length(tokenizer, ["یک دو سه"] * 19 + ["یک " * 40], 95, 256)
+    assert chosen == 16  # 5 tokens at the 95th percentile, rounded up to 8, at least 16
+    assert stats["max"] == 42 and stats["truncated_share"] == 0.05
+
+
+def test_ensemble_and_int8_are_saved_loaded_and_scored_side_by_side(sample_subset: Path, tmp_path: Path) -> None:
+    result = train(config_for(tmp_path, sample_subset, "transformer.epochs=2", 'transformer.ensemble="always"',
+                              'transformer.quantize="int8"'))
+    loaded = load_model(result.folder)
+    tagger = loaded.tagger
+    assert isinstance(tagger, TransformerTagger)
+    assert loaded.manifest["kind"] == "ensemble-tagger"
+    assert tagger.meta.blend.weight < 1.0 and tagger.baseline is not None
+    assert any(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in tagger.net.modules())
+    texts = ["ارسال خیلی دیر بود", "کیفیت عالی بود"]
+    normalised = tagger.normalise(texts)
+    logits = tagger.network_outputs(normalised)[0]
+    w = tagger.meta.blend.weight
+    expected = w * tagger.transformer_proba(logits) + (1 - w) * tagger.baseline_proba(normalised)
+    assert np.allclose(tagger.predict_proba(texts), expected)
+    assert set(result.metrics["dev_by_model"]) >= {"baseline", "transformer", "ensemble", "quantized"}
+    metrics = evaluate(loaded, SAMPLE.parent / "feedback_test.jsonl", "test").metrics
+    assert set(metrics["side_by_side"]) == {"baseline", "transformer", "ensemble"}
+    assert metrics["side_by_side"]["ensemble"]["macro_f1"] == metrics["summary"]["macro_f1"]
+
+
+def test_heads_fit_the_encoder_they_were_trained_with() -> None:
+    tokenizer = train_tokenizer(["یک دو سه"] * 5, 50, 1)
+    net = MultiTaskNet(scratch_encoder(len(tokenizer), EncoderShape(16, 1, 2, 32)), 3, 2, 2)
+    sentiment, aspects, polarity = net(torch.tensor([[2, 5, 3]]), torch.tensor([[1, 1, 1]]))
+    assert sentiment.shape == (1, 3) and aspects.shape == (1, 2) and polarity.shape == (1, 2, 2)

@@ -1,0 +1,510 @@
+"""Fine-tune the multi-task transformer tagger: the training loop, checkpoints, and the choices made on dev
+(aspect threshold, temperature, ensemble with the TF-IDF baseline, int8 quantisation).
+
+Seeded and deterministic on CPU: the same config and data give the same weights, also across an interruption
+and a resume (the batch order of each epoch comes from the seed, the dropout RNG is saved in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from data.errors import ConfigError, TrainingStopped
+from data.normalise import NormaliserConfig, normalise_many
+from data.record import FeedbackRecord
+from data.taxonomy import Taxonomy
+from evaluation.metrics import aspect_metrics, headline, score_tags, sentiment_metrics
+from model.linear import TfidfParams
+from model.tagger import Tagger
+from model.transformer import (
+    Blend,
+    EncoderShape,
+    MultiTaskNet,
+    TransformerMeta,
+    TransformerTagger,
+    encode,
+    load_backbone,
+    pad_batch,
+    quantize_int8,
+    scratch_encoder,
+    train_tokenizer,
+)
+from training.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+IGNORE = -100
+STATE_FILE = "state.pt"
+BEST_FILE = "best.safetensors"
+LOG_FILE = "training_log.jsonl"
+TOKENIZER_DIR = "tokenizer"
+# Quantised int8 is kept only when the dev score drops by at most this much (0.5 points of macro-F1).
+QUANTIZE_TOLERANCE = 0.005
+
+Event = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Targets:
+    """Per-row training targets; IGNORE / mask 0 where a row lacks that kind of label."""
+
+    sentiment: torch.Tensor  # (n,) class index or IGNORE
+    aspects: torch.Tensor  # (n, A) 0/1
+    aspect_mask: torch.Tensor  # (n,) 1 where the row has aspect labels
+    polarity: torch.Tensor  # (n, A) polarity index or IGNORE
+
+
+def label_of(record: FeedbackRecord, field_name: str) -> str | None:
+    if field_name == "sentiment_score":
+        return None if record.sentiment_score is None else str(record.sentiment_score)
+    return record.sentiment
+
+
+def build_targets(records: Sequence[FeedbackRecord], field_name: str, labels: list[str], aspects: list[str],
+                  polarities: list[str]) -> Targets:
+    n, a = len(records), len(aspects)
+    sentiment = torch.full((n,), IGNORE, dtype=torch.long)
+    presence = torch.zeros((n, max(a, 1)))
+    mask = torch.zeros(n)
+    polarity = torch.full((n, max(a, 1)), IGNORE, dtype=torch.long)
+    for i, record in enumerate(records):
+        label = label_of(record, field_name)
+        if label is not None and label in labels:
+            sentiment[i] = labels.index(label)
+        if record.aspects is not None and a:
+            mask[i] = 1
+            for name, value in record.aspects.items():
+                k = aspects.index(name)
+                presence[i, k] = 1
+                if value in polarities:
+                    polarity[i, k] = polarities.index(value)
+    return Targets(sentiment, presence, mask, polarity)
+
+
+def class_weights(targets: torch.Tensor, n_labels: int) -> torch.Tensor:
+    """scikit-learn's "balanced" weights: n / (classes * count), so rare classes count as much as common ones."""
+    valid = targets[targets != IGNORE]
+    counts = torch.bincount(valid, minlength=n_labels).float()
+    weights = torch.where(counts > 0, len(valid) / (n_labels * counts.clamp(min=1)), torch.zeros_like(counts))
+    return weights
+
+
+def choose_max_length(tokenizer: Any, texts: Sequence[str], percentile: float, cap: int) -> tuple[int, dict[str, float]]:
+    lengths = np.array([len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]])
+    at = float(np.percentile(lengths, percentile))
+    chosen = int(min(cap, max(16, math.ceil(at / 8) * 8)))
+    stats = {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
+             f"p{percentile:g}": at, "max": float(lengths.max()), "chosen": chosen,
+             "truncated_share": round(float((lengths > chosen).mean()), 4)}
+    return chosen, stats
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """A seeded shuffle in which each batch holds texts of similar length (sorted within windows of 50 batches)."""
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(len(lengths))
+    window = batch_size * 50
+    batches: list[np.ndarray] = []
+    for start in range(0, len(order), window):
+        chunk = order[start : start + window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def run_key(config: TrainConfig, data_hash: str) -> str:
+    """Names the checkpoint folder: the same config (but where outputs go) and data resume the same run."""
+    values = config.to_dict()
+    values.pop("output", None)
+    values.get("transformer", {}).pop("resume", None)
+    values.get("transformer", {}).pop("max_minutes", None)
+    text = json.dumps(values, sort_keys=True, ensure_ascii=False) + data_hash
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+@dataclass
+class Fitted:
+    tagger: TransformerTagger
+    dev_scores: dict[str, dict[str, float]]
+    report: dict[str, Any]
+    log_text: str
+    baseline_refit: Callable[[list[FeedbackRecord]], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class Trainer:
+    """One fine-tuning run. `fit` returns the tagger with the dev choices made; the caller saves the folder."""
+
+    def __init__(self, config: TrainConfig, normaliser: NormaliserConfig, taxonomy: Taxonomy | None,
+                 say: Callable[[str], None], on_event: Event | None = None, interrupt_after: int | None = None) -> None:
+        self.config = config
+        self.t = config.transformer
+        self.normaliser = normaliser
+        self.taxonomy = taxonomy
+        self.say = say
+        self.on_event = on_event or (lambda event: None)
+        self.interrupt_after = interrupt_after  # tests: raise KeyboardInterrupt after this many optimizer steps
+        wanted = self.t.device
+        if wanted == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("transformer.device is 'cuda' but torch sees no GPU; use 'auto' or 'cpu'")
+        self.device = torch.device("cuda" if wanted != "cpu" and torch.cuda.is_available() else "cpu")
+
+    # -- set-up ------------------------------------------------------------------------------------------
+    def label_space(self, train: Sequence[FeedbackRecord]) -> tuple[list[str], list[str], list[str]]:
+        field_name = self.config.data.label
+        labels = sorted({lab for r in train if (lab := label_of(r, field_name)) is not None})
+        aspects = sorted({name for r in train if r.aspects for name in r.aspects})
+        polarities = sorted({value for r in train if r.aspects for value in r.aspects.values()})
+        return labels, aspects, polarities
+
+    def backbone(self, texts: Sequence[str], folder: Path) -> tuple[Any, Any]:
+        t = self.t
+        if t.base_model != "scratch":
+            self.say(f"loading {t.base_model}")
+            return load_backbone(t.base_model)
+        tokenizer_dir = folder / TOKENIZER_DIR
+        if tokenizer_dir.exists():  # resuming: the vocabulary must be the one the checkpoint learned
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+        else:
+            self.say(f"learning a {t.vocab_size}-piece vocabulary from {len(texts)} texts")
+            tokenizer = train_tokenizer(texts, t.vocab_size)
+            tokenizer.save_pretrained(tokenizer_dir)
+        shape = EncoderShape(t.hidden, t.layers, t.heads, t.intermediate, dropout=t.dropout,
+                             max_positions=max(t.max_length_cap, t.max_length) + 2)
+        return scratch_encoder(len(tokenizer), shape), tokenizer
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def fit(self, splits: dict[str, list[FeedbackRecord]], data_hash: str) -> Fitted:
+        t, seed = self.t, self.config.seed
+        torch.manual_seed(seed)
+        if self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True)
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        train_rows, dev_rows = splits["train"], splits["dev"]
+        if not dev_rows:
+            raise ConfigError("the transformer needs dev comments for early stopping: give data.dev or keep dev_fraction > 0")
+        labels, aspects, polarities = self.label_space(train_rows)
+        folder = Path(t.checkpoint_dir) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        state_path = folder / STATE_FILE
+        resuming = t.resume and state_path.exists()
+        if not resuming:
+            for stale in (folder / LOG_FILE, folder / BEST_FILE):
+                stale.unlink(missing_ok=True)
+
+        train_texts = normalise_many([r.text for r in train_rows], self.normaliser)
+        dev_texts = normalise_many([r.text for r in dev_rows], self.normaliser)
+        encoder, tokenizer = self.backbone(train_texts, folder)
+        limit = int(getattr(encoder.config, "max_position_embeddings", 512)) - 2
+        length_stats: dict[str, float]
+        if t.max_length:
+            max_length, length_stats = min(t.max_length, limit), {"chosen": min(t.max_length, limit)}
+        else:
+            cap = min(t.max_length_cap, limit)
+            max_length, length_stats = choose_max_length(tokenizer, train_texts, t.length_percentile, cap)
+        self.say(f"max length {max_length} tokens ({length_stats})")
+
+        torch.manual_seed(seed)  # heads start the same whether or not the tokenizer was learned in this process
+        net = MultiTaskNet(encoder, len(labels), len(aspects), len(polarities), t.dropout).to(self.device)
+        meta = TransformerMeta(labels, aspects, polarities, max_length, t.base_model, str(encoder.config.model_type),
+                               dropout=t.dropout, token_length_stats=length_stats)
+        tagger = TransformerTagger(net, tokenizer, meta, self.normaliser, self.taxonomy)
+
+        targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)
+        encoded = encode(tokenizer, train_texts, max_length)
+        lengths = encoded.lengths()
+        weights = class_weights(targets.sentiment, len(labels)) if t.class_weight == "balanced" else None
+        sentiment_loss = nn.CrossEntropyLoss(weight=weights.to(self.device) if weights is not None else None,
+                                             ignore_index=IGNORE)
+        polarity_loss = nn.CrossEntropyLoss(ignore_index=IGNORE)
+        # Aspects are rare (most comments name one or two of many): positives weigh sqrt(negatives / positives).
+        labelled = targets.aspects[targets.aspect_mask.bool()]
+        positives = labelled.sum(0)
+        pos_weight = ((len(labelled) - positives) / positives.clamp(min=1)).clamp(min=1.0).sqrt()
+        presence_loss = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight.to(self.device))
+        lw = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, **t.loss_weights}
+
+        batches_per_epoch = math.ceil(len(train_rows) / t.batch_size)
+        steps_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)
+        total_steps = steps_per_epoch * t.epochs
+        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        groups = [
+            {"params": [p for n, p in net.named_parameters() if not n.endswith(no_decay)], "weight_decay": t.weight_decay},
+            {"params": [p for n, p in net.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        ]
+        optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
+        warmup = max(1, int(t.warmup_fraction * total_steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
+        )
+
+        state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0,
+                                 "seconds": 0.0}
+        if resuming:
+            saved = torch.load(state_path, weights_only=True, map_location=self.device)
+            net.load_state_dict(saved["net"])
+            optimizer.load_state_dict(saved["optimizer"])
+            scheduler.load_state_dict(saved["scheduler"])
+            torch.set_rng_state(saved["rng"])
+            state = saved["progress"]
+            self.say(f"resuming {folder} at epoch {state['epoch'] + 1}, batch {state['batch']}")
+
+        def save_state() -> None:
+            tmp = state_path.with_suffix(".tmp")
+            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "rng": torch.get_rng_state(), "progress": dict(state)}, tmp)
+            tmp.replace(state_path)
+
+        def log_line(entry: dict[str, Any]) -> None:
+            with (folder / LOG_FILE).open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+        self.say(f"training on {self.device.type}: {len(train_rows)} comments, {t.epochs} epochs of {steps_per_epoch} steps")
+        started = time.perf_counter() - state["seconds"]
+        self.on_event({"kind": "start", "total_steps": total_steps, "step": state["step"]})
+        stopped_by = "epochs"
+        try:
+            while state["epoch"] < t.epochs:
+                epoch = state["epoch"]
+                net.train()
+                order = epoch_batches(lengths, t.batch_size, seed, epoch)
+                running, seen_batches = 0.0, 0
+                for b in range(state["batch"], len(order)):
+                    batch = order[b]
+                    ids, mask = pad_batch([encoded.input_ids[i] for i in batch], tokenizer.pad_token_id)
+                    s_logits, a_logits, p_logits = net(ids.to(self.device), mask.to(self.device))
+                    loss = self.loss(targets, batch, s_logits, a_logits, p_logits, sentiment_loss, presence_loss,
+                                     polarity_loss, lw, bool(aspects), bool(polarities))
+                    (loss / t.grad_accum).backward()
+                    running += float(loss.detach())
+                    seen_batches += 1
+                    if (b + 1) % t.grad_accum == 0 or b + 1 == len(order):
+                        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                        optimizer.step()
+                        scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        state["step"] += 1
+                        state["batch"] = b + 1
+                        self.on_event({"kind": "step", "step": state["step"], "total_steps": total_steps,
+                                       "epoch": epoch + 1, "loss": running / seen_batches})
+                        if self.interrupt_after is not None and state["step"] >= self.interrupt_after:
+                            raise KeyboardInterrupt
+                net.eval()
+                scores = self.dev_scores(tagger, dev_rows, dev_texts, 0.5)
+                score = selection_score(scores)
+                state["epoch"], state["batch"] = epoch + 1, 0
+                state["seconds"] = time.perf_counter() - started
+                improved = score > state["best"]
+                if improved:
+                    state["best"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
+                    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(folder / BEST_FILE))
+                else:
+                    state["bad_epochs"] += 1
+                entry = {"epoch": epoch + 1, "step": state["step"], "train_loss": round(running / max(seen_batches, 1), 4),
+                         "dev": scores, "dev_score": round(score, 4), "best": improved,
+                         "lr": optimizer.param_groups[0]["lr"], "seconds": round(state["seconds"], 1)}
+                log_line(entry)
+                self.on_event({"kind": "epoch", **entry})
+                save_state()
+                if state["bad_epochs"] >= t.patience:
+                    stopped_by = f"early stop: no better dev score for {t.patience} epochs"
+                    break
+                if t.max_minutes and state["seconds"] > 60 * t.max_minutes:
+                    stopped_by = f"time budget of {t.max_minutes} minutes"
+                    break
+        except KeyboardInterrupt:
+            save_state()
+            raise TrainingStopped(
+                f"interrupted at epoch {state['epoch'] + 1}, step {state['step']}; the checkpoint is in {folder}: "
+                "run the same command again to resume"
+            ) from None
+
+        self.say(f"best dev score {state['best']:.4f} at epoch {state['best_epoch']} ({stopped_by})")
+        net.load_state_dict(load_file(str(folder / BEST_FILE), device=str(self.device)))
+        net.eval()
+        tagger.net = net.to("cpu")
+        tagger.device = torch.device("cpu")
+        report = {"checkpoint": str(folder), "device": self.device.type, "best_epoch": state["best_epoch"],
+                  "epochs_run": state["epoch"], "stopped_by": stopped_by, "steps": state["step"],
+                  "train_seconds": round(state["seconds"], 1), "max_length": max_length, "token_lengths": length_stats,
+                  "labels": labels, "aspects": aspects, "polarities": polarities}
+        return Fitted(tagger, {}, report, (folder / LOG_FILE).read_text(encoding="utf-8"))
+
+    @staticmethod
+    def loss(targets: Targets, batch: np.ndarray, s_logits: torch.Tensor, a_logits: torch.Tensor, p_logits: torch.Tensor,
+             sentiment_loss: nn.Module, presence_loss: nn.Module, polarity_loss: nn.Module, lw: dict[str, float],
+             has_aspects: bool, has_polarities: bool) -> torch.Tensor:
+        """Weighted sum of the three losses; each is masked to the rows that carry that kind of label."""
+        device = s_logits.device
+        index = torch.as_tensor(batch)
+        total = s_logits.sum() * 0.0
+        sentiment = targets.sentiment[index].to(device)
+        if (sentiment != IGNORE).any():
+            total = total + lw["sentiment"] * sentiment_loss(s_logits, sentiment)
+        if has_aspects:
+            mask = targets.aspect_mask[index].to(device)
+            if mask.any():
+                per_row = presence_loss(a_logits, targets.aspects[index].to(device)).mean(dim=1)
+                total = total + lw["aspects"] * (per_row * mask).sum() / mask.sum()
+            polarity = targets.polarity[index].to(device)
+            if has_polarities and (polarity != IGNORE).any():
+                total = total + lw["polarity"] * polarity_loss(p_logits.reshape(-1, p_logits.shape[-1]), polarity.reshape(-1))
+        return total
+
+    def dev_scores(self, tagger: TransformerTagger, rows: Sequence[FeedbackRecord], texts: Sequence[str],
+                   threshold: float) -> dict[str, float]:
+        tagger.meta.aspect_threshold = threshold
+        tags = tagger.tag([r.text for r in rows], texts)
+        return headline(score_tags(tags, [label_of(r, self.config.data.label) for r in rows], [r.aspects for r in rows],
+                                   tagger.labels))
+
+
+def selection_score(scores: dict[str, float]) -> float:
+    """What early stopping and the dev choices maximise: sentiment macro-F1, averaged with aspect micro-F1
+    where the dev data has aspects."""
+    parts = [scores[k] for k in ("macro_f1", "aspect_micro_f1") if k in scores]
+    return float(np.mean(parts)) if parts else 0.0
+
+
+# -- choices made on dev after training ----------------------------------------------------------------------
+def choose_threshold(tagger: TransformerTagger, rows: Sequence[FeedbackRecord], presence: np.ndarray) -> float:
+    gold = [r.aspects for r in rows]
+    if not tagger.meta.aspects or all(g is None for g in gold):
+        return 0.5
+    best, best_f1 = 0.5, -1.0
+    for threshold in np.arange(0.1, 0.85, 0.05):
+        predicted = [{tagger.meta.aspects[k] for k in np.flatnonzero(row >= threshold)} for row in presence]
+        scores = aspect_metrics(gold, [dict.fromkeys(p, "") for p in predicted])
+        f1 = scores["detection_micro_f1"] if scores else 0.0
+        if f1 > best_f1 + 1e-9:
+            best, best_f1 = round(float(threshold), 2), f1
+    return best
+
+
+def fit_temperature(logits: np.ndarray, gold: np.ndarray) -> float:
+    """The temperature that minimises the dev negative log-likelihood (calibration; argmax is unchanged)."""
+    best, best_nll = 1.0, math.inf
+    for temperature in np.exp(np.linspace(np.log(0.25), np.log(8.0), 41)):
+        scaled = logits / temperature
+        scaled = scaled - scaled.max(axis=1, keepdims=True)
+        log_proba = scaled - np.log(np.exp(scaled).sum(axis=1, keepdims=True))
+        nll = -float(log_proba[np.arange(len(gold)), gold].mean())
+        if nll < best_nll:
+            best, best_nll = float(temperature), nll
+    return round(best, 4)
+
+
+def macro_f1(gold: Sequence[str], proba: np.ndarray, labels: Sequence[str]) -> float:
+    predicted = [labels[i] for i in proba.argmax(axis=1)]
+    return float(sentiment_metrics(list(gold), predicted, labels)["macro_f1"])
+
+
+def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], normaliser: NormaliserConfig,
+                    taxonomy: Taxonomy | None, data_hash: str, say: Callable[[str], None],
+                    on_event: Event | None = None, interrupt_after: int | None = None) -> Fitted:
+    """Train the transformer, then make the dev choices: aspect threshold, temperature, the ensemble with the
+    TF-IDF baseline (trained on the same training rows), and int8 quantisation."""
+    t = config.transformer
+    trainer = Trainer(config, normaliser, taxonomy, say, on_event, interrupt_after)
+    fitted = trainer.fit(splits, data_hash)
+    tagger, dev = fitted.tagger, splits["dev"]
+    dev_texts = tagger.normalise([r.text for r in dev])
+    logits, presence, _ = tagger.network_outputs(dev_texts)
+    tagger.meta.aspect_threshold = t.aspect_threshold or choose_threshold(tagger, dev, presence)
+    field_name = config.data.label
+    gold = [label_of(r, field_name) for r in dev]
+    with_label = [i for i, g in enumerate(gold) if g is not None and g in tagger.labels]
+    if with_label:
+        gold_index = np.array([tagger.labels.index(str(gold[i])) for i in with_label])
+        tagger.meta.blend.temperature = fit_temperature(logits[with_label], gold_index)
+
+    threshold = tagger.meta.aspect_threshold
+    scores: dict[str, dict[str, float]] = {"transformer": trainer.dev_scores(tagger, dev, dev_texts, threshold)}
+    notes: list[str] = []
+    baseline_fit: Callable[[list[FeedbackRecord]], None] | None = None
+    if t.ensemble != "never":
+        m = config.model
+        baseline = Tagger(normaliser=normaliser, C=m.C, class_weight=None if m.class_weight == "none" else m.class_weight,
+                          aspect_C=m.aspect_C, aspect_threshold=m.aspect_threshold,
+                          features=TfidfParams(tuple(m.word_ngrams), tuple(m.char_ngrams), m.min_df, m.max_features),  # type: ignore[arg-type]
+                          taxonomy=taxonomy)
+        has_aspects = any(r.aspects is not None for r in splits["train"])
+
+        def baseline_fit(rows: list[FeedbackRecord]) -> None:
+            baseline.fit([r.text for r in rows], [label_of(r, field_name) for r in rows],
+                         [r.aspects for r in rows] if has_aspects else None)
+
+        say("fitting the TF-IDF baseline on the same training rows")
+        baseline_fit(splits["train"])
+        tagger.baseline = baseline
+        base_tags = baseline.tag([r.text for r in dev], dev_texts)
+        scores["baseline"] = headline(score_tags(base_tags, gold, [r.aspects for r in dev], baseline.labels))
+        blend = choose_blend(tagger, dev, dev_texts, logits, gold, scores, t.ensemble == "always")
+        tagger.meta.blend = blend
+        # The baseline is saved in the folder either way, so evaluation can always score it beside the transformer.
+        if blend.uses_baseline:
+            scores["ensemble"] = trainer.dev_scores(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
+            notes.append(f"ensemble kept: transformer weight {blend.weight}, aspects from the {blend.aspects_from}")
+        else:
+            notes.append("ensemble not better on dev: the transformer alone tags (the baseline is kept for comparison)")
+
+    chosen = scores.get("ensemble", scores["transformer"])
+    if t.quantize != "none":
+        fp32 = tagger.net
+        tagger.net = quantize_int8(fp32)
+        quantized = trainer.dev_scores(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
+        scores["quantized"] = quantized
+        drop = selection_score(chosen) - selection_score(quantized)
+        if t.quantize == "int8" or drop <= QUANTIZE_TOLERANCE:
+            tagger.meta.quantize = "int8"
+            chosen = quantized
+            notes.append(f"int8 kept: the dev score moved by {-drop * 100:+.2f} points")
+        else:
+            notes.append(f"int8 refused: the dev score fell by {drop * 100:.2f} points (tolerance 0.5)")
+        tagger.net = fp32  # the folder keeps fp32 weights; loading quantises them again when meta says int8
+    fitted.dev_scores = {"chosen": chosen, **scores}
+    fitted.notes = notes
+    fitted.baseline_refit = baseline_fit
+    fitted.report["dev_choices"] = {"aspect_threshold": tagger.meta.aspect_threshold,
+                                    "temperature": tagger.meta.blend.temperature, "blend": tagger.meta.blend.__dict__,
+                                    "quantize": tagger.meta.quantize, "notes": notes}
+    for note in notes:
+        say(note)
+    return fitted
+
+
+def choose_blend(tagger: TransformerTagger, dev: Sequence[FeedbackRecord], dev_texts: Sequence[str], logits: np.ndarray,
+                 gold: Sequence[str | None], scores: dict[str, dict[str, float]], always: bool) -> Blend:
+    """The transformer weight (0.1 steps) with the best dev macro-F1, and the better aspect model on dev."""
+    blend = Blend(temperature=tagger.meta.blend.temperature)
+    with_label = [i for i, g in enumerate(gold) if g is not None]
+    if with_label:
+        transformer = tagger.transformer_proba(logits)[with_label]
+        baseline = tagger.baseline_proba([dev_texts[i] for i in with_label])
+        gold_l = [str(gold[i]) for i in with_label]
+        candidates = [(macro_f1(gold_l, w * transformer + (1 - w) * baseline, tagger.labels), w)
+                      for w in np.round(np.arange(1.0, -0.01, -0.1), 2)]
+        best_w = max(candidates, key=lambda c: (c[0], c[1]))[1]
+        if always and best_w == 1.0:
+            best_w = max((c for c in candidates if c[1] < 1.0), key=lambda c: (c[0], c[1]))[1]
+        blend.weight = float(best_w)
+    transformer_f1 = scores["transformer"].get("aspect_micro_f1")
+    if transformer_f1 is not None and scores["baseline"].get("aspect_micro_f1", 0.0) > transformer_f1:
+        blend.aspects_from = "baseline"
+    return blend
