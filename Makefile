@@ -58,6 +58,7 @@ benchmark: install
 	$(BIN)/python -m evaluation.benchmarks.baseline
 	$(BIN)/python -m evaluation.benchmarks.themes
 	$(BIN)/python -m evaluation.benchmarks.service_http
+	$(BIN)/python -m evaluation.benchmarks.transformer
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

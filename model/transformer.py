@@ -27,7 +27,7 @@ from data.errors import ConfigError
 from data.normalise import DEFAULT_NORMALISER, NormaliserConfig
 from data.taxonomy import Taxonomy
 from model.aspects import pick_evidence
-from model.base import AspectTag
+from model.base import AspectTag, Tag
 from model.tagger import BaseTagger, Tagger, make_tags
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class EncoderShape:
     """The compact encoder built from scratch. Defaults chosen on the dev splits for speed and quality on 2 cores."""
 
     hidden: int = 256
-    layers: int = 4
+    layers: int = 3
     heads: int = 4
     intermediate: int = 512
     max_positions: int = 512
@@ -171,7 +171,7 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
                           f"supported: {', '.join(SUPPORTED_BACKBONES)}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=local)
-        encoder = AutoModel.from_pretrained(base_model, local_files_only=local)
+        encoder = AutoModel.from_pretrained(base_model, local_files_only=local, **no_pooler(config.model_type))
     except (OSError, ValueError) as error:
         raise ConfigError(f"model.base_model {base_model!r}: cannot load its tokenizer or weights: {error}") from None
     if not getattr(tokenizer, "is_fast", False):
@@ -179,6 +179,11 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
     if tokenizer.pad_token is None:
         raise ConfigError(f"model.base_model {base_model!r}: its tokenizer has no padding token")
     return encoder, tokenizer
+
+
+def no_pooler(model_type: str) -> dict[str, bool]:
+    """The heads pool the token states themselves; BERT-like classes would otherwise add an unused pooler."""
+    return {"add_pooling_layer": False} if model_type in ("bert", "roberta", "albert") else {}
 
 
 def hidden_size(encoder: Any) -> int:
@@ -384,7 +389,7 @@ class TransformerTagger(BaseTagger):
         return self.blend_proba(logits, normalised)
 
     # -- tagging -----------------------------------------------------------------------------------------
-    def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None, blend: Blend | None = None) -> list[Any]:
+    def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None, blend: Blend | None = None) -> list[Tag]:
         """Tag raw texts; `blend` overrides the saved one (evaluation uses it to score the parts alone)."""
         blend = blend or self.meta.blend
         normalised = list(normalised) if normalised is not None else self.normalise(texts)
@@ -423,10 +428,10 @@ class TransformerTagger(BaseTagger):
                                             round(float(p[best]), 4), tuple(segments[i][j][1] for j in chosen)))
         return results
 
-    def variants(self) -> dict[str, Callable[[Sequence[str]], list[Any]]]:
+    def variants(self) -> dict[str, Callable[[Sequence[str]], list[Tag]]]:
         """The ways this folder can tag, for side-by-side scores: the baseline, the transformer alone, and the
         saved ensemble when there is one."""
-        out: dict[str, Callable[[Sequence[str]], list[Any]]] = {}
+        out: dict[str, Callable[[Sequence[str]], list[Tag]]] = {}
         if self.baseline is not None:
             out["baseline"] = self.baseline.tag
         alone = Blend(1.0, self.meta.blend.temperature, "transformer")
@@ -451,12 +456,16 @@ class TransformerTagger(BaseTagger):
         return roles
 
     @classmethod
-    def load_components(cls, folder: Path, normaliser: NormaliserConfig, taxonomy: Taxonomy | None) -> TransformerTagger:
+    def load_components(cls, folder: Path, normaliser: NormaliserConfig, taxonomy: Taxonomy | None,
+                        quantize: str | None = None) -> TransformerTagger:
+        """Load the folder's parts; `quantize` ("none" / "int8") overrides the saved precision (benchmarks)."""
         from transformers import AutoModel, AutoTokenizer
 
         set_threads()
         meta = TransformerMeta.from_dict(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
-        encoder = AutoModel.from_pretrained(folder / ENCODER_DIR, local_files_only=True)
+        meta.quantize = quantize or meta.quantize
+        model_type = json.loads((folder / ENCODER_DIR / "config.json").read_text(encoding="utf-8")).get("model_type", "")
+        encoder = AutoModel.from_pretrained(folder / ENCODER_DIR, local_files_only=True, **no_pooler(model_type))
         tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR, local_files_only=True)
         net = MultiTaskNet(encoder, len(meta.labels), len(meta.aspects), len(meta.polarities), meta.dropout)
         missing, unexpected = net.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=False)

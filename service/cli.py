@@ -77,6 +77,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.metrics.get("dev"):
         refit = " (before the final refit on train + dev)" if result.metrics.get("dev_scored_before_refit") else ""
         print(f"  dev{refit}: " + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
+    for name, scores in result.metrics.get("dev_by_model", {}).items():
+        if name != "chosen":
+            print(f"    {name:<12} " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
     print(f"model folder: {result.folder}")
     return 0
 

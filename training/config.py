@@ -51,7 +51,7 @@ class TransformerConfig:
     base_model: str = "scratch"
     vocab_size: int = 16_000  # scratch only
     hidden: int = 256  # scratch only: the encoder's shape
-    layers: int = 4
+    layers: int = 3
     heads: int = 4
     intermediate: int = 512
     dropout: float = 0.1

@@ -38,7 +38,7 @@ class PretrainConfig:
     seed: int = 13
     vocab_size: int = 16_000
     hidden: int = 256
-    layers: int = 4
+    layers: int = 3
     heads: int = 4
     intermediate: int = 512
     max_length: int = 128

@@ -20,11 +20,11 @@ from model.folder import LoadedModel, load_model
 from model.transformer import (
     ENCODER_DIR,
     HEADS_FILE,
+    EncoderShape,
     MultiTaskNet,
     TransformerTagger,
     load_backbone,
     scratch_encoder,
-    EncoderShape,
     train_tokenizer,
 )
 from service.cli import main
@@ -271,3 +271,33 @@ def test_heads_fit_the_encoder_they_were_trained_with() -> None:
     net = MultiTaskNet(scratch_encoder(len(tokenizer), EncoderShape(16, 1, 2, 32)), 3, 2, 2)
     sentiment, aspects, polarity = net(torch.tensor([[2, 5, 3]]), torch.tensor([[1, 1, 1]]))
     assert sentiment.shape == (1, 3) and aspects.shape == (1, 2) and polarity.shape == (1, 2, 2)
+
+
+def test_the_service_tags_with_a_transformer_folder_in_its_worker_process(trained: LoadedModel, tmp_path: Path) -> None:
+    from ..service.helpers import api
+
+    text = "ارسال خیلی دیر انجام شد ولی کیفیت خود گوشی عالیه"
+    expected = trained.tagger.tag([text])[0]
+    with api(tmp_path, trained, scopes="tag", model_process=True) as client:
+        response = client.post("/v1/tag", json={"text": text})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["version"] == trained.version
+    (result,) = body["results"]
+    assert result["sentiment"] == expected.sentiment
+    assert result["probabilities"] == pytest.approx(expected.probabilities, abs=1e-4)
+    assert [a["aspect"] for a in result["aspects"]] == [a.aspect for a in expected.aspects]
+
+
+def test_cli_trains_a_transformer_with_progress_and_gradient_accumulation(tmp_path: Path, tiny_file: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["train", "--config", str(Path(__file__).parents[2] / "training/configs/transformer.toml"),
+                 "--data", str(tiny_file), "--models-dir", str(tmp_path / "models"), "--name", "cli",
+                 "--set", f'transformer.checkpoint_dir="{tmp_path / "ckpt"}"', "--set", "transformer.epochs=2",
+                 "--set", "transformer.grad_accum=2", *[arg for pair in (("--set", s) for s in TINY_ENCODER) for arg in pair]])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "epoch 1:" in captured.err and "epoch 2:" in captured.err  # one line per epoch with the dev scores
+    assert "model folder:" in captured.out
+    report = json.loads(next((tmp_path / "models" / "cli").glob("*/training_report.json")).read_text())
+    assert report["transformer"]["steps"] == 2 * 1  # 24 rows, 16 a batch: 2 batches, one optimizer step an epoch
