@@ -50,7 +50,8 @@ class TransformerConfig:
     # folder (e.g. `bazkhord pretrain` output) or hub id of a BERT / ALBERT / RoBERTa / DistilBERT / ELECTRA.
     base_model: str = "scratch"
     vocab_size: int = 16_000  # scratch only
-    hidden: int = 256  # scratch only: the encoder's shape
+    hidden: int = 256  # scratch only: the encoder's shape (model.transformer.EncoderShape's defaults; literal here,
+    # so reading a config does not import torch)
     layers: int = 3
     heads: int = 4
     intermediate: int = 512

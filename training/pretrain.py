@@ -37,10 +37,10 @@ Event = Callable[[dict[str, Any]], None]
 class PretrainConfig:
     seed: int = 13
     vocab_size: int = 16_000
-    hidden: int = 256
-    layers: int = 3
-    heads: int = 4
-    intermediate: int = 512
+    hidden: int = EncoderShape.hidden
+    layers: int = EncoderShape.layers
+    heads: int = EncoderShape.heads
+    intermediate: int = EncoderShape.intermediate
     max_length: int = 128
     epochs: int = 8
     batch_size: int = 64

@@ -21,6 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,25 +104,30 @@ def binary_figures(loaded: LoadedModel, test_path: Path) -> dict[str, float]:
     }
 
 
-def speed(loaded: LoadedModel, texts: list[str]) -> dict[str, float]:
-    """Batch rate and single-comment latency on distinct texts, with the normaliser's memo emptied first:
-    real feedback rarely repeats, so no timing may profit from a text seen before."""
-    tagger = loaded.tagger
-    tagger.tag(["گرم کردن"])  # warm-up: hazm's lazy import
-    normalise.cache_clear()
+def timings(run: Callable[[list[str]], object], texts: list[str], singles: int = 300,
+            before_each: Callable[[], object] = lambda: None) -> dict[str, float]:
+    """Batch rate (batches of 64) and single-text latency (the first `singles` texts, one call each) of `run`."""
+    before_each()
     started = time.perf_counter()
     for start in range(0, len(texts), 64):
-        tagger.tag(texts[start : start + 64])
+        run(texts[start : start + 64])
     batch_rate = len(texts) / (time.perf_counter() - started)
-    normalise.cache_clear()
+    before_each()
     latencies = []
-    for text in texts[:300]:
+    for text in texts[:singles]:
         t0 = time.perf_counter()
-        tagger.tag([text])
+        run([text])
         latencies.append((time.perf_counter() - t0) * 1000)
     latencies.sort()
     return {"comments_per_s": round(batch_rate, 1), "p50_ms": round(statistics.median(latencies), 2),
             "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2)}
+
+
+def speed(tagger: Any, texts: list[str]) -> dict[str, float]:
+    """`tag` on distinct raw texts, with the normaliser's memo emptied first: real feedback rarely repeats, so
+    no timing may profit from a text seen before."""
+    tagger.tag(["گرم کردن"])  # warm-up: hazm's lazy import
+    return timings(tagger.tag, texts, before_each=normalise.cache_clear)
 
 
 def collect(shared: Path, models: Path, say: Any) -> tuple[list[Row], list[str], dict[str, float] | None]:
@@ -136,7 +142,7 @@ def collect(shared: Path, models: Path, say: Any) -> tuple[list[Row], list[str],
     samples = REPO / "data" / "samples"
     texts = [r.text for name in ("feedback.jsonl", "feedback_test.jsonl") for r in read_records(samples / name).records]
     random.Random(13).shuffle(texts)
-    timing = speed(sample, texts)
+    timing = speed(sample.tagger, texts)
 
     if not shared.is_dir():
         skipped.append(f"{shared} is absent: the public data sets were skipped")

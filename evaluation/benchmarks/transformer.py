@@ -17,7 +17,6 @@ import logging
 import multiprocessing
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import f1_score
 
-from evaluation.benchmarks.baseline import REPO, machine, write_section
+from evaluation.benchmarks.baseline import REPO, machine, speed, timings, write_section
 
 BEGIN, END = "<!-- transformer:begin -->", "<!-- transformer:end -->"
 PARSBERT = {"5-class": 0.7131, "binary": 0.9242}  # hooshvare/parsbert README, SentiPers
@@ -150,38 +149,7 @@ def reference_tagger(like: Any) -> Any:
 
 def encoder_speed(tagger: Any, normalised: list[str], singles: int) -> dict[str, float]:
     tagger.network_outputs(normalised[:64])  # warm-up
-    started = time.perf_counter()
-    for start in range(0, len(normalised), 64):
-        tagger.network_outputs(normalised[start : start + 64])
-    rate = len(normalised) / (time.perf_counter() - started)
-    latencies = []
-    for text in normalised[:singles]:
-        t0 = time.perf_counter()
-        tagger.network_outputs([text])
-        latencies.append((time.perf_counter() - t0) * 1000)
-    latencies.sort()
-    return {"comments_per_s": round(rate, 1), "p50_ms": round(statistics.median(latencies), 2),
-            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2)}
-
-
-def tag_speed(tagger: Any, texts: list[str], singles: int) -> dict[str, float]:
-    from data.normalise import normalise
-
-    tagger.tag(texts[:8])
-    normalise.cache_clear()
-    started = time.perf_counter()
-    for start in range(0, len(texts), 64):
-        tagger.tag(texts[start : start + 64])
-    rate = len(texts) / (time.perf_counter() - started)
-    normalise.cache_clear()
-    latencies = []
-    for text in texts[:singles]:
-        t0 = time.perf_counter()
-        tagger.tag([text])
-        latencies.append((time.perf_counter() - t0) * 1000)
-    latencies.sort()
-    return {"comments_per_s": round(rate, 1), "p50_ms": round(statistics.median(latencies), 2),
-            "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))], 2)}
+    return timings(tagger.network_outputs, normalised, singles)
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
@@ -239,9 +207,9 @@ def collect(shared: Path, work: Path, say: Callable[[str], None]) -> dict[str, A
         out["speed"] = [{"model": name, "scope": "encoder + heads on normalised text", **figures} for name, figures in rows]
         out["speed"] += [
             {"model": "TF-IDF baseline", "scope": "tag(): normalise, sentiment, aspects, evidence",
-             **tag_speed(parts["saved"].baseline, texts_raw, 300)},
+             **speed(parts["saved"].baseline, texts_raw)},
             {"model": "saved model", "scope": "tag(): normalise, sentiment, aspects, evidence",
-             **tag_speed(parts["saved"], texts_raw, 300)},
+             **speed(parts["saved"], texts_raw)},
         ]
         out["max_length"] = parts["fp32"].meta.max_length
     return out

@@ -301,3 +301,12 @@ def test_cli_trains_a_transformer_with_progress_and_gradient_accumulation(tmp_pa
     assert "model folder:" in captured.out
     report = json.loads(next((tmp_path / "models" / "cli").glob("*/training_report.json")).read_text())
     assert report["transformer"]["steps"] == 2 * 1  # 24 rows, 16 a batch: 2 batches, one optimizer step an epoch
+
+
+def test_the_configs_build_the_documented_compact_encoder() -> None:
+    """TransformerConfig keeps literal defaults (reading a config must not import torch): they must not drift."""
+    from training.config import TransformerConfig
+
+    shape, config, pre = EncoderShape(), TransformerConfig(), PretrainConfig()
+    for key in ("hidden", "layers", "heads", "intermediate"):
+        assert getattr(config, key) == getattr(pre, key) == getattr(shape, key)
