@@ -42,7 +42,7 @@ class PretrainConfig:
     heads: int = EncoderShape.heads
     intermediate: int = EncoderShape.intermediate
     max_length: int = 128
-    epochs: int = 8
+    epochs: int = 12
     batch_size: int = 64
     learning_rate: float = 5e-4
     warmup_fraction: float = 0.06

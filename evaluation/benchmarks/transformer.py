@@ -41,7 +41,7 @@ TASKS: list[tuple[str, str, list[str], str]] = [
     ("parsinlu_food", "parsinlu_food", [], "3+mixed"),
     ("parsinlu_movie", "parsinlu_movie", [], "3+mixed"),
 ]
-PRETRAIN_MINUTES = 6.0
+PRETRAIN_MINUTES = 10.0
 FINETUNE_MINUTES = {"deepsentipers": 5.0, "deepsentipers_5class": 5.0, "parsinlu_food": 4.0, "parsinlu_movie": 2.0}
 
 
@@ -53,7 +53,7 @@ def own_peak_mb() -> float:
 def step_pretrain(paths: list[str], out: str, minutes: float) -> dict[str, Any]:
     from training.pretrain import PretrainConfig, pretrain
 
-    config = PretrainConfig(epochs=6, max_minutes=minutes)
+    config = PretrainConfig(epochs=12, max_minutes=minutes)
     result = pretrain(paths, Path(out), config)
     return {"seconds": result.seconds, "texts": result.texts, "heldout_loss": result.heldout_loss,
             "epochs": len(result.epochs), "peak_mb": own_peak_mb()}
