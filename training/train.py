@@ -141,8 +141,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
             fitted.baseline_refit(train_rows)
             metrics["dev_scored_before_refit"] = True
     else:
-        tagger = fit_tfidf(config, splits, taxonomy, say)
-        metrics = tagger.manifest.pop("dev_metrics", {})
+        tagger, metrics = fit_tfidf(config, splits, taxonomy, say)
         if metrics.get("dev_scored_before_refit"):
             train_rows = train_rows + splits["dev"]
     say("saving model folder")
@@ -168,11 +167,10 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
     return TrainResult(folder, metrics, rejected, sizes, time.perf_counter() - started, summaries)
 
 
-def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxonomy: Taxonomy | None,
-              say: Progress) -> Tagger:
-    """The TF-IDF tagger: fit on train, score on dev, then (refit_on_dev) fit again on train + dev."""
+def tfidf_tagger(config: TrainConfig, taxonomy: Taxonomy | None) -> Tagger:
+    """The TF-IDF tagger as [model] describes it (also the baseline trained beside a transformer)."""
     m = config.model
-    tagger = Tagger(
+    return Tagger(
         normaliser=config.normaliser_config,
         C=m.C,
         class_weight=None if m.class_weight == "none" else m.class_weight,
@@ -181,13 +179,22 @@ def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxo
         features=TfidfParams(tuple(m.word_ngrams), tuple(m.char_ngrams), m.min_df, m.max_features),  # type: ignore[arg-type]
         taxonomy=taxonomy,
     )
+
+
+def fit_rows(tagger: Tagger, rows: list[FeedbackRecord], label: str, with_aspects: bool) -> None:
+    tagger.fit([r.text for r in rows], _labelled(rows, label), [r.aspects for r in rows] if with_aspects else None)
+
+
+def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxonomy: Taxonomy | None,
+              say: Progress) -> tuple[Tagger, dict[str, Any]]:
+    """The TF-IDF tagger: fit on train, score on dev, then (refit_on_dev) fit again on train + dev."""
+    tagger = tfidf_tagger(config, taxonomy)
     train_rows = splits["train"]
     has_aspects = any(r.aspects is not None for r in train_rows)
 
     def fit(rows: list[FeedbackRecord]) -> None:
         say(f"fitting on {len(rows)} comments ({'sentiment + aspects' if has_aspects else 'sentiment'})")
-        tagger.fit([r.text for r in rows], _labelled(rows, config.data.label),
-                   [r.aspects for r in rows] if has_aspects else None)
+        fit_rows(tagger, rows, config.data.label, has_aspects)
 
     fit(train_rows)
     metrics: dict[str, Any] = {}
@@ -203,5 +210,4 @@ def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxo
             fit(train_rows + dev)
     else:
         say("no dev comments: skipping the dev score")
-    tagger.manifest["dev_metrics"] = metrics
-    return tagger
+    return tagger, metrics

@@ -27,8 +27,6 @@ from data.normalise import NormaliserConfig, normalise_many
 from data.record import FeedbackRecord
 from data.taxonomy import Taxonomy
 from evaluation.metrics import aspect_metrics, headline, score_tags
-from model.linear import TfidfParams
-from model.tagger import Tagger
 from model.transformer import (
     Blend,
     EncoderShape,
@@ -437,16 +435,13 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
     notes: list[str] = []
     baseline_fit: Callable[[list[FeedbackRecord]], None] | None = None
     if t.ensemble != "never":
-        m = config.model
-        baseline = Tagger(normaliser=normaliser, C=m.C, class_weight=None if m.class_weight == "none" else m.class_weight,
-                          aspect_C=m.aspect_C, aspect_threshold=m.aspect_threshold,
-                          features=TfidfParams(tuple(m.word_ngrams), tuple(m.char_ngrams), m.min_df, m.max_features),  # type: ignore[arg-type]
-                          taxonomy=taxonomy)
+        from training.train import fit_rows, tfidf_tagger  # train.py imports this module only when it is used
+
+        baseline = tfidf_tagger(config, taxonomy)
         has_aspects = any(r.aspects is not None for r in splits["train"])
 
         def baseline_fit(rows: list[FeedbackRecord]) -> None:
-            baseline.fit([r.text for r in rows], [label_of(r, field_name) for r in rows],
-                         [r.aspects for r in rows] if has_aspects else None)
+            fit_rows(baseline, rows, field_name, has_aspects)
 
         say("fitting the TF-IDF baseline on the same training rows")
         baseline_fit(splits["train"])
