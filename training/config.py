@@ -70,7 +70,7 @@ class TransformerConfig:
     loss_weights: dict[str, float] = field(default_factory=lambda: {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0})
     aspect_threshold: float = 0.0  # 0: chosen on dev
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
-    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (when better on dev), "never", "always"
+    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (when it lowers the dev log-loss), "never", "always"
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
     threads: int = 0  # torch threads for training; 0: torch's default
     max_minutes: float = 0.0  # stop after the epoch that passes this budget; 0: no budget
