@@ -448,7 +448,7 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         tagger.baseline = baseline
         base_tags = baseline.tag([r.text for r in dev], dev_texts)
         scores["baseline"] = headline(score_tags(base_tags, gold, [r.aspects for r in dev], baseline.labels))
-        blend = choose_blend(tagger, dev, dev_texts, logits, gold, scores, t.ensemble == "always")
+        blend = choose_blend(tagger, dev_texts, logits, gold, scores, t.ensemble == "always")
         tagger.meta.blend = blend
         # The baseline is saved in the folder either way, so evaluation can always score it beside the transformer.
         if blend.uses_baseline:
@@ -482,7 +482,7 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
     return fitted
 
 
-def choose_blend(tagger: TransformerTagger, dev: Sequence[FeedbackRecord], dev_texts: Sequence[str], logits: np.ndarray,
+def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np.ndarray,
                  gold: Sequence[str | None], scores: dict[str, dict[str, float]], always: bool) -> Blend:
     """The transformer's weight in sentence sentiment (0.0-1.0 in steps of 0.1) with the lowest dev log-loss, and
     the better aspect model by dev micro-F1.
