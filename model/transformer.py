@@ -1,9 +1,9 @@
 """The transformer tagger: one encoder, three heads (sentence sentiment, aspect presence, per-aspect polarity).
 
-The encoder is any BERT-family checkpoint (a local folder or a hub id: BERT, ALBERT, RoBERTa, DistilBERT,
-ELECTRA), or the offline default: a compact BERT built from scratch over a WordPiece vocabulary trained on
-the training texts. The folder may also hold the TF-IDF baseline, blended in (a calibrated ensemble) when
-that scored better on dev.
+The encoder is the pretrained multilingual-e5-small converted by `bazkhord encoder import` (the product's
+default), any BERT-family checkpoint (a local folder or a hub id: BERT, ALBERT, RoBERTa, XLM-R, DistilBERT,
+ELECTRA), or a compact BERT built from scratch over a WordPiece vocabulary trained on the training texts.
+The folder may also hold the TF-IDF baseline, blended in (a calibrated ensemble) when that scored better on dev.
 """
 
 from __future__ import annotations
@@ -37,10 +37,11 @@ HEADS_FILE = "heads.safetensors"
 META_FILE = "transformer.json"
 BASELINE_DIR = "baseline"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-SUPPORTED_BACKBONES = ("bert", "albert", "roberta", "distilbert", "electra")
+SUPPORTED_BACKBONES = ("bert", "albert", "roberta", "xlm-roberta", "distilbert", "electra")
 # `base_model` value that builds the compact encoder from scratch (no download, no pre-trained weights).
 SCRATCH = "scratch"
 THREADS_ENV = "BAZKHORD_TORCH_THREADS"
+ENCODER_MANIFEST = "bazkhord_encoder.json"  # written by `bazkhord encoder import` (training/encoder_import.py)
 
 # torch's eager int8 API warns that it moves to torchao; it is what torch 2.13 ships, and it is measured here.
 warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
@@ -158,9 +159,14 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
     """(encoder, tokenizer) from a local folder or a hub id. Nothing is downloaded when the id is a folder."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    from model.e5s1 import EncoderError
+
     local = Path(base_model).is_dir()
-    if not local and (base_model.startswith((".", "/", "~")) or base_model.count("/") > 1):
-        raise ConfigError(f"model.base_model {base_model!r}: no such folder")
+    if not local and (base_model.startswith((".", "/", "~", "artifacts")) or base_model.count("/") > 1):
+        hint = " (run `bazkhord encoder import` or `make encoder` first)" if "encoders" in base_model else ""
+        raise ConfigError(f"transformer.base_model {base_model!r}: no such folder{hint}")
+    if local and (Path(base_model) / ENCODER_MANIFEST).exists():
+        verify_encoder_folder(Path(base_model))
     try:
         config = AutoConfig.from_pretrained(base_model, local_files_only=local)
     except (OSError, ValueError) as error:
@@ -172,8 +178,10 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=local)
         encoder = AutoModel.from_pretrained(base_model, local_files_only=local, **no_pooler(config.model_type))
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"model.base_model {base_model!r}: cannot load its tokenizer or weights: {error}") from None
+    except Exception as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise EncoderError(f"transformer.base_model {base_model!r}: cannot load its tokenizer or weights: {first}") from None
+    check_vocabulary(base_model, encoder, tokenizer)
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"model.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {type(tokenizer).__name__}")
     if tokenizer.pad_token is None:
@@ -183,7 +191,34 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
 
 def no_pooler(model_type: str) -> dict[str, bool]:
     """The heads pool the token states themselves; BERT-like classes would otherwise add an unused pooler."""
-    return {"add_pooling_layer": False} if model_type in ("bert", "roberta", "albert") else {}
+    return {"add_pooling_layer": False} if model_type in ("bert", "roberta", "xlm-roberta", "albert") else {}
+
+
+def check_vocabulary(where: str | Path, encoder: Any, tokenizer: Any) -> None:
+    """A tokenizer that can produce ids past the embedding matrix would crash inside torch on some comment."""
+    from model.e5s1 import EncoderError
+
+    rows = int(encoder.get_input_embeddings().num_embeddings)
+    if len(tokenizer) > rows:
+        raise EncoderError(f"{where}: the tokenizer has {len(tokenizer)} pieces but the encoder's embedding matrix "
+                           f"{rows} rows (tokenizer and weights are from different encoders)")
+
+
+def verify_encoder_folder(folder: Path) -> None:
+    from training.encoder_import import verify_encoder_folder as verify
+
+    verify(folder)
+
+
+def encoder_prompt(base_model: str) -> str:
+    """The prompt the encoder was trained with: e5 models embed "query: " + text (its model card)."""
+    manifest = Path(base_model) / ENCODER_MANIFEST
+    if manifest.exists():
+        try:
+            return str(json.loads(manifest.read_text(encoding="utf-8")).get("prompt", ""))
+        except json.JSONDecodeError:
+            return ""
+    return "query: " if "e5" in Path(base_model).name.lower() else ""
 
 
 def hidden_size(encoder: Any) -> int:
@@ -234,8 +269,10 @@ class Encoded:
         return np.array([len(ids) for ids in self.input_ids])
 
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int) -> Encoded:
-    return Encoded(tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"])
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int, prompt: str = "") -> Encoded:
+    """Token ids, `prompt` before every text (e5's "query: "), cut at `max_length` tokens."""
+    texts = [prompt + text for text in texts] if prompt else list(texts)
+    return Encoded(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,6 +320,7 @@ class TransformerMeta:
     quantize: str = "none"  # "int8": Linear layers are quantised when the folder is loaded
     blend: Blend = field(default_factory=Blend)
     token_length_stats: dict[str, float] = field(default_factory=dict)
+    prompt: str = ""  # put before every text: "query: " for e5 encoders
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -347,7 +385,7 @@ class TransformerTagger(BaseTagger):
         polarity = np.zeros((n, len(self.meta.aspects), len(self.meta.polarities)), dtype=np.float32)
         if n == 0:
             return logits, presence, polarity
-        encoded = encode(self.tokenizer, normalised, self.meta.max_length)
+        encoded = encode(self.tokenizer, normalised, self.meta.max_length, self.meta.prompt)
         pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():
             for batch in length_buckets(encoded.lengths(), self.meta.batch_size):
@@ -467,6 +505,7 @@ class TransformerTagger(BaseTagger):
         model_type = json.loads((folder / ENCODER_DIR / "config.json").read_text(encoding="utf-8")).get("model_type", "")
         encoder = AutoModel.from_pretrained(folder / ENCODER_DIR, local_files_only=True, **no_pooler(model_type))
         tokenizer = AutoTokenizer.from_pretrained(folder / ENCODER_DIR, local_files_only=True)
+        check_vocabulary(folder / ENCODER_DIR, encoder, tokenizer)
         net = MultiTaskNet(encoder, len(meta.labels), len(meta.aspects), len(meta.polarities), meta.dropout)
         missing, unexpected = net.load_state_dict(load_file(str(folder / HEADS_FILE)), strict=False)
         missing = [k for k in missing if not k.startswith("encoder.")]

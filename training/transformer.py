@@ -34,6 +34,7 @@ from model.transformer import (
     TransformerMeta,
     TransformerTagger,
     encode,
+    encoder_prompt,
     load_backbone,
     pad_batch,
     quantize_int8,
@@ -100,8 +101,9 @@ def class_weights(targets: torch.Tensor, n_labels: int) -> torch.Tensor:
     return weights
 
 
-def choose_max_length(tokenizer: Any, texts: Sequence[str], percentile: float, cap: int) -> tuple[int, dict[str, float]]:
-    lengths = np.array([len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]])
+def choose_max_length(tokenizer: Any, texts: Sequence[str], percentile: float, cap: int,
+                      prompt: str = "") -> tuple[int, dict[str, float]]:
+    lengths = np.array([len(ids) for ids in tokenizer([prompt + t for t in texts], truncation=False)["input_ids"]])
     at = float(np.percentile(lengths, percentile))
     chosen = int(min(cap, max(16, math.ceil(at / 8) * 8)))
     stats = {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
@@ -131,6 +133,39 @@ def run_key(config: TrainConfig, data_hash: str) -> str:
     values.get("transformer", {}).pop("max_minutes", None)
     text = json.dumps(values, sort_keys=True, ensure_ascii=False) + data_hash
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def keep_lowest_layers(encoder: Any, layers: int) -> Any:
+    """The encoder with only its lowest `layers` transformer layers (0: all): a smaller, faster model that keeps
+    the pretrained lower layers as they are."""
+    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if not layers or stack is None or layers >= len(stack):
+        return encoder
+    encoder.encoder.layer = stack[:layers]
+    encoder.config.num_hidden_layers = layers
+    return encoder
+
+
+def freeze(net: MultiTaskNet, embeddings: bool, layers: int) -> list[str]:
+    """Stop training the word embeddings and the lowest `layers` layers; returns what was frozen, for the log.
+
+    With word embeddings frozen, a pruned 19k-piece vocabulary and the full 250k one train alike, and no
+    gradient is kept for tens of millions of embedding weights; frozen lower layers build no backward graph.
+    """
+    frozen: list[str] = []
+    encoder = net.encoder
+    if embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+        frozen.append("word embeddings")
+    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers and stack is not None:
+        modules = [getattr(encoder, "embeddings", None), *list(stack)[:layers]]
+        for module in modules:
+            if module is not None:
+                for parameter in module.parameters():
+                    parameter.requires_grad_(False)
+        frozen.append(f"embeddings and the lowest {min(layers, len(stack))} layers")
+    return frozen
 
 
 @dataclass
@@ -172,7 +207,8 @@ class Trainer:
         t = self.t
         if t.base_model != "scratch":
             self.say(f"loading {t.base_model}")
-            return load_backbone(t.base_model)
+            encoder, tokenizer = load_backbone(t.base_model)
+            return keep_lowest_layers(encoder, t.keep_layers), tokenizer
         tokenizer_dir = folder / TOKENIZER_DIR
         if tokenizer_dir.exists():  # resuming: the vocabulary must be the one the checkpoint learned
             from transformers import AutoTokenizer
@@ -209,23 +245,28 @@ class Trainer:
         train_texts = normalise_many([r.text for r in train_rows], self.normaliser)
         dev_texts = normalise_many([r.text for r in dev_rows], self.normaliser)
         encoder, tokenizer = self.backbone(train_texts, folder)
+        prompt = encoder_prompt(t.base_model) if t.prompt == "auto" else t.prompt
         limit = int(getattr(encoder.config, "max_position_embeddings", 512)) - 2
         length_stats: dict[str, float]
         if t.max_length:
             max_length, length_stats = min(t.max_length, limit), {"chosen": min(t.max_length, limit)}
         else:
             cap = min(t.max_length_cap, limit)
-            max_length, length_stats = choose_max_length(tokenizer, train_texts, t.length_percentile, cap)
+            max_length, length_stats = choose_max_length(tokenizer, train_texts, t.length_percentile, cap, prompt)
         self.say(f"max length {max_length} tokens ({length_stats})")
 
         torch.manual_seed(seed)  # heads start the same whether or not the tokenizer was learned in this process
         net = MultiTaskNet(encoder, len(labels), len(aspects), len(polarities), t.dropout).to(self.device)
+        frozen = freeze(net, t.freeze_embeddings == "yes" or (t.freeze_embeddings == "auto" and t.base_model != "scratch"),
+                        t.freeze_layers)
+        if frozen:
+            self.say(f"frozen: {', '.join(frozen)}")
         meta = TransformerMeta(labels, aspects, polarities, max_length, t.base_model, str(encoder.config.model_type),
-                               dropout=t.dropout, token_length_stats=length_stats)
+                               dropout=t.dropout, token_length_stats=length_stats, prompt=prompt)
         tagger = TransformerTagger(net, tokenizer, meta, self.normaliser, self.taxonomy)
 
         targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)
-        encoded = encode(tokenizer, train_texts, max_length)
+        encoded = encode(tokenizer, train_texts, max_length, prompt)
         lengths = encoded.lengths()
         weights = class_weights(targets.sentiment, len(labels)) if t.class_weight == "balanced" else None
         sentiment_loss = nn.CrossEntropyLoss(weight=weights.to(self.device) if weights is not None else None,
@@ -242,11 +283,16 @@ class Trainer:
         steps_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)
         total_steps = steps_per_epoch * t.epochs
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+        trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        head_lr = t.head_learning_rate or t.learning_rate
         groups = [
-            {"params": [p for n, p in net.named_parameters() if not n.endswith(no_decay)], "weight_decay": t.weight_decay},
-            {"params": [p for n, p in net.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+            {"params": [p for n, p in trained if n.startswith("encoder.") and not n.endswith(no_decay)],
+             "weight_decay": t.weight_decay, "lr": t.learning_rate},
+            {"params": [p for n, p in trained if n.startswith("encoder.") and n.endswith(no_decay)], "weight_decay": 0.0,
+             "lr": t.learning_rate},
+            {"params": [p for n, p in trained if not n.startswith("encoder.")], "weight_decay": t.weight_decay, "lr": head_lr},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=t.learning_rate)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=t.learning_rate)
         warmup = max(1, int(t.warmup_fraction * total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
