@@ -155,10 +155,18 @@ def scratch_encoder(vocab_size: int, shape: EncoderShape) -> Any:
     return BertModel(config, add_pooling_layer=False)
 
 
+def quiet_transformers() -> None:
+    """transformers draws its own "Loading weights" / "Writing model shards" bars into ours: bazkhord shows one."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_backbone(base_model: str) -> tuple[Any, Any]:
     """(encoder, tokenizer) from a local folder or a hub id. Nothing is downloaded when the id is a folder."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    quiet_transformers()
     from model.e5s1 import EncoderError
 
     local = Path(base_model).is_dir()
@@ -480,6 +488,7 @@ class TransformerTagger(BaseTagger):
 
     # -- persistence -------------------------------------------------------------------------------------
     def save_components(self, folder: Path) -> dict[str, str]:
+        quiet_transformers()
         encoder_dir = folder / ENCODER_DIR
         self.net.encoder.save_pretrained(encoder_dir, safe_serialization=True)
         self.tokenizer.save_pretrained(encoder_dir)
@@ -500,6 +509,7 @@ class TransformerTagger(BaseTagger):
         from transformers import AutoModel, AutoTokenizer
 
         set_threads()
+        quiet_transformers()
         meta = TransformerMeta.from_dict(json.loads((folder / META_FILE).read_text(encoding="utf-8")))
         meta.quantize = quantize or meta.quantize
         model_type = json.loads((folder / ENCODER_DIR / "config.json").read_text(encoding="utf-8")).get("model_type", "")

