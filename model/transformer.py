@@ -179,9 +179,9 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
         config = AutoConfig.from_pretrained(base_model, local_files_only=local)
     except (OSError, ValueError) as error:
         where = "the folder has no usable config.json" if local else "it is not a local folder and the hub cannot be reached"
-        raise ConfigError(f"model.base_model {base_model!r}: cannot load its config ({where}): {error}") from None
+        raise ConfigError(f"transformer.base_model {base_model!r}: cannot load its config ({where}): {error}") from None
     if config.model_type not in SUPPORTED_BACKBONES:
-        raise ConfigError(f"model.base_model {base_model!r} is a {config.model_type!r} model; "
+        raise ConfigError(f"transformer.base_model {base_model!r} is a {config.model_type!r} model; "
                           f"supported: {', '.join(SUPPORTED_BACKBONES)}")
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=local)
@@ -191,9 +191,9 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
         raise EncoderError(f"transformer.base_model {base_model!r}: cannot load its tokenizer or weights: {first}") from None
     check_vocabulary(base_model, encoder, tokenizer)
     if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"model.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {type(tokenizer).__name__}")
+        raise ConfigError(f"transformer.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {type(tokenizer).__name__}")
     if tokenizer.pad_token is None:
-        raise ConfigError(f"model.base_model {base_model!r}: its tokenizer has no padding token")
+        raise ConfigError(f"transformer.base_model {base_model!r}: its tokenizer has no padding token")
     return encoder, tokenizer
 
 

@@ -175,7 +175,7 @@ def test_unusable_base_models_are_refused_clearly(tmp_path: Path) -> None:
     from transformers import GPT2Config
 
     GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(tmp_path / "gpt2")
-    with pytest.raises(ConfigError, match="supported: bert, albert, roberta, distilbert, electra"):
+    with pytest.raises(ConfigError, match="supported: bert, albert, roberta, xlm-roberta, distilbert, electra"):
         load_backbone(str(tmp_path / "gpt2"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="cannot load its config"):
@@ -188,7 +188,7 @@ def test_cli_reports_a_bad_base_model_without_a_stack_trace(tmp_path: Path, tiny
                  "--set", f'transformer.base_model="{tmp_path}/no/such/model"'])
     err = capsys.readouterr().err
     assert code == 2
-    assert "error:" in err and "model.base_model" in err and "no such folder" in err and "Traceback" not in err
+    assert "error:" in err and "transformer.base_model" in err and "no such folder" in err and "Traceback" not in err
 
 
 def test_pretrain_then_fine_tune_from_its_folder(tmp_path: Path, sample_subset: Path, tiny_file: Path) -> None:
