@@ -191,7 +191,8 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
         raise EncoderError(f"transformer.base_model {base_model!r}: cannot load its tokenizer or weights: {first}") from None
     check_vocabulary(base_model, encoder, tokenizer)
     if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"transformer.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {type(tokenizer).__name__}")
+        found = type(tokenizer).__name__
+        raise ConfigError(f"transformer.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {found}")
     if tokenizer.pad_token is None:
         raise ConfigError(f"transformer.base_model {base_model!r}: its tokenizer has no padding token")
     return encoder, tokenizer

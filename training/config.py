@@ -56,6 +56,9 @@ class TransformerConfig:
     freeze_layers: int = 0  # the lowest N transformer layers are not trained (faster backward pass on a CPU)
     keep_layers: int = 0  # keep only the lowest N layers of a pretrained encoder (a faster, smaller model); 0: all
     head_learning_rate: float = 0.0  # the heads' learning rate; 0: transformer.learning_rate
+    # Distillation: a trained model (name, name@version or folder) whose sentiment probabilities on the training
+    # comments and on data.unlabelled become soft targets, weighted by loss_weights.distill.
+    teacher: str = ""
     vocab_size: int = 16_000  # scratch only
     hidden: int = 256  # scratch only: the encoder's shape (model.transformer.EncoderShape's defaults; literal here,
     # so reading a config does not import torch)
@@ -74,7 +77,8 @@ class TransformerConfig:
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     class_weight: str = "balanced"  # sentiment loss weights: "balanced" or "none"
-    loss_weights: dict[str, float] = field(default_factory=lambda: {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0})
+    loss_weights: dict[str, float] = field(default_factory=lambda: {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0,
+                                                                    "distill": 1.0})
     aspect_threshold: float = 0.0  # 0: chosen on dev
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (when it lowers the dev log-loss), "never", "always"
@@ -108,9 +112,10 @@ class TransformerConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"transformer.{key} must be one of {allowed}, not {getattr(self, key)!r}")
-        unknown = sorted(set(self.loss_weights) - {"sentiment", "aspects", "polarity"})
+        unknown = sorted(set(self.loss_weights) - {"sentiment", "aspects", "polarity", "distill"})
         if unknown or any(v < 0 for v in self.loss_weights.values()):
-            raise ConfigError(f"transformer.loss_weights takes sentiment, aspects, polarity >= 0; got {self.loss_weights}")
+            raise ConfigError("transformer.loss_weights takes sentiment, aspects, polarity, distill >= 0; "
+                              f"got {self.loss_weights}")
 
 
 @dataclass
@@ -119,6 +124,8 @@ class DataConfig:
     # without aspect labels trains sentiment only, and so on).
     train: str | list[str] = "data/samples/feedback.jsonl"
     dev: str | list[str] = ""
+    # Comments without labels that a transformer learns from through its teacher (transformer.teacher).
+    unlabelled: str | list[str] = ""
     dev_fraction: float = 0.15
     # After the dev score is taken, fit the saved model on train + dev (scikit-learn's `refit`).
     refit_on_dev: bool = True

@@ -125,6 +125,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
     extra: dict[str, str | dict[str, Any]] = {}
     report: dict[str, Any] = {}
     tagger: BaseTagger
+    learned_from: list[str] = []
     if m.kind == "transformer":
         from training.transformer import LOG_FILE, fit_transformer
 
@@ -134,6 +135,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
         summaries += fitted.notes
         report["transformer"] = fitted.report
         extra[LOG_FILE] = fitted.log_text
+        learned_from = fitted.extra_texts  # unlabelled comments seen through a teacher: evaluation leaves them out too
         if config.data.refit_on_dev and fitted.baseline_refit is not None:
             # As the baseline alone does: its dev figure is taken, then it also learns from dev.
             say("refitting the blended TF-IDF baseline on train + dev")
@@ -152,7 +154,8 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
         "rejected": [{"file": r.file, "row": r.row, "field": r.field, "reason": r.reason} for r in rejected],
         **report,
     }
-    fingerprints = sorted({text_fingerprint(normalise(r.text, normaliser)) for r in train_rows})
+    seen = [*(r.text for r in train_rows), *learned_from]
+    fingerprints = sorted({text_fingerprint(normalise(text, normaliser)) for text in seen})
     folder = save_model(
         tagger,
         Path(config.output.models_dir),

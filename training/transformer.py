@@ -64,6 +64,7 @@ class Targets:
     aspects: torch.Tensor  # (n, A) 0/1
     aspect_mask: torch.Tensor  # (n,) 1 where the row has aspect labels
     polarity: torch.Tensor  # (n, A) polarity index or IGNORE
+    soft: torch.Tensor | None = None  # (n, labels) a teacher's sentiment probabilities; rows of zeros: none
 
 
 def label_of(record: FeedbackRecord, field_name: str) -> str | None:
@@ -176,6 +177,7 @@ class Fitted:
     log_text: str
     baseline_refit: Callable[[list[FeedbackRecord]], None] | None = None
     notes: list[str] = field(default_factory=list)
+    extra_texts: list[str] = field(default_factory=list)  # unlabelled comments learned from through a teacher
 
 
 class Trainer:
@@ -234,6 +236,9 @@ class Trainer:
         if not dev_rows:
             raise ConfigError("the transformer needs dev comments for early stopping: give data.dev or keep dev_fraction > 0")
         labels, aspects, polarities = self.label_space(train_rows)
+        soft: np.ndarray | None = None
+        if t.teacher:
+            train_rows, soft = self.teacher_targets(train_rows, dev_rows, labels)
         folder = Path(t.checkpoint_dir) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / STATE_FILE
@@ -266,6 +271,8 @@ class Trainer:
         tagger = TransformerTagger(net, tokenizer, meta, self.normaliser, self.taxonomy)
 
         targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)
+        if soft is not None:
+            targets.soft = torch.from_numpy(soft).float()
         encoded = encode(tokenizer, train_texts, max_length, prompt)
         lengths = encoded.lengths()
         weights = class_weights(targets.sentiment, len(labels)) if t.class_weight == "balanced" else None
@@ -277,7 +284,7 @@ class Trainer:
         positives = labelled.sum(0)
         pos_weight = ((len(labelled) - positives) / positives.clamp(min=1)).clamp(min=1.0).sqrt()
         presence_loss = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight.to(self.device))
-        lw = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, **t.loss_weights}
+        lw = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, "distill": 1.0, **t.loss_weights}
 
         batches_per_epoch = math.ceil(len(train_rows) / t.batch_size)
         steps_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)
@@ -388,7 +395,43 @@ class Trainer:
                   "epochs_run": state["epoch"], "stopped_by": stopped_by, "steps": state["step"],
                   "train_seconds": round(state["seconds"], 1), "max_length": max_length, "token_lengths": length_stats,
                   "labels": labels, "aspects": aspects, "polarities": polarities}
-        return Fitted(tagger, {}, report, (folder / LOG_FILE).read_text(encoding="utf-8"))
+        if t.teacher:
+            report["teacher"] = {"model": t.teacher, "comments": len(train_rows),
+                                 "unlabelled": len(train_rows) - len(splits["train"])}
+        fitted = Fitted(tagger, {}, report, (folder / LOG_FILE).read_text(encoding="utf-8"))
+        fitted.extra_texts = [r.text for r in train_rows[len(splits["train"]):]]
+        return fitted
+
+    def teacher_targets(self, train_rows: list[FeedbackRecord], dev_rows: Sequence[FeedbackRecord],
+                        labels: list[str]) -> tuple[list[FeedbackRecord], np.ndarray]:
+        """The training rows plus the unlabelled comments (none that dev holds, no repeats), and the teacher's
+        sentiment probabilities for every one of them, in this model's label order."""
+        from data.readers import read_records
+        from model.folder import load_model
+
+        paths = self.config.data.unlabelled
+        paths = [paths] if isinstance(paths, str) and paths else list(paths or [])
+        seen = set(normalise_many([r.text for r in [*train_rows, *dev_rows]], self.normaliser))
+        extra: list[FeedbackRecord] = []
+        for path in paths:
+            for record in read_records(path, max_bad_fraction=1.0).records:
+                key = normalise_many([record.text], self.normaliser)[0]
+                if key not in seen:
+                    seen.add(key)
+                    extra.append(FeedbackRecord(text=record.text, origin=record.origin))
+        teacher = load_model(self.t.teacher).tagger
+        shared = [label for label in labels if label in teacher.labels]
+        if not shared:
+            raise ConfigError(f"transformer.teacher {self.t.teacher!r} has labels {teacher.labels}, "
+                              f"none of this model's {labels}")
+        rows = [*train_rows, *extra]
+        self.say(f"teacher {self.t.teacher}: soft labels for {len(train_rows)} training and {len(extra)} unlabelled comments")
+        proba = teacher.predict_proba([r.text for r in rows])
+        soft = np.zeros((len(rows), len(labels)), dtype=np.float32)
+        for label in shared:
+            soft[:, labels.index(label)] = proba[:, teacher.labels.index(label)]
+        soft /= np.clip(soft.sum(axis=1, keepdims=True), 1e-9, None)
+        return rows, soft
 
     @staticmethod
     def loss(targets: Targets, batch: np.ndarray, s_logits: torch.Tensor, a_logits: torch.Tensor, p_logits: torch.Tensor,
@@ -398,6 +441,10 @@ class Trainer:
         device = s_logits.device
         index = torch.as_tensor(batch)
         total = s_logits.sum() * 0.0
+        if targets.soft is not None and lw["distill"]:
+            # Cross-entropy against the teacher's probabilities (KL divergence up to the teacher's own entropy).
+            soft = targets.soft[index].to(device)
+            total = total - lw["distill"] * (soft * torch.log_softmax(s_logits, dim=-1)).sum(dim=1).mean()
         sentiment = targets.sentiment[index].to(device)
         if (sentiment != IGNORE).any():
             total = total + lw["sentiment"] * sentiment_loss(s_logits, sentiment)

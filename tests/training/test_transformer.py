@@ -310,3 +310,39 @@ def test_the_configs_build_the_documented_compact_encoder() -> None:
     shape, config, pre = EncoderShape(), TransformerConfig(), PretrainConfig()
     for key in ("hidden", "layers", "heads", "intermediate"):
         assert getattr(config, key) == getattr(pre, key) == getattr(shape, key)
+
+
+def test_distillation_learns_the_teachers_sentiment_on_unlabelled_comments(tmp_path: Path, tiny_file: Path,
+                                                                            sample_model: LoadedModel) -> None:
+    """A student that sees no sentiment label (its weight 0) follows the teacher through soft targets alone, on the
+    training comments and on unlabelled ones; those comments count as seen, so evaluation leaves them out."""
+    unlabelled = write_jsonl(tmp_path / "unlabelled.jsonl", [{"text": json.loads(line)["text"]}
+                                                             for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:120]])
+    config = config_for(tmp_path, tiny_file, "transformer.epochs=12", "transformer.learning_rate=1e-3",
+                        f"transformer.teacher={json.dumps(str(sample_model.folder))}",
+                        f"data.unlabelled={json.dumps(str(unlabelled))}", 'data.taxonomy=""',
+                        'transformer.loss_weights={sentiment = 0.0, aspects = 1.0, polarity = 1.0, distill = 1.0}',
+                        'transformer.ensemble="never"', 'transformer.quantize="none"', "transformer.patience=12")
+    result = train(config)
+    report = json.loads((result.folder / "training_report.json").read_text(encoding="utf-8"))["transformer"]
+    assert report["teacher"]["unlabelled"] == 120
+    student = load_model(result.folder).tagger
+    texts = [json.loads(line)["text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:120]]
+    teacher_says = sample_model.tagger.predict_proba(texts)
+    shared = [label for label in student.labels if label in sample_model.tagger.labels]
+    teacher_best = [sample_model.tagger.labels[i] for i in teacher_says.argmax(axis=1)]
+    student_best = [student.labels[i] for i in student.predict_proba(texts).argmax(axis=1)]
+    agreement = np.mean([s == t for s, t in zip(student_best, teacher_best, strict=True) if t in shared])
+    majority = max(teacher_best.count(label) for label in set(teacher_best)) / len(teacher_best)
+    assert agreement > max(0.6, majority)
+    fingerprints = (result.folder / "train_fingerprints.txt").read_text(encoding="utf-8").split()
+    assert len(fingerprints) >= 120
+
+
+def test_a_teacher_without_shared_labels_is_refused(tmp_path: Path, sample_model: LoadedModel) -> None:
+    scores = write_jsonl(tmp_path / "scores.jsonl", [{"text": f"متن شماره {i} خوب", "sentiment_score": i % 3 - 1}
+                                                     for i in range(12)])
+    config = config_for(tmp_path, scores, f"transformer.teacher={json.dumps(str(sample_model.folder))}",
+                        'data.label="sentiment_score"', 'data.taxonomy=""')
+    with pytest.raises(ConfigError, match="none of this model's"):
+        train(config)
