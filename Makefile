@@ -66,6 +66,7 @@ benchmark: install
 	$(BIN)/python -m evaluation.benchmarks.themes
 	$(BIN)/python -m evaluation.benchmarks.service_http
 	$(BIN)/python -m evaluation.benchmarks.transformer
+	$(BIN)/python -m evaluation.benchmarks.e5
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

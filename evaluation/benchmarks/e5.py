@@ -47,12 +47,13 @@ TASKS: list[tuple[str, str | None, str, float]] = [
     ("deepsentipers", "deepsentipers_5class", "5-class", 9.0),
 ]
 # The recipe, chosen on the DeepSentiPers dev split (see the section's notes): the accurate profile fine-tunes the
-# upper half of the encoder; the fast profile keeps only the lowest 4 layers and fine-tunes them all.
+# upper half of the encoder; the fast profile keeps only the lowest 4 layers and fine-tunes them all. Dynamic int8
+# is kept only where dev says so (on e5 it cost 2-4 points of macro-F1 in a trial, per-channel weights no better).
 ACCURATE = ["transformer.freeze_layers=6", "transformer.epochs=2", "transformer.patience=1", "transformer.learning_rate=1e-4",
             "transformer.head_learning_rate=1e-3", "transformer.max_length_cap=128"]
 FAST = ["transformer.keep_layers=4", "transformer.freeze_layers=0", "transformer.epochs=2", "transformer.patience=1",
         "transformer.learning_rate=1e-4", "transformer.head_learning_rate=1e-3", "transformer.max_length_cap=128",
-        'transformer.ensemble="never"', 'transformer.quantize="int8"']
+        'transformer.ensemble="never"', 'transformer.quantize="auto"']
 
 
 def step_import(out: str, corpus: list[str], prune: bool) -> dict[str, Any]:
@@ -150,6 +151,7 @@ def step_speed(accurate: str, fast: str, texts_path: str) -> dict[str, Any]:
     rows = [("BERT-base-shaped reference (12 x 768, 100k vocab, random), fp32", encoder_speed(reference, normalised[:384], 60)),
             ("accurate: e5-small 12 layers, fp32", encoder_speed(accurate_parts["fp32"], normalised[:1500], 200)),
             ("accurate: e5-small 12 layers, int8", encoder_speed(accurate_parts["int8"], normalised[:1500], 200)),
+            ("fast: e5-small lowest 4 layers, fp32", encoder_speed(fast_parts["fp32"], normalised, 300)),
             ("fast: e5-small lowest 4 layers, int8", encoder_speed(fast_parts["int8"], normalised, 300))]
     out = [{"model": name, "scope": "encoder + heads on normalised text", **figures} for name, figures in rows]
     out.append({"model": "accurate profile, saved model", "scope": "tag(): normalise, sentiment, aspects, evidence",
@@ -314,10 +316,10 @@ def targets(result: dict[str, Any]) -> list[str]:
                      f"{accurate_f1:.3f} ({100 * (fast_f1 - accurate_f1):+.1f} points; target: within 1 point)")
     if result.get("speed"):
         reference = result["speed"][0]["comments_per_s"]
-        fast_row = next(r for r in result["speed"] if r["model"].startswith("fast:"))
-        ratio = fast_row["comments_per_s"] / reference
-        lines.append(f"- fast profile throughput: {ratio:.0f}x the reference (target 100x: "
-                     f"{'met' if ratio >= 100 else 'missed'})")
+        for fast_row in (r for r in result["speed"] if r["model"].startswith("fast:")):
+            ratio = fast_row["comments_per_s"] / reference
+            lines.append(f"- {fast_row['model']} throughput: {ratio:.0f}x the reference (target 100x: "
+                         f"{'met' if ratio >= 100 else 'missed'})")
     return lines
 
 

@@ -4,6 +4,10 @@ previous one is answered. Every request carries a distinct comment (a sample com
 normaliser's memo cannot flatter the figures.
 
     python -m evaluation.benchmarks.service_http [--requests 2000] [--seconds 20] [--no-write]
+    python -m evaluation.benchmarks.service_http --model artifacts/models/sample-e5 --latency-only
+
+`--model` serves another model folder (name or folder); `--latency-only` runs just one comment a request at 1 and 16
+clients, and writes its own section (one per model kind), leaving the baseline's full table alone.
 
 Scenarios: one comment and 32 comments a request, at 1, 16 and 64 clients; at 16 clients, for comparison,
 micro-batching off (a batch of one text) and the model in a thread of the server instead of its own process;
@@ -232,15 +236,23 @@ def serving(model: Path, workdir: Path, **settings: str) -> Iterator[tuple[Serve
         server.stop()
 
 
-def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
+def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,
+            latency_only: bool = False) -> tuple[list[Result], str]:
+    from model.folder import resolve
+
     texts = [json.loads(line)["text"] for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()]
     results: list[Result] = []
     context = get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="bazkhord-service-bench-") as tmp, \
             ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         workdir = Path(tmp)
-        model = sample_model(workdir)
+        model = resolve(model_ref, REPO / "artifacts" / "models") if model_ref else sample_model(workdir)
         model_name = f"{model.parent.name} {model.name}"
+        if latency_only:
+            with serving(model, workdir, max_queue_texts="4096") as (server, key):
+                for clients in (1, 16):
+                    results.append(scenario(pool, server, key, texts, "1 comment", clients, 1, max_requests, max_seconds))
+            return results, model_name
 
         def run(server: Server, key: str, name: str, clients: int, per_request: int, warm: bool = True) -> None:
             requests, seconds = (max_requests, max_seconds) if warm else (20_000, OVERLOAD_SECONDS)
@@ -262,14 +274,16 @@ def collect(max_requests: int, max_seconds: float) -> tuple[list[Result], str]:
     return results, model_name
 
 
-def render(results: list[Result], model_name: str, seconds: float) -> str:
+def render(results: list[Result], model_name: str, seconds: float, begin: str = BEGIN, end: str = END,
+           title: str = "## Service over HTTP", command: str = "python -m evaluation.benchmarks.service_http",
+           model_note: str = "the baseline") -> str:
     lines = [
-        BEGIN,
-        "## Service over HTTP",
+        begin,
+        title,
         "",
-        f"`python -m evaluation.benchmarks.service_http`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
-        f"server and load generator share the machine, {seconds:.0f} s in all. Model: the baseline `{model_name}` "
-        "(`make run`'s). `bazkhord serve` (one uvicorn process, JSON logs on, SQLite store) answers `POST /v1/tag`; "
+        f"`{command}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
+        f"server and load generator share the machine, {seconds:.0f} s in all. Model: {model_note} `{model_name}`. "
+        "`bazkhord serve` (one uvicorn process, JSON logs on, SQLite store) answers `POST /v1/tag`; "
         "the load generator (plain HTTP/1.1 keep-alive on asyncio, its own process) runs closed loops, each request "
         "a distinct comment. "
         "Latency is per request, over answered (200) requests.",
@@ -291,7 +305,7 @@ def render(results: list[Result], model_name: str, seconds: float) -> str:
         verdict = "met" if target.percentile(99) < 50 else "**not met**"
         lines.append(f"Target p99 < 50 ms for one comment at 16 clients: {target.percentile(99):.1f} ms, {verdict}. "
                      f"Errors other than the deliberate 429/503: {unexpected_total}.")
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -300,13 +314,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="most requests a scenario sends")
     parser.add_argument("--seconds", type=float, default=20, help="most seconds a scenario runs")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--model", help="model to serve (name, name@version or folder); default: make run's baseline")
+    parser.add_argument("--latency-only", action="store_true", help="only one comment a request at 1 and 16 clients")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    results, model_name = collect(args.requests, args.seconds)
-    section = render(results, model_name, time.perf_counter() - started)
+    results, model_name = collect(args.requests, args.seconds, args.model, args.latency_only)
+    begin, end, options = BEGIN, END, {}
+    if args.latency_only:
+        kind = model_name.split()[0]
+        begin, end = f"<!-- service-{kind}:begin -->", f"<!-- service-{kind}:end -->"
+        options = {"title": f"## Service over HTTP: `{kind}`, one comment a request",
+                   "command": f"python -m evaluation.benchmarks.service_http --model {args.model} --latency-only",
+                   "model_note": "the model folder"}
+    section = render(results, model_name, time.perf_counter() - started, begin, end, **options)
     print(section)
     if not args.no_write:
-        write_section(section, BENCHMARKS_MD, BEGIN, END)
+        write_section(section, BENCHMARKS_MD, begin, end)
         print(f"\nwrote {BENCHMARKS_MD}", file=sys.stderr)
     return 0
 
