@@ -104,7 +104,9 @@ def class_weights(targets: torch.Tensor, n_labels: int) -> torch.Tensor:
 
 def choose_max_length(tokenizer: Any, texts: Sequence[str], percentile: float, cap: int,
                       prompt: str = "") -> tuple[int, dict[str, float]]:
-    lengths = np.array([len(ids) for ids in tokenizer([prompt + t for t in texts], truncation=False)["input_ids"]])
+    # verbose=False: counting the whole length of a long comment is the point here, not a mistake to warn about.
+    encoded = tokenizer([prompt + t for t in texts], truncation=False, verbose=False)["input_ids"]
+    lengths = np.array([len(ids) for ids in encoded])
     at = float(np.percentile(lengths, percentile))
     chosen = int(min(cap, max(16, math.ceil(at / 8) * 8)))
     stats = {"mean": round(float(lengths.mean()), 1), "p50": float(np.percentile(lengths, 50)),
