@@ -174,6 +174,8 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
         hint = " (run `bazkhord encoder import` or `make encoder` first)" if "encoders" in base_model else ""
         raise ConfigError(f"transformer.base_model {base_model!r}: no such folder{hint}")
     if local and (Path(base_model) / ENCODER_MANIFEST).exists():
+        from training.encoder_import import verify_encoder_folder
+
         verify_encoder_folder(Path(base_model))
     try:
         config = AutoConfig.from_pretrained(base_model, local_files_only=local)
@@ -211,12 +213,6 @@ def check_vocabulary(where: str | Path, encoder: Any, tokenizer: Any) -> None:
     if len(tokenizer) > rows:
         raise EncoderError(f"{where}: the tokenizer has {len(tokenizer)} pieces but the encoder's embedding matrix "
                            f"{rows} rows (tokenizer and weights are from different encoders)")
-
-
-def verify_encoder_folder(folder: Path) -> None:
-    from training.encoder_import import verify_encoder_folder as verify
-
-    verify(folder)
 
 
 def encoder_prompt(base_model: str) -> str:

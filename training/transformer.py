@@ -416,8 +416,8 @@ class Trainer:
         seen = set(normalise_many([r.text for r in [*train_rows, *dev_rows]], self.normaliser))
         extra: list[FeedbackRecord] = []
         for path in paths:
-            for record in read_records(path, max_bad_fraction=1.0).records:
-                key = normalise_many([record.text], self.normaliser)[0]
+            records = read_records(path, max_bad_fraction=1.0).records
+            for record, key in zip(records, normalise_many([r.text for r in records], self.normaliser), strict=True):
                 if key not in seen:
                     seen.add(key)
                     extra.append(FeedbackRecord(text=record.text, origin=record.origin))
