@@ -156,10 +156,13 @@ def scratch_encoder(vocab_size: int, shape: EncoderShape) -> Any:
 
 
 def quiet_transformers() -> None:
-    """transformers draws its own "Loading weights" / "Writing model shards" bars into ours: bazkhord shows one."""
+    """transformers draws its own "Loading weights" / "Writing model shards" bars into ours: bazkhord shows one. Its
+    load report lists the masked-word head that `bazkhord pretrain` saves and fine-tuning does not use, as a warning
+    table on every load: only its errors are shown."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 def load_backbone(base_model: str) -> tuple[Any, Any]:
@@ -300,15 +303,25 @@ def length_buckets(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]
 # -- the tagger -------------------------------------------------------------------------------------------
 @dataclass
 class Blend:
-    """How the saved model combines its parts. weight 1.0 and aspects from the transformer: no ensemble."""
+    """How the saved model combines its parts. Both weights 1.0: the transformer alone, no ensemble."""
 
     weight: float = 1.0  # share of the transformer in sentence sentiment; the rest is the TF-IDF baseline's
     temperature: float = 1.0  # the transformer's sentiment logits are divided by it (calibrated on dev)
-    aspects_from: str = "transformer"  # or "baseline"
+    # Share of the transformer in aspect presence, evidence and polarity; the rest is the baseline's. 0.0: the
+    # baseline's aspects exactly as it tags them alone (its own threshold).
+    aspect_weight: float = 1.0
 
     @property
     def uses_baseline(self) -> bool:
-        return self.weight < 1.0 or self.aspects_from == "baseline"
+        return self.weight < 1.0 or self.aspect_weight < 1.0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Blend:
+        values = dict(values)
+        # Folders saved before aspects could be blended name one source: "transformer" or "baseline".
+        if values.pop("aspects_from", "transformer") == "baseline" and "aspect_weight" not in values:
+            values["aspect_weight"] = 0.0
+        return cls(**values)
 
 
 @dataclass
@@ -333,7 +346,7 @@ class TransformerMeta:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransformerMeta:
         values = dict(values)
-        values["blend"] = Blend(**values.get("blend", {}))
+        values["blend"] = Blend.from_dict(values.get("blend", {}))
         return cls(**values)
 
 
@@ -438,37 +451,79 @@ class TransformerTagger(BaseTagger):
         normalised = list(normalised) if normalised is not None else self.normalise(texts)
         logits, presence, polarity = self.network_outputs(normalised)
         proba = self.blend_proba(logits, normalised, blend)
-        if self.baseline is not None and blend.aspects_from == "baseline":
-            aspects = self.baseline.tag_aspects(texts, normalised)
+        if self.baseline_aspects() is not None and blend.aspect_weight <= 0.0:
+            aspects = self.baseline.tag_aspects(texts, normalised)  # type: ignore[union-attr]
         else:
-            aspects = self.aspect_tags(texts, normalised, presence, polarity)
+            aspects = self.aspect_tags(texts, normalised, presence, polarity, blend.aspect_weight)
         return make_tags(self.labels, proba, aspects)
 
+    def baseline_aspects(self) -> Any:
+        """The baseline's aspect model when it has one over this model's aspects, else None."""
+        model = getattr(self.baseline, "aspects_", None)
+        return model if model is not None and self.meta.aspects else None
+
+    def blended_presence(self, presence: np.ndarray, normalised: Sequence[str], weight: float) -> np.ndarray:
+        """Aspect presence with the baseline's detectors blended in (columns in this model's aspect order)."""
+        model = self.baseline_aspects()
+        if model is None or weight >= 1.0 or not len(normalised):
+            return presence
+        raw = model.detect_proba(list(normalised))
+        theirs = np.zeros_like(presence)
+        for j, name in enumerate(model.aspects_):
+            if name in self.meta.aspects:
+                theirs[:, self.meta.aspects.index(name)] = raw[:, j]
+        return weight * presence + (1 - weight) * theirs
+
+    def blended_polarity(self, ours: np.ndarray, evidence: Sequence[str], aspects: Sequence[str], weight: float) -> np.ndarray:
+        """Polarity probabilities (one row per (comment, aspect) job) with the baseline's polarity model, which reads
+        the evidence clauses, blended in."""
+        model = self.baseline_aspects()
+        if model is None or weight >= 1.0 or not len(evidence):
+            return ours
+        known = [a in model.aspects_ for a in aspects]
+        theirs = ours.copy()  # an aspect the baseline does not know keeps the transformer's polarity
+        rows = [i for i, k in enumerate(known) if k]
+        if rows:
+            raw = model.polarity_.predict_proba(model._polarity_matrix([evidence[i] for i in rows], [aspects[i] for i in rows]))
+            aligned = np.zeros((len(rows), ours.shape[1]))
+            for j, name in enumerate(model.polarities_):
+                if name in self.meta.polarities:
+                    aligned[:, self.meta.polarities.index(name)] = raw[:, j]
+            theirs[rows] = aligned
+        return weight * ours + (1 - weight) * theirs
+
     def aspect_tags(
-        self, texts: Sequence[str], normalised: Sequence[str], presence: np.ndarray, polarity: np.ndarray
+        self, texts: Sequence[str], normalised: Sequence[str], presence: np.ndarray, polarity: np.ndarray,
+        weight: float = 1.0,
     ) -> list[list[AspectTag]]:
-        """Aspects over the threshold, each with its polarity and the clauses that speak of it (evidence)."""
+        """Aspects over the threshold, each with its polarity and the clauses that speak of it (evidence); `weight` is
+        the transformer's share where the baseline's aspect model is blended in."""
         results: list[list[AspectTag]] = [[] for _ in texts]
         if not self.meta.aspects:
             return results
+        presence = self.blended_presence(presence, normalised, weight)
         hits = [[int(k) for k in np.argsort(-row, kind="stable") if row[k] >= self.meta.aspect_threshold] for row in presence]
         with_hits = [i for i, found in enumerate(hits) if found]
         segments = {i: self._normalised_segments(texts[i], normalised[i]) for i in with_hits}
         # Clauses of comments with more than one clause are scored in one call, to find the evidence.
         several = [i for i in with_hits if len(segments[i]) > 1]
-        _, clause_presence, _ = self.network_outputs([s for i in several for s, _ in segments[i]])
+        clause_texts = [s for i in several for s, _ in segments[i]]
+        _, clause_presence, _ = self.network_outputs(clause_texts)
+        clause_presence = self.blended_presence(clause_presence, clause_texts, weight)
         scores: dict[int, np.ndarray] = {}
         start = 0
         for i in several:
             scores[i] = clause_presence[start : start + len(segments[i])]
             start += len(segments[i])
-        for i in with_hits:
-            for k in hits[i]:
-                chosen = pick_evidence(scores[i][:, k]) if i in scores else tuple(range(len(segments[i])))
-                p = polarity[i, k]
-                best = int(p.argmax())
-                results[i].append(AspectTag(self.meta.aspects[k], round(float(presence[i, k]), 4), self.meta.polarities[best],
-                                            round(float(p[best]), 4), tuple(segments[i][j][1] for j in chosen)))
+        jobs = [(i, k, pick_evidence(scores[i][:, k]) if i in scores else tuple(range(len(segments[i]))))
+                for i in with_hits for k in hits[i]]
+        evidence = [" ".join(segments[i][j][0] for j in chosen) or normalised[i] for i, _, chosen in jobs]
+        ours = np.array([polarity[i, k] for i, k, _ in jobs]).reshape(len(jobs), len(self.meta.polarities))
+        mixed = self.blended_polarity(ours, evidence, [self.meta.aspects[k] for _, k, _ in jobs], weight)
+        for (i, k, chosen), p in zip(jobs, mixed, strict=True):
+            best = int(p.argmax())
+            results[i].append(AspectTag(self.meta.aspects[k], round(float(presence[i, k]), 4), self.meta.polarities[best],
+                                        round(float(p[best]), 4), tuple(segments[i][j][1] for j in chosen)))
         return results
 
     def variants(self) -> dict[str, Callable[[Sequence[str]], list[Tag]]]:
@@ -477,7 +532,7 @@ class TransformerTagger(BaseTagger):
         out: dict[str, Callable[[Sequence[str]], list[Tag]]] = {}
         if self.baseline is not None:
             out["baseline"] = self.baseline.tag
-        alone = Blend(1.0, self.meta.blend.temperature, "transformer")
+        alone = Blend(1.0, self.meta.blend.temperature, 1.0)
         out["transformer"] = lambda texts: self.tag(texts, blend=alone)
         if self.baseline is not None and self.meta.blend.uses_baseline:
             out["ensemble"] = self.tag

@@ -23,7 +23,7 @@ import torch
 from data.errors import ConfigError, DataError
 from data.normalise import NormaliserConfig, normalise_many
 from data.readers import read_records
-from model.transformer import EncoderShape, pad_batch, train_tokenizer
+from model.transformer import EncoderShape, pad_batch, quiet_transformers, train_tokenizer
 from training.config import apply_override
 from training.transformer import epoch_batches
 
@@ -174,6 +174,7 @@ def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say
             say(f"stopping: time budget of {config.max_minutes} minutes")
             break
     out.mkdir(parents=True, exist_ok=True)
+    quiet_transformers()
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     seconds = time.perf_counter() - started

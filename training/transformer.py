@@ -543,12 +543,15 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         tagger.baseline = baseline
         base_tags = baseline.tag([r.text for r in dev], dev_texts)
         scores["baseline"] = headline(score_tags(base_tags, gold, [r.aspects for r in dev], baseline.labels))
-        blend = choose_blend(tagger, dev_texts, logits, gold, scores, t.ensemble == "always")
+        blend = choose_blend(tagger, dev_texts, logits, gold, t.ensemble == "always")
+        if tagger.baseline_aspects() is not None:
+            blend.aspect_weight, threshold = choose_aspect_blend(tagger, dev, dev_texts, presence)
+            tagger.meta.aspect_threshold = t.aspect_threshold or threshold
         tagger.meta.blend = blend
         # The baseline is saved in the folder either way, so evaluation can always score it beside the transformer.
         if blend.uses_baseline:
             scores["ensemble"] = trainer.dev_scores(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
-            notes.append(f"ensemble kept: transformer weight {blend.weight}, aspects from the {blend.aspects_from}")
+            notes.append(f"ensemble kept: transformer weight {blend.weight} in sentiment, {blend.aspect_weight} in aspects")
         else:
             notes.append("ensemble not better on dev: the transformer alone tags (the baseline is kept for comparison)")
 
@@ -578,9 +581,8 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
 
 
 def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np.ndarray,
-                 gold: Sequence[str | None], scores: dict[str, dict[str, float]], always: bool) -> Blend:
-    """The transformer's weight in sentence sentiment (0.0-1.0 in steps of 0.1) with the lowest dev log-loss, and
-    the better aspect model by dev micro-F1.
+                 gold: Sequence[str | None], always: bool) -> Blend:
+    """The transformer's weight in sentence sentiment (0.0-1.0 in steps of 0.1) with the lowest dev log-loss.
 
     Log-loss, not macro-F1: on a few hundred dev rows macro-F1 moves by points between neighbouring weights, so
     picking its maximum picks noise; the log-loss of calibrated probabilities is smooth in the weight.
@@ -597,7 +599,38 @@ def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np
         if always and best_w == 1.0:
             best_w = min((w for w in weights if w < 1.0), key=lambda w: (round(losses[w], 6), -w))
         blend.weight = best_w
-    transformer_f1 = scores["transformer"].get("aspect_micro_f1")
-    if transformer_f1 is not None and scores["baseline"].get("aspect_micro_f1", 0.0) > transformer_f1:
-        blend.aspects_from = "baseline"
     return blend
+
+
+def choose_aspect_blend(tagger: TransformerTagger, rows: Sequence[FeedbackRecord], dev_texts: Sequence[str],
+                        presence: np.ndarray) -> tuple[float, float]:
+    """The transformer's share in aspect detection (0.0-1.0 in steps of 0.1) and the presence threshold, by dev
+    detection micro-F1.
+
+    Each weight is scored at its best threshold, then averaged with its neighbours: a lone peak on a few hundred
+    dev comments is noise, a plateau is not. Weight 0.0 is the baseline exactly as it tags alone (its own
+    threshold), so the blend is kept only where it beats both parts.
+    """
+    gold = [r.aspects for r in rows]
+    if all(g is None for g in gold):
+        return 1.0, tagger.meta.aspect_threshold
+    baseline_threshold = float(tagger.baseline.aspects_.threshold)  # type: ignore[union-attr]
+
+    def f1(blended: np.ndarray, threshold: float) -> float:
+        predicted = [dict.fromkeys((tagger.meta.aspects[k] for k in np.flatnonzero(row >= threshold)), "") for row in blended]
+        return float((aspect_metrics(gold, predicted) or {}).get("detection_micro_f1", 0.0))
+
+    weights = [float(w) for w in np.round(np.arange(0.0, 1.01, 0.1), 2)]
+    thresholds = [round(float(t), 2) for t in np.arange(0.1, 0.85, 0.05)]
+    best: dict[float, tuple[float, float]] = {}  # weight -> (F1, threshold)
+    for w in weights:
+        blended = tagger.blended_presence(presence, dev_texts, w)
+        candidates = [baseline_threshold] if w == 0.0 else thresholds
+        best[w] = max(((f1(blended, th), th) for th in candidates), key=lambda pair: (round(pair[0], 9), -abs(pair[1] - 0.5)))
+    smoothed = {w: float(np.mean([best[v][0] for v in weights if abs(v - w) <= 0.1 + 1e-9])) for w in weights}
+    chosen = max(weights, key=lambda w: (round(smoothed[w], 9), w))
+    if best[0.0][0] >= best[chosen][0]:
+        chosen = 0.0  # the blend must beat the baseline's own aspects at its own weight, not only on average
+    if best[1.0][0] >= best[chosen][0]:
+        chosen = 1.0
+    return chosen, best[chosen][1]

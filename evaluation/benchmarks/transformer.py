@@ -93,7 +93,7 @@ def variants(folder: Path) -> dict[str, Any]:
     fp32 = TransformerTagger.load_components(folder, saved.normaliser, saved.taxonomy, quantize="none")
     int8 = TransformerTagger.load_components(folder, saved.normaliser, saved.taxonomy, quantize="int8")
     for tagger in (fp32, int8):
-        tagger.meta.blend = Blend(1.0, saved.meta.blend.temperature, "transformer")
+        tagger.meta.blend = Blend(1.0, saved.meta.blend.temperature, 1.0)
     return {"loaded": loaded, "saved": saved, "fp32": fp32, "int8": int8}
 
 
@@ -181,8 +181,8 @@ def collect(shared: Path, work: Path, say: Callable[[str], None]) -> dict[str, A
         field = loaded.manifest["labels"]["field"]
         records = unseen(loaded, shared / dataset / "test.jsonl")
         saved = parts["saved"]
-        choice = f"{loaded.manifest['kind']}, weight {saved.meta.blend.weight}, aspects: {saved.meta.blend.aspects_from}, " \
-                 f"{saved.meta.quantize}"
+        blend = saved.meta.blend
+        choice = f"{loaded.manifest['kind']}, weight {blend.weight}, aspect weight {blend.aspect_weight}, {saved.meta.quantize}"
         taggers = {"baseline": saved.baseline, "transformer fp32": parts["fp32"], "transformer int8": parts["int8"],
                    f"saved model ({choice})": saved}
         for variant, tagger in taggers.items():

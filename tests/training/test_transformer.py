@@ -20,6 +20,7 @@ from model.folder import LoadedModel, load_model
 from model.transformer import (
     ENCODER_DIR,
     HEADS_FILE,
+    Blend,
     EncoderShape,
     MultiTaskNet,
     TransformerTagger,
@@ -264,6 +265,47 @@ def test_ensemble_and_int8_are_saved_loaded_and_scored_side_by_side(sample_subse
     metrics = evaluate(loaded, SAMPLE.parent / "feedback_test.jsonl", "test").metrics
     assert set(metrics["side_by_side"]) == {"baseline", "transformer", "ensemble"}
     assert metrics["side_by_side"]["ensemble"]["macro_f1"] == metrics["summary"]["macro_f1"]
+
+
+def test_aspects_blend_the_baseline_by_their_own_weight(sample_subset: Path, tmp_path: Path) -> None:
+    result = train(config_for(tmp_path, sample_subset, "transformer.epochs=1", 'transformer.ensemble="always"',
+                              'transformer.quantize="none"'))
+    tagger = load_model(result.folder).tagger
+    assert isinstance(tagger, TransformerTagger) and tagger.baseline is not None
+    texts = ["ارسال خیلی دیر بود و بسته بندی پاره بود", "کیفیت عالی بود ولی قیمتش گرونه"]
+    normalised = tagger.normalise(texts)
+    _, ours, _ = tagger.network_outputs(normalised)
+    theirs = tagger.baseline.aspects_.detect_proba(normalised)  # type: ignore[union-attr]
+    columns = [tagger.baseline.aspect_names.index(name) for name in tagger.meta.aspects]
+    tagger.meta.aspect_threshold = 0.0  # every aspect, so every blended confidence is checked
+    tagger.meta.blend.aspect_weight = 0.3
+    for i, tag in enumerate(tagger.tag(texts)):
+        assert len(tag.aspects) == len(tagger.meta.aspects)
+        for aspect in tag.aspects:
+            k = tagger.meta.aspects.index(aspect.aspect)
+            assert aspect.confidence == pytest.approx(0.3 * ours[i, k] + 0.7 * theirs[i, columns[k]], abs=1e-4)
+            assert aspect.polarity in tagger.meta.polarities and aspect.evidence
+    # Weight 0: the baseline's aspects exactly as it tags them alone.
+    tagger.meta.blend.aspect_weight = 0.0
+    assert [list(t.aspects) for t in tagger.tag(texts)] == tagger.baseline.tag_aspects(texts, normalised)
+
+
+def test_the_aspect_blend_is_chosen_on_dev(sample_subset: Path, tmp_path: Path) -> None:
+    from data.readers import read_records
+    from training.transformer import choose_aspect_blend
+
+    result = train(config_for(tmp_path, sample_subset, "transformer.epochs=1", 'transformer.ensemble="always"',
+                              'transformer.quantize="none"'))
+    tagger = load_model(result.folder).tagger
+    assert isinstance(tagger, TransformerTagger)
+    rows = [r for r in read_records(sample_subset).records[:120] if r.aspects is not None]
+    texts = tagger.normalise([r.text for r in rows])
+    perfect = np.array([[1.0 if name in (r.aspects or {}) else 0.0 for name in tagger.meta.aspects] for r in rows])
+    assert choose_aspect_blend(tagger, rows, texts, perfect)[0] == 1.0
+    weight, _ = choose_aspect_blend(tagger, rows, texts, np.zeros_like(perfect))
+    assert weight < 1.0  # a transformer that detects nothing leaves the aspects to the baseline
+    assert Blend.from_dict({"weight": 0.4, "temperature": 1.0, "aspects_from": "baseline"}).aspect_weight == 0.0
+    assert Blend.from_dict({"weight": 0.4, "temperature": 1.0, "aspects_from": "transformer"}).aspect_weight == 1.0
 
 
 def test_heads_fit_the_encoder_they_were_trained_with() -> None:
