@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import unicodedata
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -29,9 +28,12 @@ from model.base import AspectTag, Evidence, Tag
 from model.folder import LoadedModel
 from model.themes.analysis import ThemeAnalyzer, ThemeSettings
 from model.themes.report import ThemeReport
-from service.auth import NOT_CACHED, Caller, KeyStore, RateLimiter, retry_after_header
+from service.auth import Caller, KeyStore, RateLimiter
 from service.batcher import MicroBatcher, NoModel, QueueFull
+from service.checks import check_created_at, check_limits, check_no_nul, utc_time
 from service.db import make_engine, upgrade
+from service.errors import ApiError, error_response
+from service.gate import AuthGate
 from service.observability import BodyTooLarge, EdgeMiddleware, Metrics
 from service.registry import ModelRegistry
 from service.schemas import (
@@ -79,19 +81,6 @@ def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 TAG_ERRORS = _responses(401, 403, 413, 422, 429, 503)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: list[ErrorDetail] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = ErrorBody(code=code, message=message, details=details or [])
-        self.headers = headers
-
-
-def error_response(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content=ErrorResponse(error=body).model_dump(), headers=headers)
-
-
 # Documented in OpenAPI (the "Authorize" button of /docs); checked by `require` below.
 bearer_scheme = HTTPBearer(auto_error=False, description="Authorization: Bearer bzk_...")
 header_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="or X-API-Key: bzk_...")
@@ -106,6 +95,8 @@ class Services:
         self.metrics = Metrics()
         self.keys = KeyStore(engine, settings.auth_cache_seconds)
         self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        # Requests without a valid key, counted per client address.
+        self.guard = RateLimiter(settings.unauthenticated_per_minute, settings.unauthenticated_burst)
         self.store = FeedbackStore(engine)
         self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
         self.batcher = MicroBatcher(lambda: self.registry.active, settings.max_batch_texts,
@@ -133,6 +124,11 @@ class Services:
         except BazkhordError as error:  # the worker process could not load the model folder (moved, damaged)
             raise ApiError(503, "model_unavailable", str(error)) from None
 
+    def normaliser(self) -> Callable[[list[str]], list[str]] | None:
+        """The active model's own normaliser (the service never builds one), for the empty-text check."""
+        loaded = self.registry.active
+        return loaded.tagger.normalise if loaded is not None else None
+
     def taxonomy(self) -> Taxonomy | None:
         loaded = self.registry.active
         return loaded.tagger.taxonomy if loaded is not None else None
@@ -152,33 +148,21 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def require(scope: str) -> Any:
-    """A dependency that lets through only a valid, unrevoked key with `scope` (or admin) under its rate limit."""
+    """A dependency that lets through only a caller whose key has `scope` (or admin). The key itself was verified,
+    and its rate limit applied, by `AuthGate` before the body was read; the security schemes are declared here so
+    the OpenAPI page documents them."""
 
     async def check(
         request: Request,
-        services: ServicesDep,
         bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
         header: Annotated[str | None, Depends(header_scheme)],
     ) -> Caller:
-        key = bearer.credentials if bearer is not None else header
-        challenge = {"WWW-Authenticate": "Bearer"}
-        if not key:
-            raise ApiError(401, "unauthenticated", "this route needs an API key: send 'Authorization: Bearer <key>' "
-                           "or 'X-API-Key: <key>' (create one with `bazkhord keys create`)", headers=challenge)
-        caller = services.keys.verify_cached(key)
-        if caller is NOT_CACHED:
-            caller = await run_in_threadpool(services.keys.verify, key)
-        if not isinstance(caller, Caller):
-            raise ApiError(401, "invalid_key", "the API key is unknown or revoked", headers=challenge)
-        request.state.caller_name = caller.name
+        caller = getattr(request.state, "caller", None)
+        if not isinstance(caller, Caller):  # only a route outside /v1/ could get here: AuthGate guards /v1/
+            raise ApiError(401, "unauthenticated", "this route needs an API key", headers={"WWW-Authenticate": "Bearer"})
         if not caller.allows(scope):
             raise ApiError(403, "missing_scope", f"key {caller.name!r} has scopes {sorted(caller.scopes)}; "
                            f"this route needs {scope!r}")
-        wait = services.limiter.acquire(caller.id, caller.rate_per_minute)
-        if wait > 0:
-            services.metrics.rejected.labels("rate_limited").inc()
-            raise ApiError(429, "rate_limited", f"key {caller.name!r} is over its rate limit; retry in {wait:.2f} s",
-                           headers={"Retry-After": retry_after_header(wait)})
         return caller
 
     return check
@@ -222,6 +206,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     )
     app.state.settings = settings
     app.state.services = services
+    # The last added runs first: the edge (request id, metrics, body limit), then the key check, then the routes.
+    app.add_middleware(AuthGate, services=services)
     app.add_middleware(EdgeMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes)
 
     @app.exception_handler(ApiError)
@@ -273,7 +259,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     @app.post("/v1/tag", response_model=TagResponse, tags=["tagging"], responses=TAG_ERRORS)
     async def tag(body: TagRequest, caller: TagCaller, services: ServicesDep) -> Response:
         items = body.as_items()
-        check_limits([item.text for item in items], body.items is not None, settings)
+        check_limits([item.text for item in items], body.items is not None, settings, normalise=services.normaliser())
         loaded, tags = await services.tag([item.text for item in items])
         answer = TagResponse(
             model=model_info(loaded),
@@ -285,9 +271,11 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     @app.post("/v1/themes", response_model=ThemeReport, tags=["themes"], responses=TAG_ERRORS)
     async def themes(body: ThemeRequest, caller: ReportCaller, services: ServicesDep) -> ThemeReport:
         """Root-cause themes of a batch of comments: the same report as `bazkhord report`'s report.json."""
-        check_limits([item.text for item in body.items], True, settings, max_texts=settings.max_theme_items)
-        records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=i.created_at, rating=i.rating,
-                                  nps=i.nps, product=i.product, segment=i.segment) for i in body.items]
+        check_limits([item.text for item in body.items], True, settings, max_texts=settings.max_theme_items,
+                     normalise=services.normaliser())
+        times = [check_created_at(i.created_at, ["items", n, "created_at"], settings) for n, i in enumerate(body.items)]
+        records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=t, rating=i.rating, nps=i.nps,
+                                  product=i.product, segment=i.segment) for i, t in zip(body.items, times, strict=True)]
         return await services_themes(services, records, ThemeSettings(period=body.period, seed=body.seed,
                                                                       min_theme_size=body.min_theme_size))
 
@@ -297,7 +285,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def ingest(body: FeedbackRequest, caller: IngestCaller, services: ServicesDep) -> FeedbackResponse:
         """Store comments with their tags. Idempotent on `client_id`: sending a comment again (a retry) stores
         nothing new and answers `duplicate` with what was stored; the same `client_id` with another text is 409."""
-        check_limits([item.text for item in body.items], True, settings)
+        check_limits([item.text for item in body.items], True, settings, normalise=services.normaliser())
+        times = [check_created_at(i.created_at, ["items", n, "created_at"], settings) for n, i in enumerate(body.items)]
         seen: dict[str, int] = {}
         for index, item in enumerate(body.items):
             if item.client_id in seen:
@@ -305,8 +294,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                                [ErrorDetail(location=["items", index, "client_id"],
                                             message=f"already used by items[{seen[item.client_id]}]")])
             seen[item.client_id] = index
-        new = [NewFeedback(client_id=i.client_id, text=i.text, channel=i.channel, product=i.product,
-                           segment=i.segment, rating=i.rating, nps=i.nps, created_at=i.created_at) for i in body.items]
+        new = [NewFeedback(client_id=i.client_id, text=i.text, channel=i.channel, product=i.product, segment=i.segment,
+                           rating=i.rating, nps=i.nps, created_at=t) for i, t in zip(body.items, times, strict=True)]
         stored = await run_in_threadpool(services.store.find, [n.client_id for n in new])
         conflicts = [i for i, n in enumerate(new) if n.client_id in stored
                      and stored[n.client_id].text_sha256 != n.text_sha256]
@@ -330,9 +319,11 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             to_stored(created[n.client_id], "created", taxonomy) if n.client_id in created
             else to_stored(stored[n.client_id], "duplicate", taxonomy) for n in new])
 
-    @app.get("/v1/feedback/{client_id}", response_model=StoredFeedback, tags=["feedback"],
-             responses=_responses(401, 403, 404, 429))
+    # `:path`: a client_id may hold "/" (it is stored as sent), so the rest of the path is the id.
+    @app.get("/v1/feedback/{client_id:path}", response_model=StoredFeedback, tags=["feedback"],
+             responses=_responses(401, 403, 404, 422, 429))
     async def get_feedback(client_id: str, caller: ReportCaller, services: ServicesDep) -> StoredFeedback:
+        check_no_nul([(["path", "client_id"], client_id)])
         found = await run_in_threadpool(services.store.find, [client_id])
         if client_id not in found:
             raise ApiError(404, "not_found", f"no stored comment has client_id {client_id!r}")
@@ -421,9 +412,14 @@ async def report_filters(
     segment: Annotated[str | None, Query(max_length=100)] = None,
     model_version: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Filters:
+    # Both in aware UTC: a time with a zone and one without (taken as UTC) compare, and the store holds UTC.
+    start = utc_time(start, ["query", "start"]) if start is not None else None
+    end = utc_time(end, ["query", "end"]) if end is not None else None
     if start is not None and end is not None and end <= start:
         raise ApiError(422, "empty_range", f"end ({end.isoformat()}) must come after start ({start.isoformat()})",
                        [ErrorDetail(location=["query", "end"], message="must be later than start")])
+    check_no_nul([(["query", name], value) for name, value in (("channel", channel), ("product", product),
+                                                                ("segment", segment), ("model_version", model_version))])
     return Filters(start=start, end=end, channel=channel, product=product, segment=segment, model_version=model_version)
 
 
@@ -432,25 +428,6 @@ def describe(filters: Filters) -> dict[str, str | None]:
             "end": filters.end.isoformat() if filters.end else None,
             "channel": filters.channel, "product": filters.product, "segment": filters.segment,
             "model_version": filters.model_version}
-
-
-def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts: int | None = None) -> None:
-    limit = max_texts or settings.max_texts_per_request
-    if len(texts) > limit:
-        raise ApiError(413, "too_many_texts", f"{len(texts)} texts in one call; the limit is {limit}",
-                       [ErrorDetail(location=["items"], message="split the batch (or, for themes, use `bazkhord report`)")])
-    for index, text in enumerate(texts):
-        where: list[str | int] = ["items", index, "text"] if as_items else ["text"]
-        if len(text) > settings.max_chars_per_text:
-            raise ApiError(413, "text_too_long",
-                           f"text has {len(text)} characters; the limit is {settings.max_chars_per_text}",
-                           [ErrorDetail(location=where, message="shorten or split the text")])
-        if is_blank(text):
-            raise ApiError(422, "empty_text", "a text is empty or only whitespace and invisible marks",
-                           [ErrorDetail(location=where, message="send the comment's words")])
-        if "\x00" in text:
-            raise ApiError(422, "nul_in_text", "a text contains a NUL character",
-                           [ErrorDetail(location=where, message="remove NUL (\\u0000) characters")])
 
 
 def to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFeedback:
@@ -462,11 +439,6 @@ def to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFeed
         segment=row.segment, rating=row.rating, nps=row.nps, created_at=row.created_at, received_at=row.received_at,
         sentiment=row.sentiment, probabilities=row.probabilities, aspects=aspects_out(aspects, taxonomy),
         model=ModelRef(name=row.model_name, version=row.model_version))
-
-
-def is_blank(text: str) -> bool:
-    """Nothing but white space and invisible format marks (ZWNJ, ZWJ, BOM, direction marks)."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
 def model_info(loaded: LoadedModel) -> ModelInfo:

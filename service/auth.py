@@ -13,6 +13,7 @@ import math
 import secrets
 import threading
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -151,27 +152,38 @@ class KeyStore:
 
 
 class RateLimiter:
-    """One token bucket per key: `per_minute` requests a minute on average, bursts of up to `burst`."""
+    """One token bucket per key id (or client address): `per_minute` requests a minute on average, bursts of up to
+    `burst`."""
 
-    def __init__(self, per_minute: int, burst: int) -> None:
+    def __init__(self, per_minute: int, burst: int, max_buckets: int = 100_000) -> None:
         self.per_minute = per_minute
         self.burst = burst
-        self._buckets: dict[int, tuple[float, float]] = {}
+        self.max_buckets = max_buckets
+        self._buckets: dict[Hashable, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
-    def acquire(self, key_id: int, per_minute: int | None = None) -> float:
+    def acquire(self, key: Hashable, per_minute: int | None = None) -> float:
         """0 when the request may go ahead, else the seconds to wait before trying again."""
         rate = (per_minute or self.per_minute) / 60.0
         burst = max(1.0, float(self.burst if per_minute is None else min(self.burst, per_minute)))
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key_id, (burst, now))
+            if len(self._buckets) >= self.max_buckets:
+                self._forget_full(now)
+            tokens, last = self._buckets.get(key, (burst, now))
             tokens = min(burst, tokens + (now - last) * rate)
             if tokens >= 1.0:
-                self._buckets[key_id] = (tokens - 1.0, now)
+                self._buckets[key] = (tokens - 1.0, now)
                 return 0.0
-            self._buckets[key_id] = (tokens, now)
+            self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / rate
+
+    def _forget_full(self, now: float) -> None:
+        """Buckets untouched long enough to have refilled are as good as new: many client addresses must not grow
+        memory without end."""
+        refill = 60.0 * self.burst / self.per_minute
+        for key in [k for k, (_, last) in self._buckets.items() if now - last >= refill]:
+            del self._buckets[key]
 
 
 def retry_after_header(seconds: float) -> str:

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 # Hard caps whatever the settings say; the settings may only be stricter (checked in the route, answering 413).
 HARD_MAX_TEXTS = 10_000
 HARD_MAX_CHARS = 100_000
 
 
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000); ids and metadata cannot hold one")
+    return value
+
+
+# Ids and metadata that reach the store or a filter: PostgreSQL text cannot hold NUL (texts get their own check).
+Clean = Annotated[str, AfterValidator(_no_nul)]
+
+
 class TagItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=200, description="the caller's own id, echoed back")
+    id: Clean | None = Field(None, max_length=200, description="the caller's own id, echoed back")
     text: str = Field(..., max_length=HARD_MAX_CHARS, description="the raw comment, as the customer wrote it")
 
 
@@ -29,7 +39,7 @@ class TagRequest(BaseModel):
     )
 
     text: str | None = Field(None, max_length=HARD_MAX_CHARS)
-    id: str | None = Field(None, max_length=200)
+    id: Clean | None = Field(None, max_length=200)
     items: list[TagItem] | None = Field(None, min_length=1, max_length=HARD_MAX_TEXTS)
 
     @model_validator(mode="after")
@@ -47,14 +57,14 @@ class TagRequest(BaseModel):
 class ThemeItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str | None = Field(None, max_length=200)
+    id: Clean | None = Field(None, max_length=200)
     text: str = Field(..., max_length=HARD_MAX_CHARS)
     created_at: datetime | None = None
-    channel: str | None = Field(None, max_length=100)
-    rating: float | None = None
+    channel: Clean | None = Field(None, max_length=100)
+    rating: float | None = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
     nps: int | None = Field(None, ge=0, le=10)
-    product: str | None = Field(None, max_length=200)
-    segment: str | None = Field(None, max_length=100)
+    product: Clean | None = Field(None, max_length=200)
+    segment: Clean | None = Field(None, max_length=100)
 
 
 class ThemeRequest(BaseModel):
@@ -71,15 +81,15 @@ class ThemeRequest(BaseModel):
 class FeedbackItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    client_id: str = Field(..., min_length=1, max_length=200,
+    client_id: Clean = Field(..., min_length=1, max_length=200,
                            description="the caller's id for this comment; sending it again stores nothing new")
     text: str = Field(..., max_length=HARD_MAX_CHARS)
     created_at: datetime | None = Field(None, description="when the customer wrote it; default: when received")
-    channel: str | None = Field(None, max_length=100)
-    rating: float | None = Field(None, ge=-1e9, le=1e9)
+    channel: Clean | None = Field(None, max_length=100)
+    rating: float | None = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
     nps: int | None = Field(None, ge=0, le=10)
-    product: str | None = Field(None, max_length=200)
-    segment: str | None = Field(None, max_length=100)
+    product: Clean | None = Field(None, max_length=200)
+    segment: Clean | None = Field(None, max_length=100)
 
 
 class FeedbackRequest(BaseModel):

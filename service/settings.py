@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import Field
@@ -24,10 +25,17 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2_000_000, ge=1_000)
     max_theme_items: int = Field(2_000, ge=1, le=100_000, description="comments per theme report")
 
+    # accepted comment times (created_at on /v1/feedback and /v1/themes)
+    min_created_at: datetime = Field(datetime(1990, 1, 1, tzinfo=UTC), description="the earliest accepted created_at")
+    max_future_hours: float = Field(24.0, ge=0, description="how far past now a created_at may lie (clock skew, zones)")
+
     # auth and rate limits
     auth_cache_seconds: float = Field(5.0, ge=0, description="how long a verified key is trusted before re-reading it")
     rate_limit_per_minute: int = Field(1_200, ge=1, description="requests a minute per key, unless the key says")
     rate_limit_burst: int = Field(120, ge=1, description="requests a key may send at once before the rate applies")
+    unauthenticated_per_minute: int = Field(60, ge=1, description="requests a minute without a valid key, per client "
+                                                                  "address, answered 401; past it, 429")
+    unauthenticated_burst: int = Field(30, ge=1, description="such requests an address may send at once")
 
     # batching and backpressure
     max_batch_texts: int = Field(64, ge=1, le=4_096, description="texts per model call")

@@ -70,12 +70,17 @@ class ThemeSettings:
     min_negative_confidence: float = 0.7
     quotes: int = 3
     breakdown_fields: tuple[str, ...] = ("channel", "product", "segment")
+    # Trends cover at most this many periods, the newest: one comment dated decades off must not make a report of
+    # thousands of empty periods (or take minutes to walk them).
+    max_periods: int = 400
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
             raise ValueError(f"period must be one of {PERIODS}, not {self.period!r}")
         if self.min_theme_size < 2 or self.min_subtheme_size < 2:
             raise ValueError("minimum theme and sub-theme sizes must be at least 2")
+        if self.max_periods < 1:
+            raise ValueError(f"max_periods must be at least 1, not {self.max_periods}")
 
 
 @dataclass
@@ -114,20 +119,31 @@ def period_key(moment: datetime, period: str) -> str:
         return moment.date().isoformat()
     if period == "week":
         year, week, _ = moment.isocalendar()
-        return f"{year}-W{week:02d}"
-    return f"{moment.year}-{moment.month:02d}"
+        return f"{year:04d}-W{week:02d}"
+    return f"{moment.year:04d}-{moment.month:02d}"  # zero-padded: keys sort as the times do
 
 
-def period_range(first: datetime, last: datetime, period: str) -> list[str]:
+def previous_period(moment: datetime, period: str) -> datetime:
+    """A moment in the period before `moment`'s."""
+    if period == "day":
+        return moment - timedelta(days=1)
+    if period == "week":
+        return moment - timedelta(days=7)
+    return moment.replace(day=1) - timedelta(days=1)
+
+
+def period_range(first: datetime, last: datetime, period: str, limit: int | None = None) -> list[str]:
+    """Every period key from `first`'s to `last`'s, oldest first; only the newest `limit` of them when there are
+    more. Walks one step a period, from the newest, so its cost is bounded by `limit` whatever the dates."""
     keys: list[str] = []
-    step = timedelta(days=1)
-    moment = datetime(first.year, first.month, first.day)
-    while moment <= last:
-        key = period_key(moment, period)
-        if not keys or keys[-1] != key:
-            keys.append(key)
-        moment += step
-    return keys
+    oldest = period_key(first, period)
+    moment = last
+    while True:
+        keys.append(period_key(moment, period))
+        if keys[-1] <= oldest or (limit is not None and len(keys) >= limit):
+            break
+        moment = previous_period(moment, period)
+    return keys[::-1]
 
 
 def two_proportion_test(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float]:
@@ -270,7 +286,7 @@ class ThemeAnalyzer:
         for cluster, members in self._clusters(statements, records, unassigned, s.min_theme_size, 8):
             themes.append(("emerging", None, members, [], cluster.keyphrases, cluster.quotes))
 
-        periods_of, periods = self._periods(records)
+        periods_of, periods, before = self._periods(records)
         outcomes = Outcomes.of(records, negative_by_comment)
         report_themes = [self._theme(i, kind, aspect, members, subs, keys, quotes, statements, records,
                                      negative_by_comment, outcomes, periods_of, periods)
@@ -291,6 +307,9 @@ class ThemeAnalyzer:
             notes.append("no created_at in the data: trends are not computed")
         elif len(periods) < HISTORY + 1:
             notes.append(f"only {len(periods)} {s.period}(s) of data: trends need {HISTORY + 1}")
+        if before:
+            notes.append(f"{before} comment(s) dated before {periods[0]} are left out of the trends: they cover the "
+                         f"newest {s.max_periods} {s.period}s at most")
         return ThemeReport(
             schema_version=SCHEMA_VERSION,
             model={"name": str(self.tagger.manifest.get("name", "")), "version": str(self.tagger.manifest.get("version", ""))},
@@ -347,13 +366,17 @@ class ThemeAnalyzer:
                 break
         return quotes
 
-    def _periods(self, records: Sequence[FeedbackRecord]) -> tuple[list[str | None], list[str]]:
+    def _periods(self, records: Sequence[FeedbackRecord]) -> tuple[list[str | None], list[str], int]:
+        """Each comment's period key, the report's periods, and how many dated comments fall before them."""
         moments = [utc_naive(r.created_at) for r in records]
         dated = [m for m in moments if m is not None]
         if not dated:
-            return [None] * len(records), []
+            return [None] * len(records), [], 0
+        periods = period_range(min(dated), max(dated), self.settings.period, self.settings.max_periods)
         keys = [period_key(m, self.settings.period) if m else None for m in moments]
-        return keys, period_range(min(dated), max(dated), self.settings.period)
+        earliest = periods[0]
+        before = sum(1 for k in keys if k is not None and k < earliest)
+        return [k if k is None or k >= earliest else None for k in keys], periods, before
 
     def _theme(self, number: int, kind: str, aspect: str | None, members: list[int], subthemes: list[SubTheme],
                keyphrases: list[str], quotes: list[Quote] | None, statements: list[Statement],
