@@ -169,7 +169,7 @@ def resolve(reference: str | Path, root: Path = DEFAULT_MODELS_DIR) -> Path:
     if "@" in text and not Path(text).exists():
         name, version = text.split("@", 1)
         candidates = [root / name / version]
-    elif not Path(text).exists():
+    elif not Path(text).exists() and len(Path(text).parts) == 1:  # a bare name; a path is taken as given
         candidates = [root / text]
     path = candidates[0]
     if not path.exists():

@@ -34,7 +34,7 @@ from service.checks import check_created_at, check_limits, check_no_nul, utc_tim
 from service.db import make_engine, upgrade
 from service.errors import ApiError, error_response
 from service.gate import AuthGate
-from service.observability import BodyTooLarge, EdgeMiddleware, Metrics
+from service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, Metrics
 from service.registry import ModelRegistry
 from service.schemas import (
     ActivateRequest,
@@ -101,16 +101,19 @@ class Services:
         self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
         self.batcher = MicroBatcher(lambda: self.registry.active, settings.max_batch_texts,
                                     settings.max_batch_wait_ms / 1000, settings.max_queue_texts,
-                                    on_batch=self.metrics.batch_size.observe, worker_process=settings.model_process)
+                                    on_batch=self.metrics.batch_size.observe, worker_process=settings.model_process,
+                                    max_queue_chars=settings.max_queue_chars,
+                                    max_owner_share=settings.max_key_queue_share,
+                                    max_batch_chars=settings.max_batch_chars)
         self.registry.prepare = self.batcher.prepare
         self.metrics.queue_depth.set_function(lambda: self.batcher.queued)
         self.load_error: str | None = None
         self.themes_busy = asyncio.Semaphore(1)  # theme analysis is heavy: one at a time, others get 503
 
-    async def tag(self, texts: list[str]) -> tuple[LoadedModel, list[Tag]]:
-        """Tags through the micro-batcher, with the limits turned into answers."""
+    async def tag(self, texts: list[str], caller: Caller) -> tuple[LoadedModel, list[Tag]]:
+        """Tags through the micro-batcher (which takes turns between callers), with the limits turned into answers."""
         try:
-            return await asyncio.wait_for(self.batcher.tag(texts), self.settings.request_timeout_s)
+            return await asyncio.wait_for(self.batcher.tag(texts, caller.id), self.settings.request_timeout_s)
         except QueueFull as error:
             self.metrics.rejected.labels("queue_full").inc()
             raise ApiError(503, "overloaded", f"the service is saturated: {error}", headers={"Retry-After": "1"}
@@ -119,10 +122,11 @@ class Services:
             self.metrics.rejected.labels("timeout").inc()
             raise ApiError(503, "timeout", f"tagging did not finish within {self.settings.request_timeout_s} s",
                            headers={"Retry-After": "2"}) from None
-        except NoModel as error:
-            raise ApiError(503, "model_unavailable", f"{error}: {self.load_error or ''}".rstrip(": ")) from None
+        except NoModel as error:  # no model loaded, or the worker died and is being restarted
+            raise ApiError(503, "model_unavailable", f"{error}: {self.load_error or ''}".rstrip(": "),
+                           headers={"Retry-After": "2"}) from None
         except BazkhordError as error:  # the worker process could not load the model folder (moved, damaged)
-            raise ApiError(503, "model_unavailable", str(error)) from None
+            raise ApiError(503, "model_unavailable", str(error), headers={"Retry-After": "30"}) from None
 
     def normaliser(self) -> Callable[[list[str]], list[str]] | None:
         """The active model's own normaliser (the service never builds one), for the empty-text check."""
@@ -136,7 +140,7 @@ class Services:
     def active(self) -> LoadedModel:
         loaded = self.registry.active
         if loaded is None:
-            raise ApiError(503, "model_unavailable", f"no model is loaded: {self.load_error}")
+            raise ApiError(503, "model_unavailable", f"no model is loaded: {self.load_error}", headers={"Retry-After": "30"})
         return loaded
 
 
@@ -208,7 +212,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     app.state.services = services
     # The last added runs first: the edge (request id, metrics, body limit), then the key check, then the routes.
     app.add_middleware(AuthGate, services=services)
-    app.add_middleware(EdgeMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes,
+                       body_timeout=settings.body_timeout_s)
 
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -229,13 +234,20 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         if isinstance(error.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body that is not UTF-8
             return error_response(422, ErrorBody(code="invalid_encoding", message="the body is not UTF-8 encoded JSON: "
                                                  f"{error.__cause__.reason} at byte {error.__cause__.start}"))
-        code = "body_too_large" if isinstance(error, BodyTooLarge) else f"http_{error.status_code}"
-        return error_response(error.status_code, ErrorBody(code=code, message=str(error.detail)), error.headers)
+        if error.status_code == 400 and isinstance(error.__cause__, RecursionError | ValueError):
+            # Valid JSON syntax that Python will not build: nesting past the recursion limit, an integer of
+            # thousands of digits. The body is at fault, as with any other JSON the API cannot take.
+            reason = ("it nests too deeply" if isinstance(error.__cause__, RecursionError)
+                      else f"a value cannot be read ({str(error.__cause__).split(';')[0]})")
+            return error_response(422, ErrorBody(code="invalid_json", message=f"the body is not usable JSON: {reason}"))
+        code = ("body_too_large" if isinstance(error, BodyTooLarge) else "body_too_slow" if isinstance(error, BodyTooSlow)
+                else f"http_{error.status_code}")
+        headers = dict(error.headers or {})
+        if isinstance(error, BodyTooLarge | BodyTooSlow):
+            headers["Connection"] = "close"  # the rest of the body must not be read as the next request
+        return error_response(error.status_code, ErrorBody(code=code, message=str(error.detail)), headers)
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return error_response(500, ErrorBody(code="internal", message="internal error; it has been logged"))
+    # An unexpected error is answered 500 by EdgeMiddleware, with the request id in the answer and in the log.
 
     # -- open: health, readiness, metrics ------------------------------------------------------------------
     @app.get("/healthz", response_model=Health, tags=["ops"])
@@ -260,7 +272,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     async def tag(body: TagRequest, caller: TagCaller, services: ServicesDep) -> Response:
         items = body.as_items()
         check_limits([item.text for item in items], body.items is not None, settings, normalise=services.normaliser())
-        loaded, tags = await services.tag([item.text for item in items])
+        loaded, tags = await services.tag([item.text for item in items], caller)
         answer = TagResponse(
             model=model_info(loaded),
             results=[to_result(item.id, t, loaded) for item, t in zip(items, tags, strict=True)],
@@ -306,7 +318,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         todo = [n for n in new if n.client_id not in stored]
         created: dict[str, Stored] = {}
         if todo:
-            loaded, tags = await services.tag([n.text for n in todo])
+            loaded, tags = await services.tag([n.text for n in todo], caller)
             try:
                 added = await run_in_threadpool(services.store.add, todo, tags, loaded.name, loaded.version, caller.id)
             except ConflictError as error:

@@ -1,12 +1,16 @@
-"""Micro-batching: texts of concurrent requests are gathered into one model call.
+"""Micro-batching: texts of concurrent requests are gathered into one model call, fairly between callers.
 
-Requests wait in a queue bounded in texts (a full queue answers at once, it never grows memory). The model runs
-in one worker *process* (by default) or one worker thread, never on the event loop; while it tags one batch, the
-next gathers. A process of its own lets tagging and HTTP work use two cores (a thread shares the GIL with the
-event loop); the worker loads each model version from its folder once and keeps the two newest, so a rollback
-is instant.
-A batch is cut at `max_batch` texts or after `max_wait` seconds, whichever comes first; a request is never
-split, so its texts are tagged by one model version even during a swap.
+Requests wait in a queue bounded in texts and in characters (work, not requests: one request of 64 long
+comments costs the model as much as thousands of short ones); one key may hold only a share of it, so a heavy
+caller is shed (503) before it starves the others. A full queue answers at once, it never grows memory. Batches
+are filled round-robin across keys, one request of each in turn, and a key with nothing waiting joins at the
+front, so a single comment waits behind at most the batch being tagged, not behind every large request queued
+before it. The model runs in one worker *process* (by default) or
+one worker thread, never on the event loop; while it tags one batch, the next gathers. A process of its own lets
+tagging and HTTP work use two cores (a thread shares the GIL with the event loop); the worker loads each model
+version from its folder once and keeps the two newest, so a rollback is instant.
+A batch is cut at `max_batch` texts or `max_batch_chars` characters or after `max_wait` seconds, whichever comes
+first; a request is never split, so its texts are tagged by one model version even during a swap.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
-from collections.abc import Callable, Sequence
+import os
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -28,6 +33,28 @@ log = logging.getLogger("bazkhord.batcher")
 
 
 _WORKER_MODELS: dict[str, LoadedModel] = {}  # in the worker process: folder -> model, the newest last
+PARENT_CHECK_SECONDS = 0.5
+
+
+def watch_parent(parent: int) -> None:
+    """Runs in the worker process, first thing: exit as soon as the server that started it is gone.
+
+    A server killed with SIGKILL runs no clean-up, and its worker (hundreds of MB with a model loaded) would be
+    re-parented and live on. Linux's parent-death signal fires when the *thread* that forked exits, which in a
+    pool is not the server's life, so the worker watches its parent id instead.
+    """
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)  # no clean-up to wait for: the worker holds nothing but models and a pipe to a dead server
+
+    if os.getppid() != parent:
+        os._exit(0)
+    threading.Thread(target=watch, name="bazkhord-parent-watch", daemon=True).start()
 
 
 def worker_tag(folder: str, texts: list[str]) -> list[Tag]:
@@ -44,8 +71,8 @@ def worker_tag(folder: str, texts: list[str]) -> list[Tag]:
 
 
 class QueueFull(Exception):
-    def __init__(self, queued: int, limit: int) -> None:
-        super().__init__(f"{queued} texts are waiting to be tagged; the queue holds {limit}")
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class NoModel(Exception):
@@ -56,19 +83,28 @@ class NoModel(Exception):
 class _Job:
     texts: Sequence[str]
     future: asyncio.Future[tuple[LoadedModel, list[Tag]]]
+    owner: Hashable = None  # whose request (an API key id): batches take turns between owners
+    chars: int = 0
 
 
 class MicroBatcher:
     def __init__(self, active: Callable[[], LoadedModel | None], max_batch: int = 64, max_wait: float = 0.0,
                  max_queue: int = 2048, on_batch: Callable[[int], None] | None = None,
-                 worker_process: bool = False) -> None:
+                 worker_process: bool = False, max_queue_chars: int = 1_000_000, max_owner_share: float = 1.0,
+                 max_batch_chars: int = 1_000_000) -> None:
         self.active = active
         self.max_batch = max_batch
+        self.max_batch_chars = max_batch_chars
         self.max_wait = max_wait
         self.max_queue = max_queue
+        self.max_queue_chars = max_queue_chars
+        self.max_owner_chars = max(1, int(max_owner_share * max_queue_chars))
         self.on_batch = on_batch
         self.queued = 0  # texts waiting or being tagged
-        self._jobs: deque[_Job] = deque()
+        self.queued_chars = 0
+        self._owner_chars: dict[Hashable, int] = {}
+        # Waiting jobs by owner, the owner to serve next first.
+        self._queues: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.worker_process = worker_process
@@ -76,7 +112,8 @@ class MicroBatcher:
 
     def _new_executor(self) -> Executor:
         if self.worker_process:
-            return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+            return ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=watch_parent,
+                                       initargs=(os.getpid(),))
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="bazkhord-model")
 
     def prepare(self, loaded: LoadedModel) -> None:
@@ -102,45 +139,82 @@ class MicroBatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        for job in self._jobs:
-            if not job.future.done():
-                job.future.set_exception(NoModel("the service is shutting down"))
+        for jobs in self._queues.values():
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(NoModel("the service is shutting down"))
         self._executor.shutdown(wait=True)
 
-    async def tag(self, texts: Sequence[str]) -> tuple[LoadedModel, list[Tag]]:
-        """Tags for `texts` and the model that made them. Raises QueueFull at once when the queue is full."""
+    async def tag(self, texts: Sequence[str], owner: Hashable = None) -> tuple[LoadedModel, list[Tag]]:
+        """Tags for `texts` and the model that made them. Raises QueueFull at once when the queue, or `owner`'s
+        share of it, is full."""
         if self._wakeup is None:
             raise RuntimeError("MicroBatcher.start() was not awaited")
-        if self.queued + len(texts) > self.max_queue and self.queued > 0:
-            raise QueueFull(self.queued, self.max_queue)
+        chars = sum(len(t) for t in texts)
+        if self.queued > 0:  # an idle service takes any one request, however large, or it could never run
+            if self.queued + len(texts) > self.max_queue:
+                raise QueueFull(f"{self.queued} texts are waiting to be tagged; the queue holds {self.max_queue}")
+            if self.queued_chars + chars > self.max_queue_chars:
+                raise QueueFull(f"{self.queued_chars} characters are waiting to be tagged; the queue holds "
+                                f"{self.max_queue_chars}")
+            held = self._owner_chars.get(owner, 0)
+            if held and held + chars > self.max_owner_chars:
+                raise QueueFull(f"this caller has {held} characters waiting; one caller may hold "
+                                f"{self.max_owner_chars} so that others are served too")
         future: asyncio.Future[tuple[LoadedModel, list[Tag]]] = asyncio.get_running_loop().create_future()
-        self._jobs.append(_Job(texts, future))
-        self.queued += len(texts)
+        if owner not in self._queues:
+            # A caller with nothing waiting goes to the front: one sending now and then is served next, however long
+            # the backlog of those who keep the queue full.
+            self._queues[owner] = deque()
+            self._queues.move_to_end(owner, last=False)
+        self._queues[owner].append(_Job(texts, future, owner, chars))
+        self._count(owner, len(texts), chars)
         self._wakeup.set()
         return await future
 
+    def _count(self, owner: Hashable, texts: int, chars: int) -> None:
+        self.queued += texts
+        self.queued_chars += chars
+        held = self._owner_chars.get(owner, 0) + chars
+        if held > 0:
+            self._owner_chars[owner] = held
+        else:
+            self._owner_chars.pop(owner, None)
+
     def _take_batch(self) -> list[_Job]:
+        """Up to `max_batch` texts and `max_batch_chars` characters, one request of each owner in turn; the owners
+        served go to the back of the line. A request larger than a batch goes alone."""
         batch: list[_Job] = []
-        size = 0
-        while self._jobs:
-            job = self._jobs[0]
-            if job.future.done():  # its caller timed out or went away: drop it untagged
-                self._jobs.popleft()
-                self.queued -= len(job.texts)
-                continue
-            if batch and size + len(job.texts) > self.max_batch:
-                break
-            batch.append(self._jobs.popleft())
-            size += len(job.texts)
+        texts = chars = 0
+        progress = True
+        while progress and self._queues:
+            progress = False
+            for owner in list(self._queues):
+                jobs = self._queues[owner]
+                while jobs and jobs[0].future.done():  # its caller timed out or went away: drop it untagged
+                    dropped = jobs.popleft()
+                    self._count(owner, -len(dropped.texts), -dropped.chars)
+                if not jobs:
+                    del self._queues[owner]
+                    continue
+                job = jobs[0]
+                if batch and (texts + len(job.texts) > self.max_batch or chars + job.chars > self.max_batch_chars):
+                    continue
+                batch.append(jobs.popleft())
+                texts, chars = texts + len(job.texts), chars + job.chars
+                self._queues.move_to_end(owner)
+                if not jobs:
+                    del self._queues[owner]
+                progress = True
         return batch
 
     async def _run(self) -> None:
         assert self._wakeup is not None
         while True:
-            if not self._jobs:
+            if not self._queues:
                 self._wakeup.clear()
                 await self._wakeup.wait()
-            if self.max_wait > 0 and sum(len(j.texts) for j in self._jobs) < self.max_batch:
+            if self.max_wait > 0 and self.waiting() < self.max_batch:
                 await asyncio.sleep(self.max_wait)  # let concurrent requests join this batch
             batch = self._take_batch()
             if not batch:
@@ -172,4 +246,9 @@ class MicroBatcher:
                         job.future.set_result((loaded, tags[start : start + len(job.texts)]))
                     start += len(job.texts)
             finally:
-                self.queued -= len(texts)
+                for job in batch:
+                    self._count(job.owner, -len(job.texts), -job.chars)
+
+    def waiting(self) -> int:
+        """Texts waiting for a batch (not those being tagged)."""
+        return sum(len(job.texts) for jobs in self._queues.values() for job in jobs)

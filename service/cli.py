@@ -239,6 +239,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.auth import KeyStore
     from service.observability import setup_json_logging
     from service.registry import ModelRegistry
+    from service.server import guarded_http_protocol
 
     settings = _settings(args)
     engine = _engine(args)
@@ -264,7 +265,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
     # `_engine` has migrated the store already: the app need not do it again.
     app = create_app(settings.model_copy(update={"migrate_on_start": False}), model=loaded, engine=engine)
-    uvicorn.run(app, host=args.host, port=args.port,
+    uvicorn.run(app, host=args.host, port=args.port, http=guarded_http_protocol(settings.header_timeout_s),
                 log_level=settings.log_level.lower(), log_config=None if settings.json_logs else uvicorn.config.LOGGING_CONFIG,
                 access_log=False)
     return 0

@@ -1,10 +1,12 @@
-"""Prometheus metrics, JSON logs, request ids, and the body-size guard, as one ASGI middleware.
+"""Prometheus metrics, JSON logs, request ids, security headers, the body-size guard and the last-resort 500, as
+one ASGI middleware.
 
 Each app owns its own metrics registry, so several apps in one process (tests) do not collide.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -19,6 +21,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+log = logging.getLogger("bazkhord.service")
+
+# Every answer: no content sniffing, no framing. JSON answers load nothing; the HTML theme report needs its own
+# inline style and SVG, nothing from elsewhere; the API docs pages load Swagger UI / ReDoc as FastAPI serves them.
+COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                  (b"referrer-policy", b"no-referrer")]
+CSP_NONE = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+CSP_REPORT = (b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
+              b"base-uri 'none'; form-action 'none'")
+CSP_DOCS = (b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+            b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+            b"font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
+            b"https://cdn.redoc.ly; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'")
+DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
+# Answers to authenticated routes hold customers' comments: never kept by a browser or a shared cache.
+PRIVATE_PREFIX = "/v1/"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 access_log = logging.getLogger("bazkhord.access")
@@ -82,14 +100,24 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is over the limit of {limit} bytes")
 
 
-class EdgeMiddleware:
-    """Request id (taken from the caller when well-formed, else made), metrics, one access-log line, and a
-    413 for bodies over `max_body_bytes` whether or not the caller declared a Content-Length."""
+class BodyTooSlow(StarletteHTTPException):
+    """Raised while reading a body that has not arrived whole within the time limit; answered 408."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, limit: float) -> None:
+        super().__init__(408, f"the request body did not arrive within {limit:g} s")
+
+
+class EdgeMiddleware:
+    """Request id (taken from the caller when well-formed, else made), metrics, one access-log line, security
+    headers, a 413 for bodies over `max_body_bytes` whether or not the caller declared a Content-Length, a 408
+    for a body that trickles in slower than `body_timeout` seconds, and a 500 (with the request id) for any
+    error nothing else answered."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, body_timeout: float = 30.0) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -104,13 +132,22 @@ class EdgeMiddleware:
         seen = 0
         response_started = False
 
+        body_done = False
+
         async def guarded_receive() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # after the body, receive() only waits for the client to go away: no limit then
+                return await receive()
+            remaining = self.body_timeout - (time.perf_counter() - started)
+            try:
+                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
+            except TimeoutError:
+                raise BodyTooSlow(self.body_timeout) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body_bytes:
                     raise BodyTooLarge(self.max_body_bytes)
+                body_done = not message.get("more_body", False)
             return message
 
         async def send_with_id(message: Message) -> None:
@@ -118,8 +155,8 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), request_id.encode())]
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                                      *security_headers(scope["path"], message.get("headers", []))]
             await send(message)
 
         try:
@@ -132,6 +169,19 @@ class EdgeMiddleware:
                 raise
             self.metrics.rejected.labels("body_too_large").inc()
             await self._too_large(send_with_id)
+        except BodyTooSlow as error:
+            if response_started:
+                raise
+            self.metrics.rejected.labels("body_too_slow").inc()
+            await self._answer(send_with_id, 408, "body_too_slow", str(error.detail))
+        except Exception:
+            # The last resort, here rather than in Starlette's outer handler, so the 500 carries the request id
+            # (and the log line with the trace says it too) and the caller can quote it.
+            log.exception("unexpected error on %s", scope["path"], extra={"request_id": request_id})
+            if response_started:
+                raise
+            await self._answer(send_with_id, 500, "internal", f"internal error; it has been logged with request id "
+                               f"{request_id}")
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "(unmatched)"
@@ -144,9 +194,29 @@ class EdgeMiddleware:
             request_id_var.reset(token)
 
     async def _too_large(self, send: Send) -> None:
-        body = json.dumps({"error": {"code": "body_too_large", "message":
-                                     f"the request body is over the limit of {self.max_body_bytes} bytes",
-                                     "details": []}}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await self._answer(send, 413, "body_too_large", f"the request body is over the limit of {self.max_body_bytes} bytes")
+
+    @staticmethod
+    async def _answer(send: Send, status: int, code: str, message: str) -> None:
+        body = json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        if status in (408, 413):  # the unread rest of the body must not be taken for the next request
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def security_headers(path: str, present: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers every answer gets, with the content policy its kind needs; a header the route set is kept."""
+    names = {name.lower() for name, _ in present}
+    content_type = next((value for name, value in present if name.lower() == b"content-type"), b"")
+    if path in DOCS_PATHS:
+        policy = CSP_DOCS
+    elif content_type.startswith(b"text/html"):
+        policy = CSP_REPORT
+    else:
+        policy = CSP_NONE
+    added = [*COMMON_HEADERS, (b"content-security-policy", policy)]
+    if path.startswith(PRIVATE_PREFIX):
+        added.append((b"cache-control", b"no-store"))
+    return [(name, value) for name, value in added if name not in names]

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from data.errors import ModelFolderError
-from model.folder import LATEST_FILE, MANIFEST_FILE, LoadedModel, load_model, read_manifest
+from model.folder import LATEST_FILE, MANIFEST_FILE, LoadedModel, load_model, read_manifest, verify_files
 from service.db import ModelActivation, utcnow
 
 log = logging.getLogger("bazkhord.registry")
@@ -40,6 +40,7 @@ class ModelRegistry:
         self._lock = threading.Lock()  # one activation at a time; serving never takes it
         # Readies a model where it will tag (the batcher's worker process) before it goes live.
         self.prepare: Callable[[LoadedModel], None] = lambda loaded: None
+        self._verified: dict[Path, tuple[Any, str | None]] = {}  # folder -> (files' sizes and times, error)
 
     @property
     def active(self) -> LoadedModel | None:
@@ -91,10 +92,31 @@ class ModelRegistry:
                 manifest = read_manifest(folder)
                 row.update(kind=manifest["kind"], created_at=manifest.get("created_at"),
                            metrics=manifest.get("metrics", {}).get("dev", {}))
+                self._verify(folder, manifest)
             except ModelFolderError as error:
                 row["error"] = str(error)
             rows.append(row)
         return rows
+
+    def _verify(self, folder: Path, manifest: dict[str, Any]) -> None:
+        """The checksums of every file, as loading checks them; hashed again only when a file's size or time
+        changed (a transformer folder is hundreds of MB)."""
+        try:
+            signature = tuple((name, (folder / name).stat().st_size, (folder / name).stat().st_mtime_ns)
+                              for name in sorted(manifest["files"]))
+        except OSError:
+            signature = None  # a file is missing: verify_files says which
+        known = self._verified.get(folder)
+        if signature is not None and known is not None and known[0] == signature:
+            if known[1]:
+                raise ModelFolderError(known[1])
+            return
+        try:
+            verify_files(folder, manifest)
+        except ModelFolderError as error:
+            self._verified[folder] = (signature, str(error))
+            raise
+        self._verified[folder] = (signature, None)
 
     def activate(self, version: str, by: str | None = None, action: str = "activate") -> LoadedModel:
         """Make `version` of the served model active. Raises ModelFolderError (and changes nothing) when the folder
@@ -106,6 +128,9 @@ class ModelRegistry:
             if not version or "/" in version or "\\" in version or version.startswith("."):
                 raise ModelFolderError(f"{version!r} is not a version name (see GET /v1/models)")
             folder = self.name_dir / version
+            if not (folder / MANIFEST_FILE).exists():
+                raise ModelFolderError(f"{current.name} has no version {version!r} (in {self.name_dir}); "
+                                       "see GET /v1/models")
             loaded = load_model(folder)
             if loaded.name != current.name:
                 raise ModelFolderError(f"{folder} holds model {loaded.name!r}, not {current.name!r}")

@@ -43,9 +43,17 @@ class Settings(BaseSettings):
         0.0, ge=0, le=1_000, description="how long a batch waits for more requests once the model is free; at 0, a "
                                          "batch is what queued while the model was busy (measured best here)")
     max_queue_texts: int = Field(1_024, ge=1, description="texts waiting to be tagged before 503")
+    max_queue_chars: int = Field(400_000, ge=1_000, description="characters waiting to be tagged before 503: the queue "
+                                                                "bounds work, not only requests")
+    max_key_queue_share: float = Field(0.5, gt=0, le=1, description="share of max_queue_chars one key may hold waiting; "
+                                                                    "past it that key gets 503, others still get in")
+    max_batch_chars: int = Field(32_000, ge=1_000, description="characters per model call (a larger request goes alone)")
     model_process: bool = Field(True, description="tag in a worker process of its own (the event loop keeps a core); "
                                                    "false: in a thread of the server process")
     request_timeout_s: float = Field(10.0, gt=0, description="longest wait for tagging before 503")
+    header_timeout_s: float = Field(10.0, gt=0, description="a request line and headers must arrive within this; "
+                                                            "slower connections are closed (slowloris)")
+    body_timeout_s: float = Field(30.0, gt=0, description="a request body must arrive within this, else 408")
 
     switch_interval_ms: float = Field(1.0, gt=0, le=100, description="Python's GIL switch interval in the server")
     log_level: str = "INFO"

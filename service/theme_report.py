@@ -80,14 +80,33 @@ def write_csv(report: ThemeReport, out: Path) -> list[Path]:
         with path.open("w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel then reads Persian right
             writer = csv.writer(handle)
             writer.writerow(header)
-            writer.writerows(["" if v is None else v for v in row] for row in rows)
+            writer.writerows([spreadsheet_safe(v) for v in row] for row in rows)
         paths.append(path)
     return paths
 
 
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @, and tab or carriage return.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """Text cells that start like a formula get a leading apostrophe, which spreadsheets show as text; numbers,
+    negative ones too, stay numbers."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 # -- HTML -----------------------------------------------------------------------------------------------
+# Bidirectional controls that reorder what follows them (U+202A-U+202E embeddings and overrides, U+2066-U+2069
+# isolates): text from a comment must not reverse the report around it («‮» would flip a label and its figures).
+BIDI_CONTROLS = dict.fromkeys([*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
 def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(str(value).translate(BIDI_CONTROLS), quote=True)
 
 
 def _fa_number(value: float | int | None, digits: int = 1, sign: bool = False) -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model.base import Tag
 from model.folder import LoadedModel
 from service.store import NewFeedback
 from tests.service.helpers import api
@@ -165,7 +164,7 @@ def test_text_that_normalises_to_nothing_is_422(client: TestClient, text: str) -
 
 @pytest.mark.parametrize("rating", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_themes_refuse_ratings_that_are_not_finite(client: TestClient, rating: str) -> None:
-    body = '{"items": [{"text": "پیک دیر اومد", "rating": %s}]}' % rating
+    body = '{"items": [{"text": "پیک دیر اومد", "rating": RATING}]}'.replace("RATING", rating)
     response = client.post("/v1/themes", content=body.encode(), headers=JSON)
     assert response.status_code == 422, response.text
 
@@ -178,5 +177,215 @@ def test_a_client_id_with_a_slash_is_read_back(client: TestClient) -> None:
     assert response.json()["client_id"] == client_id
 
 
-def _unused(tag: Tag) -> None:  # keeps the Tag import for type checkers of helpers above
-    del tag
+# -- 3. no orphans -----------------------------------------------------------------------------------------------
+def test_a_killed_server_leaves_no_process_behind(sample_model: LoadedModel, tmp_path: Path) -> None:
+    import signal
+
+    from evaluation.benchmarks.service_http import Server, alive, descendants, free_port
+
+    server = Server(sample_model.folder, tmp_path, free_port())
+    try:
+        server.wait_ready()
+        children = descendants(server.process.pid)
+        assert children, "the model runs in a worker process of the server"
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while alive(children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(children), f"processes {sorted(alive(children))} outlived the server"
+    finally:
+        server.stop()
+
+
+# -- 6. CSV formula injection --------------------------------------------------------------------------------------
+def test_csv_cells_that_look_like_formulas_are_neutralised(sample_model: LoadedModel, tmp_path: Path) -> None:
+    import csv
+    import dataclasses
+
+    from data.readers import read_records
+    from model.themes.analysis import ThemeAnalyzer, ThemeSettings
+    from service.theme_report import write_csv
+    from tests.conftest import SAMPLE
+
+    hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd"]
+    records = [dataclasses.replace(r, text=f"{hostile[i % 5]} {r.text}", id=f"=id{i}", channel=hostile[i % 5],
+                                   product=hostile[(i + 1) % 5], segment="@seg")
+               for i, r in enumerate(read_records(SAMPLE).records[:400])]
+    report = ThemeAnalyzer(sample_model.tagger, ThemeSettings(min_theme_size=4)).analyse(records)
+    write_csv(report, tmp_path)
+    neutralised = set()
+    for name in ("breakdowns.csv", "quotes.csv", "themes.csv", "subthemes.csv", "trends.csv"):
+        with (tmp_path / name).open(encoding="utf-8-sig", newline="") as handle:
+            for row in csv.reader(handle):
+                for cell in row:
+                    if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                        float(cell)  # only a number (a negative change, say) may start so
+                    if cell.startswith("'"):
+                        neutralised.add((name, cell[1:2]))
+    assert report.themes and ("breakdowns.csv", "=") in neutralised and ("quotes.csv", "=") in neutralised
+
+
+# -- 7. headers, request ids, bidi controls --------------------------------------------------------------------------
+def test_answers_carry_security_headers(client: TestClient) -> None:
+    json_answer = client.get("/v1/reports/summary")
+    assert json_answer.headers["x-content-type-options"] == "nosniff"
+    assert json_answer.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in json_answer.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in json_answer.headers["content-security-policy"]
+    assert json_answer.headers["cache-control"] == "no-store"
+    page = client.get("/v1/reports/themes?format=html")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "style-src 'unsafe-inline'" in policy and "script-src" not in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["cache-control"] == "no-store"
+    health = client.get("/healthz")
+    assert health.headers["x-content-type-options"] == "nosniff" and "cache-control" not in health.headers
+    refused = client.post("/v1/tag", json={"text": "خوب"}, headers={"Authorization": "Bearer bzk_x_y"})
+    assert refused.status_code == 401 and refused.headers["x-frame-options"] == "DENY"
+
+
+def test_an_unexpected_error_is_500_with_its_request_id_in_the_answer_and_the_log(
+        client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    services = client.app.state.services  # type: ignore[attr-defined]
+    original = services.store.summary
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the store fell over")
+
+    services.store.summary = broken
+    try:
+        with caplog.at_level("ERROR"):
+            response = client.get("/v1/reports/summary", headers={"X-Request-ID": "trace-1234"})
+    finally:
+        services.store.summary = original
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "trace-1234"
+    assert error_code(response) == "internal" and "trace-1234" in response.json()["error"]["message"]
+    assert "RuntimeError" not in response.text  # no trace to the caller
+    logged = [r for r in caplog.records if r.levelname == "ERROR" and "unexpected error" in r.getMessage()]
+    assert logged and getattr(logged[0], "request_id", None) == "trace-1234" and logged[0].exc_info
+
+
+def test_bidi_overrides_in_comments_do_not_reach_the_html_report(sample_model: LoadedModel) -> None:
+    import dataclasses
+
+    from data.readers import read_records
+    from model.themes.analysis import ThemeAnalyzer, ThemeSettings
+    from service.theme_report import render_html
+    from tests.conftest import SAMPLE
+
+    records = [dataclasses.replace(r, text=f"\u202e{r.text}\u202c \u2066!\u2069")
+               for r in read_records(SAMPLE).records[:400]]
+    report = ThemeAnalyzer(sample_model.tagger, ThemeSettings(min_theme_size=4)).analyse(records)
+    assert any("\u202e" in q.text for t in report.themes for q in t.quotes)  # the report itself keeps the text
+    page = render_html(report)
+    assert not any(chr(c) in page for c in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])
+
+
+# -- 8. more small defects -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("body", [b"[" * 5_000 + b"]" * 5_000, b'{"text": "x", "id": ' + b"9" * 5_000 + b"}",
+                                  b'{"items": ' + b"[" * 3_000 + b"]" * 3_000 + b"}"])
+def test_json_python_cannot_build_is_422_not_400(client: TestClient, body: bytes) -> None:
+    response = client.post("/v1/tag", content=body, headers=JSON)
+    assert response.status_code == 422, response.text[:300]
+    assert error_code(response) in ("invalid_json", "invalid_request")
+
+
+def test_models_list_says_why_a_damaged_version_cannot_be_served(sample_model: LoadedModel, tmp_path: Path) -> None:
+    import shutil
+
+    from tests.service.helpers import clone_version
+
+    folder = tmp_path / "models" / sample_model.name / sample_model.version
+    shutil.copytree(sample_model.folder, folder)
+    damaged = clone_version(folder, "damaged")
+    weights = next(p for p in sorted(damaged.rglob("*.safetensors")))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"corrupt!")
+    from model.folder import load_model
+
+    with api(tmp_path, load_model(folder), "admin") as client:
+        versions = {v["version"]: v for v in client.get("/v1/models").json()["versions"]}
+        assert versions[sample_model.version]["error"] is None
+        assert "checksum" in versions["damaged"]["error"]
+        unknown = client.post("/v1/models/activate", json={"version": "nope"})
+        assert unknown.status_code == 409
+        message = unknown.json()["error"]["message"]
+        assert "no version 'nope'" in message and "models/models" not in message.replace("\\", "/")
+
+
+def test_a_dead_worker_is_503_with_retry_after(sample_model: LoadedModel, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    with api(tmp_path, sample_model, "tag", model_process=True) as client:
+        assert client.post("/v1/tag", json={"text": "خوب"}).status_code == 200
+        executor = client.app.state.services.batcher._executor  # type: ignore[attr-defined]
+        for pid in list(executor._processes):
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.5)
+        response = client.post("/v1/tag", json={"text": "خوب"})
+        assert response.status_code == 503 and error_code(response) == "model_unavailable"
+        assert int(response.headers["retry-after"]) >= 1
+        deadline = time.monotonic() + 60
+        while client.post("/v1/tag", json={"text": "خوب"}).status_code != 200:  # a new worker takes over
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+
+
+def test_slow_heads_and_bodies_are_cut_off(sample_model: LoadedModel, tmp_path: Path) -> None:
+    import socket
+
+    from evaluation.benchmarks.service_http import Server, free_port
+
+    port = free_port()
+    server = Server(sample_model.folder, tmp_path, port, header_timeout_s="1", body_timeout_s="1")
+    try:
+        server.wait_ready()
+        key = server.key("slow", None)
+
+        def closed_within(payload: list[bytes], seconds: float) -> tuple[bool, bytes]:
+            """Send `payload` a part every 0.3 s; whether the server answered or closed within `seconds` + 3."""
+            import select
+
+            with socket.create_connection(("127.0.0.1", port), timeout=seconds + 5) as sock:
+                started = time.monotonic()
+                answer = b""
+                for part in payload:
+                    try:
+                        sock.sendall(part)
+                    except OSError:
+                        return True, answer  # closed by the server
+                    readable, _, _ = select.select([sock], [], [], 0.3)
+                    if readable:
+                        break
+                    if time.monotonic() - started > seconds + 3:
+                        return False, answer
+                sock.settimeout(seconds + 3)
+                in_time = False
+                try:
+                    while chunk := sock.recv(4096):
+                        answer += chunk
+                        in_time = time.monotonic() - started < seconds + 3
+                except OSError:
+                    pass
+                else:
+                    in_time = time.monotonic() - started < seconds + 3  # closed, answering or not
+                return in_time, answer
+
+        # The head trickles in a byte every 0.3 s: the server closes the connection after about 1 s.
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 40 + b"\r\n\r\n"
+        closed, answer = closed_within([head[i : i + 1] for i in range(len(head))], 1)
+        assert closed and b"200 OK" not in answer
+        # The head arrives whole, the body trickles: 408.
+        body = b'{"text": "' + "خوب".encode() * 20 + b'"}'
+        head = (f"POST /v1/tag HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        closed, answer = closed_within([head, *(body[i : i + 2] for i in range(0, len(body), 2))], 1)
+        assert closed and b" 408 " in answer.split(b"\r\n")[0], answer[:200]
+        # An ordinary client is unaffected.
+        import httpx
+
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evaluation.benchmarks.service_http import Server, free_port
+from evaluation.benchmarks.service_http import Server, alive, descendants, free_port
 from model.folder import LoadedModel
 from service.db import make_engine
 from service.store import FeedbackStore
@@ -58,8 +58,14 @@ def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_p
         deadline = time.monotonic() + 30
         while len(acknowledged) < 200 and time.monotonic() < deadline:
             time.sleep(0.05)
+        children = descendants(server.process.pid)
+        assert children, "the server runs its model in a worker process"
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while alive(children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(children), "a process of the killed server lives on"
         stop.set()
         for worker in workers:
             worker.join(timeout=30)

@@ -1,0 +1,103 @@
+"""The micro-batcher bounds work by characters and takes turns between callers: a caller sending many large
+batches is shed (QueueFull, 503) before it can starve one who sends single comments."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from model.base import Tag
+from model.folder import LoadedModel
+from service.batcher import MicroBatcher, QueueFull
+from tests.service.helpers import api
+
+
+class CharTimedTagger:
+    """Takes 1 ms per 100 characters, and remembers each batch's owners' texts."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def tag(self, texts: Sequence[str]) -> list[Tag]:
+        self.batches.append(list(texts))
+        time.sleep(sum(len(t) for t in texts) / 100_000)
+        return [Tag("neutral", {"neutral": 1.0}, ()) for _ in texts]
+
+
+def batcher(tagger: CharTimedTagger, **limits: Any) -> MicroBatcher:
+    loaded = LoadedModel(tagger, Path("."), {"name": "fake", "version": "1", "kind": "fake"})  # type: ignore[arg-type]
+    return MicroBatcher(lambda: loaded, max_batch=64, **limits)
+
+
+def test_a_single_comment_is_not_starved_by_large_batches() -> None:
+    tagger = CharTimedTagger()
+
+    async def scenario() -> int:
+        b = batcher(tagger, max_queue_chars=10_000_000, max_batch_chars=64 * 5_000)
+        await b.start()
+        heavy = [asyncio.create_task(b.tag([f"{k}-" + "x" * 5_000] * 64, owner=k % 4)) for k in range(16)]
+        await asyncio.sleep(0.01)  # the heavy requests are queued first
+        await b.tag(["تک"], owner="light")
+        served = next(i for i, batch in enumerate(tagger.batches) if "تک" in batch)
+        await asyncio.gather(*heavy)
+        await b.stop()
+        return served
+
+    served = asyncio.run(scenario())
+    # In arrival order it would wait behind 16 batches; taking turns, behind the one running and one more at most.
+    assert served <= 2, [len(batch) for batch in tagger.batches]
+
+
+def test_batches_are_cut_by_characters_but_never_split_a_request() -> None:
+    tagger = CharTimedTagger()
+
+    async def scenario() -> None:
+        b = batcher(tagger, max_batch_chars=10_000)
+        await b.start()
+        await asyncio.gather(*(b.tag(["y" * 4_000] * 2, owner=i) for i in range(3)), b.tag(["z" * 30_000], owner=9))
+        await b.stop()
+
+    asyncio.run(scenario())
+    for batch in tagger.batches:
+        assert sum(len(t) for t in batch) <= 10_000 or len(batch) == 1
+    assert ["z" * 30_000] in tagger.batches  # larger than a batch: it went alone
+
+
+def test_one_caller_may_hold_only_its_share_of_the_queue() -> None:
+    tagger = CharTimedTagger()
+
+    async def scenario() -> tuple[int, bool]:
+        b = batcher(tagger, max_queue_chars=100_000, max_owner_share=0.5, max_batch_chars=5_000)
+        await b.start()
+        accepted: list[asyncio.Task[Any]] = []
+        shed = 0
+        for _ in range(20):
+            task = asyncio.create_task(b.tag(["h" * 5_000], owner="heavy"))
+            await asyncio.sleep(0)
+            if task.done() and isinstance(task.exception(), QueueFull):
+                shed += 1
+            else:
+                accepted.append(task)
+        light = await b.tag(["تک"], owner="light")
+        await asyncio.gather(*accepted)
+        await b.stop()
+        return shed, bool(light)
+
+    shed, light_served = asyncio.run(scenario())
+    assert shed >= 8 and light_served  # about half the queue (10 of 20) for the heavy caller, the rest refused
+
+
+def test_a_heavy_key_is_shed_with_503_and_retry_after(sample_model: LoadedModel, tmp_path: Path) -> None:
+    from tests.service.test_bad_input import concurrently, slow
+
+    # Each request holds 11,700 characters: two fit in the key's share (24,000 of 60,000), the rest are shed.
+    with api(tmp_path, slow(sample_model, 0.3), "tag", max_queue_chars=60_000, max_key_queue_share=0.4,
+             max_batch_chars=5_000) as client:
+        client.post("/v1/tag", json={"text": "گرم"})  # the warm-up delay
+        responses = concurrently(client, 8, {"items": [{"text": "پیک دیر اومد " * 300}] * 3})
+        refused = [r for r in responses if r.status_code == 503]
+        assert refused and all(r.json()["error"]["code"] == "overloaded" and r.headers["retry-after"] for r in refused)
+        assert all("one caller may hold" in r.json()["error"]["message"] for r in refused)
