@@ -44,6 +44,12 @@ CATALOGUE: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("no body", {}, 422, "invalid_request"),
     ("not JSON content type", {"content": b"text=khob", "headers": {"content-type": "text/plain"}}, 422,
      "invalid_request"),
+    ("only diacritics, tatweel or dots", {"json": {"text": "ـــ\u064b..."}}, 422, "empty_text"),
+    ("deeply nested JSON", {"content": b'{"text": "x", "id": ' + b"[" * 5_000 + b"]" * 5_000 + b"}", "headers": JSON},
+     422, "invalid_json"),
+    ("5,000-digit number", {"content": b'{"text": "x", "id": ' + b"7" * 5_000 + b"}", "headers": JSON}, 422,
+     "invalid_json"),
+    ("NUL in an id", {"json": {"text": "خوب", "id": "a\u0000b"}}, 422, "invalid_request"),
 ]
 
 

@@ -74,7 +74,7 @@ def test_broken_versions_are_refused_and_the_active_one_keeps_serving(versions: 
 
     with api(tmp_path, None, "admin", model="sample", models_dir=root) as client:
         for version, reason in (("corrupt", "checksum"), ("incomplete", "missing"), ("newer", "newer"),
-                                ("other", "someone-else"), ("v9", "no model"), ("..", None)):
+                                ("other", "someone-else"), ("v9", "no version 'v9'"), ("..", None)):
             refused = client.post("/v1/models/activate", json={"version": version})
             assert refused.status_code in (409, 422), (version, refused.text)
             if reason is not None:
@@ -82,6 +82,7 @@ def test_broken_versions_are_refused_and_the_active_one_keeps_serving(versions: 
             assert client.post("/v1/tag", json={"text": "خوب"}).json()["model"]["version"] == "v1"
         errors = {v["version"]: v["error"] for v in client.get("/v1/models").json()["versions"]}
         assert errors["newer"] and errors["v1"] is None
+        assert "checksum" in errors["corrupt"] and "missing" in errors["incomplete"]  # as loading would find
         nothing_before = client.post("/v1/models/rollback")
         assert nothing_before.status_code == 409 and "nothing to roll back" in nothing_before.json()["error"]["message"]
 
