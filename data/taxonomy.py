@@ -1,4 +1,9 @@
-"""The aspect taxonomy: one TOML file, never a list in code."""
+"""The aspect taxonomy: one TOML file per domain, never a list in code.
+
+`default` (and `ecommerce`) is data/taxonomy.toml; other domains live in data/taxonomies/<name>.toml
+(`food_delivery`). Each aspect has Persian names, descriptions and seed phrases: what a statement about it says,
+in the customers' words, so statements can be assigned to it zero-shot when a model has no aspect head for it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from pathlib import Path
 from data.errors import DataError
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
+TAXONOMIES_DIR = Path(__file__).with_name("taxonomies")
+ALIASES = {"default": DEFAULT_TAXONOMY_PATH, "ecommerce": DEFAULT_TAXONOMY_PATH}
 
 
 @dataclass(frozen=True)
@@ -18,12 +25,20 @@ class Aspect:
     name_en: str
     description: str = ""
     aliases: tuple[str, ...] = ()
+    description_fa: str = ""
+    seeds: tuple[str, ...] = ()  # short statements about the aspect, as customers write them
 
 
 @dataclass(frozen=True)
 class Taxonomy:
     aspects: tuple[Aspect, ...]
     version: int = 1
+    domain: str = ""
+    # Zero-shot assignment: least similarity to an aspect's closest seed, by embedder ("e5", "tfidf").
+    zero_shot: tuple[tuple[str, float], ...] = ()
+
+    def zero_shot_threshold(self, embedder: str) -> float | None:
+        return dict(self.zero_shot).get(embedder)
 
     @property
     def keys(self) -> list[str]:
@@ -56,14 +71,19 @@ class Taxonomy:
         return mapped, unknown
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        values: dict[str, object] = {
             "version": self.version,
             "aspect": [
                 {"key": a.key, "name_fa": a.name_fa, "name_en": a.name_en, "description": a.description,
-                 "aliases": list(a.aliases)}
+                 "aliases": list(a.aliases), "description_fa": a.description_fa, "seeds": list(a.seeds)}
                 for a in self.aspects
             ],
         }
+        if self.domain:
+            values["domain"] = self.domain
+        if self.zero_shot:
+            values["zero_shot"] = dict(self.zero_shot)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, object], where: str = "taxonomy") -> Taxonomy:
@@ -84,6 +104,8 @@ class Taxonomy:
                     name_en=str(entry["name_en"]),
                     description=str(entry.get("description", "")),
                     aliases=tuple(str(alias) for alias in entry.get("aliases", [])),
+                    description_fa=str(entry.get("description_fa", "")),
+                    seeds=tuple(str(seed) for seed in entry.get("seeds", [])),
                 )
             )
         keys = [aspect.key for aspect in aspects]
@@ -91,12 +113,28 @@ class Taxonomy:
         if duplicates:
             raise DataError(f"{where}: aspect key(s) {duplicates} appear more than once")
         version = values.get("version", 1)
-        return cls(tuple(aspects), int(version) if isinstance(version, int) else 1)
+        zero_shot = values.get("zero_shot", {})
+        if not isinstance(zero_shot, dict) or not all(isinstance(v, int | float) and 0 < v < 1 for v in zero_shot.values()):
+            raise DataError(f"{where}: [zero_shot] maps an embedder name to a similarity between 0 and 1")
+        return cls(tuple(aspects), int(version) if isinstance(version, int) else 1, str(values.get("domain", "")),
+                   tuple(sorted((str(k), float(v)) for k, v in zero_shot.items())))
+
+
+def taxonomy_names() -> list[str]:
+    """The taxonomies shipped with bazkhord, by name."""
+    return sorted({*ALIASES, *(p.stem for p in TAXONOMIES_DIR.glob("*.toml"))})
 
 
 def load_taxonomy(path: str | Path = DEFAULT_TAXONOMY_PATH) -> Taxonomy:
-    """Load a taxonomy file; `"default"` names the one shipped with bazkhord."""
-    path = DEFAULT_TAXONOMY_PATH if str(path) == "default" else Path(path)
+    """Load a taxonomy: a shipped one by name (`default`, `ecommerce`, `food_delivery`) or a file."""
+    text = str(path)
+    if text in ALIASES:
+        path = ALIASES[text]
+    elif "/" not in text and not text.endswith(".toml") and (TAXONOMIES_DIR / f"{text}.toml").exists():
+        path = TAXONOMIES_DIR / f"{text}.toml"
+    elif "/" not in text and not text.endswith(".toml"):
+        raise DataError(f"taxonomy {text!r}: no such shipped taxonomy ({', '.join(taxonomy_names())}) nor file")
+    path = Path(path)
     try:
         values = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -147,7 +147,6 @@ async def _soak(url: str, keys: dict[str, str], versions: list[str], texts: list
             statuses[route][status] += 1
 
     async def swapper() -> None:
-        client = Client(host, int(port))
         headers = {"Content-Type": "application/json", "Authorization": f"Bearer {keys['admin']}"}
         turn = 0
         while time.perf_counter() + SWAP_EVERY_S < deadline:
@@ -155,7 +154,8 @@ async def _soak(url: str, keys: dict[str, str], versions: list[str], texts: list
             turn += 1
             body = json.dumps({"version": versions[turn % len(versions)]}).encode()
             started = time.perf_counter()
-            status = await client.request("POST", "/v1/models/activate", body, headers)
+            # A new connection each time: the server closes one left idle past its keep-alive timeout.
+            status = await Client(host, int(port)).request("POST", "/v1/models/activate", body, headers)
             latencies["model swap"].append(1000 * (time.perf_counter() - started))
             statuses["model swap"][status] += 1
 
@@ -198,8 +198,14 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> di
                     "heavy": server.key("soak-heavy", 10_000_000, "tag"),
                     "admin": server.key("soak-admin", 10_000_000, "admin")}
             server.wait_ready()
-            # A short warm-up of every kind of request, not counted, so the start's memory is the working one.
+            # A short warm-up of every kind of request, and one activation of each version (the worker keeps the
+            # two newest loaded, for an instant rollback), not counted: the start's memory is the working one.
             pool.submit(run_soak, server.url, keys, versions, texts, clients, min(20.0, seconds / 10)).result()
+            import httpx
+
+            for version in [*versions[1:], versions[0]]:
+                httpx.post(f"{server.url}/v1/models/activate", json={"version": version}, timeout=120,
+                           headers={"Authorization": f"Bearer {keys['admin']}"}).raise_for_status()
             processes = {server.process.pid, *descendants(server.process.pid)}
             start_mb = rss_mb(processes)
             say(f"soaking for {seconds:.0f} s with {clients} clients; server and worker {start_mb:.0f} MiB")
