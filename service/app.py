@@ -289,7 +289,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=t, rating=i.rating, nps=i.nps,
                                   product=i.product, segment=i.segment) for i, t in zip(body.items, times, strict=True)]
         return await services_themes(services, records, ThemeSettings(period=body.period, seed=body.seed,
-                                                                      min_theme_size=body.min_theme_size))
+                                                                      min_theme_size=body.min_theme_size,
+                                                                      taxonomy=check_taxonomy(body.taxonomy, "body")))
 
     # -- the feedback store --------------------------------------------------------------------------------
     @app.post("/v1/feedback", response_model=FeedbackResponse, tags=["feedback"],
@@ -357,12 +358,14 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                             period: Literal["day", "week", "month"] = "week",
                             format: Literal["json", "html"] = "json",
                             seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 13,
-                            min_theme_size: Annotated[int, Query(ge=2, le=10_000)] = 8) -> Any:
+                            min_theme_size: Annotated[int, Query(ge=2, le=10_000)] = 8,
+                            taxonomy: Annotated[str, Query(pattern=r"^[a-z_]{1,40}$")] = "auto") -> Any:
         """The theme report (see the themes docs) over the newest stored comments that match the filters, at most
         `max_theme_items` of them; `format=html` gives the analysts' RTL page."""
         records, matched = await run_in_threadpool(services.store.records, filters, settings.max_theme_items)
         report = await services_themes(services, records, ThemeSettings(period=period, seed=seed,
-                                                                        min_theme_size=min_theme_size))
+                                                                        min_theme_size=min_theme_size,
+                                                                        taxonomy=check_taxonomy(taxonomy, "query")))
         if matched > len(records):
             report.notes.append(f"{matched} stored comments matched; the newest {len(records)} were analysed "
                                 "(BAZKHORD_MAX_THEME_ITEMS)")
@@ -413,7 +416,19 @@ async def services_themes(services: Services, records: list[FeedbackRecord], the
                        headers={"Retry-After": "5"})
     loaded = services.active()
     async with services.themes_busy:
-        return await run_in_threadpool(ThemeAnalyzer(loaded.tagger, theme_settings).analyse, records)
+        analyzer = ThemeAnalyzer(loaded.tagger, theme_settings, encoder=services.settings.theme_encoder)
+        return await run_in_threadpool(analyzer.analyse, records)
+
+
+def check_taxonomy(name: str, where: str) -> str:
+    """Over HTTP a report names a shipped taxonomy (never a file path)."""
+    from data.taxonomy import taxonomy_names
+
+    allowed = ["auto", "model", *taxonomy_names()]
+    if name not in allowed:
+        raise ApiError(422, "unknown_taxonomy", f"taxonomy {name!r} is not one of {', '.join(allowed)}",
+                       [ErrorDetail(location=[where, "taxonomy"], message=f"choose one of {', '.join(allowed)}")])
+    return name
 
 
 async def report_filters(

@@ -192,17 +192,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     columns = ColumnMap.from_dict(json.loads(args.columns)) if args.columns else None
     read = read_records(args.input, columns=columns, max_bad_fraction=args.max_bad_fraction)
     print(read.summary())
-    settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size)
+    settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size,
+                             taxonomy=args.taxonomy)
     with tqdm(total=None, desc="tagging statements", unit="stmt", file=sys.stderr, disable=args.quiet) as bar:
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        report = ThemeAnalyzer(loaded.tagger, settings).analyse(read.records, progress)
-    written = write_report(report, args.out)
+        analyzer = ThemeAnalyzer(loaded.tagger, settings)
+        report = analyzer.analyse(read.records, progress)
+    written = write_report(report, args.out, analyzer.membership_)
     t = report.totals
-    print(f"{t.comments} comments, {t.statements} statements, {100 * t.negative_share:.1f}% negative; "
-          f"{len(report.themes)} themes")
+    share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share_counted
+    print(f"{t.comments} comments, {t.statements} statements; negative comments: {100 * (share or 0):.1f}% "
+          f"({t.headline}), {100 * t.negative_share:.1f}% with a complaint; {len(report.themes)} themes "
+          f"(taxonomy {report.settings.get('taxonomy')}, aspects {report.settings.get('aspects')})")
     for rank, theme in enumerate(report.themes[:10], start=1):
         trend = theme.trend.direction if theme.trend else "no dates"
         print(f"  {rank:>2}. {theme.label} ({theme.kind}): {theme.comments} comments, "
@@ -449,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--model", default="sample", help="tagging model (name, name@version or folder)")
     report.add_argument("--seed", type=int, default=13)
     report.add_argument("--min-theme-size", type=int, default=8, help="negative statements a theme needs")
+    report.add_argument("--taxonomy", default="auto",
+                        help="aspects of the themes: auto (the shipped taxonomy that fits the complaints best), model "
+                             "(the model's own), a shipped name (ecommerce, food_delivery) or a taxonomy file")
     report.add_argument("--columns", help='column map as JSON, e.g. {"text": "comment"}')
     report.add_argument("--max-bad-fraction", type=float, default=0.1)
     report.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]

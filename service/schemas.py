@@ -76,6 +76,9 @@ class ThemeRequest(BaseModel):
     period: Literal["day", "week", "month"] = "week"
     seed: int = Field(13, ge=0, le=2**31 - 1)
     min_theme_size: int = Field(8, ge=2, le=10_000)
+    taxonomy: str = Field("auto", pattern=r"^[a-z_]{1,40}$",
+                          description="auto (the shipped taxonomy that fits the complaints best), model (the model's "
+                                      "own), or a shipped one: ecommerce, food_delivery")
 
 
 class FeedbackItem(BaseModel):

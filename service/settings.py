@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     max_chars_per_text: int = Field(5_000, ge=1, le=100_000)
     max_body_bytes: int = Field(2_000_000, ge=1_000)
     max_theme_items: int = Field(2_000, ge=1, le=100_000, description="comments per theme report")
+    theme_encoder: str = Field("none", description="encoder folder whose vectors cluster theme reports' statements; "
+                                                   "'none' (the default here): TF-IDF, seconds rather than a minute "
+                                                   "on a CPU")
 
     # accepted comment times (created_at on /v1/feedback and /v1/themes)
     min_created_at: datetime = Field(datetime(1990, 1, 1, tzinfo=UTC), description="the earliest accepted created_at")

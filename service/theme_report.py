@@ -11,19 +11,32 @@ import csv
 import dataclasses
 import html
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from model.themes.analysis import Membership
 from model.themes.report import Theme, ThemeReport, Trend
 
 JSON_FILE = "report.json"
 HTML_FILE = "report.html"
 CSV_FILES = ("themes.csv", "subthemes.csv", "trends.csv", "breakdowns.csv", "quotes.csv")
+MEMBERSHIP_FILE = "membership.csv"
+SPARK_PERIODS = 26  # the sparkline shows the newest half year of weeks; the CSV has every period
+MAX_LISTED = 300  # statements listed under a theme in the page (membership.csv has all)
 
 DIRECTION_FA = {"rising": ("رو به افزایش", "up"), "falling": ("رو به کاهش", "down"), "steady": ("پایدار", "flat"),
-                "insufficient history": ("داده ناکافی برای روند", "none")}
-KIND_FA = {"aspect": "جنبه", "emerging": "نوظهور"}
-FIELD_FA = {"channel": "کانال", "product": "محصول", "segment": "بخش مشتری"}
+                "insufficient history": ("داده ناکافی برای روند", "none"),
+                "too few comments": ("نظر کم برای سنجش روند", "none")}
+# "emerging" means outside the taxonomy, not new: a theme that really appears late is marked «تازه» as well.
+KIND_FA = {"aspect": "جنبه", "emerging": "خارج از فهرست جنبه‌ها"}
+# Persian for the report's own words; the data's field names (channel, product, segment) are shown as the data
+# calls them, since a "segment" may hold anything from customer tiers to restaurant codes.
+TREND_TEST_FA = ("آزمون دقیق فیشر: سهم موضوع در آخرین دوره کامل در برابر شش دوره پیش از آن، با کنترل نرخ کشف "
+                 "نادرست (بنیامینی-هوخبرگ) میان موضوع‌ها؛ دوره ناتمام آخر نشان داده می‌شود ولی آزموده نمی‌شود")
+IMPACT_METHOD_FA = ("نظری منفی است که دست‌کم یک جمله شکایت داشته باشد؛ برای هر موضوع، نظرهایی که همه شکایت‌هایشان از "
+                    "همین موضوع است منفی شمرده نمی‌شوند و امتیاز و NPS آنها با میانگین و میانه نظرهای بی‌شکایت "
+                    "جایگزین می‌شود")
 PERIOD_FA = {"day": "روز", "week": "هفته", "month": "ماه"}
 
 
@@ -37,14 +50,28 @@ def json_schema() -> dict[str, Any]:
     return TypeAdapter(ThemeReport).json_schema()
 
 
-def write_report(report: ThemeReport, out: Path) -> list[Path]:
+def write_report(report: ThemeReport, out: Path, membership: Sequence[Membership] = ()) -> list[Path]:
+    """report.json, the CSV tables, report.html; with the analyser's `membership_`, also membership.csv (every
+    complaint statement and its theme) and the full list of statements under each theme in the page."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / JSON_FILE]
     (out / JSON_FILE).write_text(json.dumps(report_dict(report), ensure_ascii=False, indent=2), encoding="utf-8")
     written += write_csv(report, out)
-    (out / HTML_FILE).write_text(render_html(report), encoding="utf-8")
+    if membership:
+        written.append(write_membership(membership, out))
+    (out / HTML_FILE).write_text(render_html(report, membership), encoding="utf-8")
     written.append(out / HTML_FILE)
     return written
+
+
+def write_membership(membership: Sequence[Membership], out: Path) -> Path:
+    path = out / MEMBERSHIP_FILE
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["comment_id", "comment_index", "start", "end", "statement", "sentiment", "theme_id", "subtheme"])
+        writer.writerows([spreadsheet_safe(v) for v in (m.comment_id, m.comment, m.start, m.end, m.text, m.sentiment,
+                                                          m.theme_id, m.subtheme)] for m in membership)
+    return path
 
 
 def write_csv(report: ThemeReport, out: Path) -> list[Path]:
@@ -118,8 +145,13 @@ def _fa_number(value: float | int | None, digits: int = 1, sign: bool = False) -
     return f'<bdi dir="ltr">{text}</bdi>' if text[0] in "−+" else text
 
 
+def _ltr(value: object) -> str:
+    """Dates, period keys and codes inside right-to-left text: isolated, so 2016-04-26 does not read 26-04-2016."""
+    return f'<bdi dir="ltr">{_e(value)}</bdi>'
+
+
 def _sparkline(trend: Trend, width: int = 260, height: int = 56) -> str:
-    shares = [c / t if t else 0.0 for c, t in zip(trend.counts, trend.totals, strict=True)]
+    shares = [c / t if t else 0.0 for c, t in zip(trend.counts, trend.totals, strict=True)][-SPARK_PERIODS:]
     if len(shares) < 2:
         return ""
     top = max(shares) or 1.0
@@ -133,7 +165,7 @@ def _sparkline(trend: Trend, width: int = 260, height: int = 56) -> str:
             f'<circle cx="{last_x}" cy="{last_y}" r="3.5" fill="currentColor"/></svg>')
 
 
-def _theme_card(rank: int, theme: Theme, period: str) -> str:
+def _theme_card(rank: int, theme: Theme, period: str, members: Sequence[Membership] = ()) -> str:
     i = theme.impact
     trend_html = ""
     if theme.trend is not None:
@@ -142,19 +174,29 @@ def _theme_card(rank: int, theme: Theme, period: str) -> str:
         if theme.trend.p_value is not None:
             latest = _fa_number(100 * (theme.trend.latest_share or 0))
             baseline = _fa_number(100 * (theme.trend.baseline_share or 0))
-            detail = (f" <span class='muted'>(سهم {PERIOD_FA[period]} آخر {latest}٪ در برابر {baseline}٪ در شش"
-                      f" {PERIOD_FA[period]} پیش از آن، p={_fa_number(theme.trend.p_value, 3)})</span>")
+            q = theme.trend.q_value if theme.trend.q_value is not None else theme.trend.p_value
+            detail = (f" <span class='muted'>(سهم آخرین {PERIOD_FA[period]} کامل {latest}٪ در برابر {baseline}٪ در شش"
+                      f" {PERIOD_FA[period]} پیش از آن، q={_fa_number(q, 3)})</span>")
+        if theme.trend.partial_last:
+            detail += f" <span class='muted'>({PERIOD_FA[period]} آخر هنوز تمام نشده و آزموده نشد)</span>"
+        shown = theme.trend.periods[-SPARK_PERIODS:]
         trend_html = (f"<div class='trend {css}'><span class='badge {css}'>{words}</span>{detail}"
-                      f"{_sparkline(theme.trend)}<div class='axis'><span>{_e(theme.trend.periods[0])}</span>"
-                      f"<span>{_e(theme.trend.periods[-1])}</span></div></div>")
+                      f"{_sparkline(theme.trend)}<div class='axis'><span>{_ltr(shown[0])}</span>"
+                      f"<span>{_ltr(shown[-1])}</span></div></div>")
     subs = "".join(
         f"<li><b>{_e(s.label)}</b> <span class='muted'>({_fa_number(s.statements)} جمله)</span>"
         f"<div class='keys'>{' · '.join(_e(k) for k in s.keyphrases[1:4])}</div>"
         f"{''.join(f'<blockquote>{_e(q.text)}</blockquote>' for q in s.quotes[:1])}</li>"
         for s in theme.subthemes)
     quotes = "" if theme.subthemes else "".join(f"<blockquote>{_e(q.text)}</blockquote>" for q in theme.quotes)
+    listed = "".join(f"<li>{_e(m.text)}{' <span class=muted>(' + _e(m.subtheme) + ')</span>' if m.subtheme else ''}</li>"
+                     for m in members[:MAX_LISTED])
+    more = f"<p class='muted'>و {_fa_number(len(members) - MAX_LISTED)} جمله دیگر در membership.csv</p>" \
+        if len(members) > MAX_LISTED else ""
+    all_statements = (f"<details><summary>همه جمله‌های این موضوع ({_fa_number(len(members))})</summary>"
+                      f"<ul class='all'>{listed}</ul>{more}</details>") if members else ""
     breakdowns = "".join(
-        f"<div class='bd'><h4>{FIELD_FA.get(name, name)}</h4><table>"
+        f"<div class='bd'><h4>{_ltr(name)}</h4><table>"
         + "".join(f"<tr><td>{_e(r.value)}</td><td>{_fa_number(r.comments)}</td><td>{_fa_number(100 * r.rate)}٪</td></tr>"
                   for r in rows[:4])
         + "</table></div>"
@@ -162,7 +204,8 @@ def _theme_card(rank: int, theme: Theme, period: str) -> str:
     return f"""
 <article class="card" id="{_e(theme.id)}">
   <header><span class="rank">{_fa_number(rank)}</span><h3>{_e(theme.label)}</h3>
-    <span class="kind {theme.kind}">{KIND_FA.get(theme.kind, theme.kind)}</span></header>
+    <span class="kind {theme.kind}">{KIND_FA.get(theme.kind, theme.kind)}</span>
+    {'<span class="kind new">تازه</span>' if theme.new else ''}</header>
   <div class="facts">
     <div><b>{_fa_number(theme.comments)}</b><span>نظر</span></div>
     <div><b>{_fa_number(100 * i.negative_comment_share)}٪</b><span>از نظرهای منفی</span></div>
@@ -174,23 +217,31 @@ def _theme_card(rank: int, theme: Theme, period: str) -> str:
   {trend_html}
   {f'<ul class="subs">{subs}</ul>' if subs else ''}
   {quotes}
+  {all_statements}
   <div class="breakdowns">{breakdowns}</div>
 </article>"""
 
 
-def render_html(report: ThemeReport) -> str:
+def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> str:
     t = report.totals
+    by_theme: dict[str, list[Membership]] = {}
+    for row in membership:
+        by_theme.setdefault(row.theme_id, []).append(row)
+    share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share_counted
+    share_note = "برآورد اصلاح‌شده برای توزیع داده" if t.negative_share_adjusted is not None else "شمارش مدل"
+    aspects_fa = ("بی‌آموزش، از روی عبارت‌های نمونه هر جنبه" if report.settings.get("aspects") == "zero-shot"
+                  else "از سر جنبه‌های مدل")
     period = str(report.settings.get("period", "week"))
     top = max((th.impact.negative_share_change_pts for th in report.themes), default=0) or 1
     bars = "".join(
         f"<div class='bar-row'><a href='#{_e(th.id)}' class='bar-label'>{_e(th.label)}"
-        f"{' <small>(نوظهور)</small>' if th.kind == 'emerging' else ''}</a>"
+        f"{' <small>(تازه)</small>' if th.new else ''}</a>"
         f"<div class='bar-track'><div class='bar {th.kind}' style='width:{100 * th.impact.negative_share_change_pts / top:.1f}%'>"
         f"</div></div><span class='bar-value'>{_fa_number(th.impact.negative_share_change_pts, 2)}</span></div>"
         for th in report.themes)
     rising = [th for th in report.themes if th.trend and th.trend.direction == "rising"]
     rising_html = "".join(f"<li><a href='#{_e(th.id)}'>{_e(th.label)}</a></li>" for th in rising) or "<li>موردی نیست</li>"
-    cards = "".join(_theme_card(rank, th, period) for rank, th in enumerate(report.themes, start=1))
+    cards = "".join(_theme_card(rank, th, period, by_theme.get(th.id, [])) for rank, th in enumerate(report.themes, start=1))
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
     return f"""<!doctype html>
 <html lang="fa" dir="rtl">
@@ -217,7 +268,7 @@ def render_html(report: ThemeReport) -> str:
   .rank {{ background: var(--ink); color: #fff; border-radius: 50%; width: 28px; height: 28px; display: grid;
           place-items: center; font-size: 14px; }}
   .kind {{ font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #fde8e6; color: var(--neg); }}
-  .kind.emerging {{ background: #f3e8fa; color: var(--new); }}
+  .kind.emerging {{ background: #f3e8fa; color: var(--new); }} .kind.new {{ background: #e8f4fd; color: #1f618d; }}
   .facts {{ display: grid; grid-template-columns: repeat(5, 1fr); gap: 8px; margin: 12px 0; }}
   .facts b {{ display: block; font-size: 18px; }} .facts span {{ color: var(--muted); font-size: 12px; }}
   .keys {{ color: var(--muted); font-size: 13px; }}
@@ -226,7 +277,7 @@ def render_html(report: ThemeReport) -> str:
   .badge {{ font-weight: bold; }} .spark {{ display: block; margin-top: 6px; }}
   .axis {{ display: flex; justify-content: space-between; width: 260px; font-size: 11px; color: var(--muted); }}
   blockquote {{ margin: 6px 0; padding: 6px 12px; border-right: 3px solid var(--line); background: #fafbfc; }}
-  .subs li {{ margin-bottom: 8px; }}
+  .subs li {{ margin-bottom: 8px; }} details {{ margin: 8px 0; }} ul.all {{ font-size: 13px; max-height: 320px; overflow: auto; }}
   .breakdowns {{ display: flex; gap: 18px; flex-wrap: wrap; }} .bd h4 {{ margin: 6px 0; font-size: 13px; }}
   .bd table {{ border-collapse: collapse; font-size: 13px; }} .bd td {{ padding: 2px 8px; border-bottom: 1px solid var(--line); }}
   footer {{ color: var(--muted); font-size: 12px; margin-top: 32px; }}
@@ -234,12 +285,14 @@ def render_html(report: ThemeReport) -> str:
 </head>
 <body><main>
 <h1>گزارش ریشه‌یابی نارضایتی مشتریان</h1>
-<div class="muted">از {_e(t.first_date or "—")} تا {_e(t.last_date or "—")} · مدل {_e(report.model.get("name", ""))}
- {_e(report.model.get("version", ""))} · دوره روند: {PERIOD_FA.get(period, period)}</div>
+<div class="muted">از {_ltr(t.first_date or "—")} تا {_ltr(t.last_date or "—")} · مدل {_ltr(report.model.get("name", ""))}
+ {_ltr(report.model.get("version", ""))} · دوره روند: {PERIOD_FA.get(period, period)}</div>
 <section class="totals">
   <div><b>{_fa_number(t.comments)}</b>نظر</div>
+  <div><b>{_fa_number(100 * (share if share is not None else t.negative_share))}٪</b>نظرهای منفی
+    <span class="muted">({share_note})</span></div>
+  <div><b>{_fa_number(100 * t.negative_share)}٪</b>نظرهای دارای دست‌کم یک شکایت</div>
   <div><b>{_fa_number(t.statements)}</b>جمله</div>
-  <div><b>{_fa_number(100 * t.negative_share)}٪</b>نظرهای منفی</div>
   <div><b>{_fa_number(t.mean_rating, 2)}</b>میانگین امتیاز</div>
   <div><b>{_fa_number(t.nps)}</b>NPS</div>
 </section>
@@ -251,10 +304,11 @@ def render_html(report: ThemeReport) -> str:
 <h2>موضوع‌ها</h2>
 {cards}
 <footer>
-  <p>آزمون روند: {_e(report.trend_test)}</p>
-  <p>روش اثر: {_e(report.impact_method)}</p>
+  <p>آزمون روند: {TREND_TEST_FA}</p>
+  <p>روش اثر: {IMPACT_METHOD_FA}</p>
+  <p>جنبه‌ها: {_ltr(report.settings.get("taxonomy") or "—")} ({aspects_fa})</p>
   {f"<ul>{notes}</ul>" if notes else ""}
-  <p>bazkhord · schema {report.schema_version}</p>
+  <p>bazkhord · نسخه طرح {_fa_number(report.schema_version)}</p>
 </footer>
 </main></body>
 </html>

@@ -131,7 +131,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
 
         fitted = fit_transformer(config, splits, normaliser, taxonomy, data_hash(train_rows), say, on_event, interrupt_after)
         tagger = fitted.tagger
-        metrics = {"dev": fitted.dev_scores["chosen"], "dev_by_model": fitted.dev_scores}
+        metrics = {"dev": fitted.dev_scores["chosen"], "dev_by_model": fitted.dev_scores, **fitted.confusion}
         summaries += fitted.notes
         report["transformer"] = fitted.report
         extra[LOG_FILE] = fitted.log_text
@@ -206,7 +206,7 @@ def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxo
         dev = splits["dev"]
         dev_scores = score_tags(tagger.tag([r.text for r in dev]), _labelled(dev, config.data.label),
                                 [r.aspects for r in dev], tagger.labels)
-        metrics = {"dev": headline(dev_scores)}
+        metrics = {"dev": headline(dev_scores), **dev_confusion(dev_scores)}
         if config.data.refit_on_dev:
             # The dev figure above belongs to the train-only fit; the saved model also learns from dev.
             metrics["dev_scored_before_refit"] = True
@@ -214,3 +214,13 @@ def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxo
     else:
         say("no dev comments: skipping the dev score")
     return tagger, metrics
+
+
+def dev_confusion(scores: dict[str, Any]) -> dict[str, Any]:
+    """The dev confusion matrix (rows: gold, columns: predicted), kept in the manifest: theme reports correct the
+    shares they count on new traffic, whose class balance is rarely the training data's, with it (adjusted
+    classify and count, model/themes/prevalence.py)."""
+    sentiment = scores.get("sentiment")
+    if not sentiment:
+        return {}
+    return {"dev_confusion": {"labels": sentiment["labels"], "matrix": sentiment["confusion_matrix"]}}

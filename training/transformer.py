@@ -180,6 +180,7 @@ class Fitted:
     baseline_refit: Callable[[list[FeedbackRecord]], None] | None = None
     notes: list[str] = field(default_factory=list)
     extra_texts: list[str] = field(default_factory=list)  # unlabelled comments learned from through a teacher
+    confusion: dict[str, Any] = field(default_factory=dict)  # the saved model's dev confusion matrix
 
 
 class Trainer:
@@ -570,6 +571,14 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
             notes.append(f"int8 refused: the dev score fell by {drop * 100:.2f} points (tolerance 0.5)")
         tagger.net = fp32  # the folder keeps fp32 weights; loading quantises them again when meta says int8
     fitted.dev_scores = {"chosen": chosen, **scores}
+    from training.train import dev_confusion
+
+    if tagger.meta.quantize == "int8":
+        tagger.net = quantize_int8(tagger.net)  # as the folder will tag once loaded
+    fitted.confusion = dev_confusion(score_tags(tagger.tag([r.text for r in dev], dev_texts), gold,
+                                                [r.aspects for r in dev], tagger.labels))
+    if tagger.meta.quantize == "int8":
+        tagger.net = fp32
     fitted.notes = notes
     fitted.baseline_refit = baseline_fit
     fitted.report["dev_choices"] = {"aspect_threshold": tagger.meta.aspect_threshold,

@@ -18,11 +18,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+from scipy.stats import fisher_exact
 
 from data.normalise import mask_pii
 from data.record import FeedbackRecord
+from data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
 from model.segments import split_segments
 from model.tagger import BaseTagger
+from model.themes.embeddings import default_embedder
+from model.themes.opinion import carries_no_opinion
+from model.themes.prevalence import adjusted_shares
 from model.themes.report import (
     SCHEMA_VERSION,
     BreakdownRow,
@@ -45,12 +50,16 @@ from model.themes.steps import (
     SvdReducer,
     TfidfEmbedder,
 )
+from model.themes.zeroshot import ZeroShotAspects
 
 PERIODS = ("day", "week", "month")
 NEGATIVE = {"negative", "mixed"}
 HISTORY = 6
-TREND_TEST = ("two-sided two-proportion z-test of the theme's share of comments in the latest period against "
-              "the six periods before it pooled; rising/falling when p < 0.05")
+TREND_TEST = ("two-sided Fisher's exact test of the theme's share of comments in the latest complete period against "
+              "the six periods before it pooled, at least 5 comments with the theme in those seven periods; p-values "
+              "adjusted across the report's themes (Benjamini-Hochberg); rising/falling when the adjusted q < 0.05. A "
+              "last period that is not over is shown but not tested")
+MIN_TREND_COMMENTS = 5
 IMPACT_METHOD = ("a comment is negative when one of its statements is; for each theme, the comments whose only "
                  "negative statements belong to it are counted as not negative, their rating set to the mean "
                  "rating and their NPS score to the median score of comments without complaints")
@@ -73,6 +82,15 @@ class ThemeSettings:
     # Trends cover at most this many periods, the newest: one comment dated decades off must not make a report of
     # thousands of empty periods (or take minutes to walk them).
     max_periods: int = 400
+    # The aspects themes are made of: "auto" (the shipped taxonomy whose seed phrases fit the complaints best; the
+    # model's own when that is it), "model" (the model's own), or a shipped name (ecommerce, food_delivery) / file.
+    taxonomy: str = "auto"
+    # A negative statement inside a comment the model calls positive is a complaint only when this sure: a happy
+    # customer's «بازم سفارش میدم» read as negative must not be quoted as a complaint.
+    strong_negative: float = 0.8
+    max_emerging: int = 30  # the silhouette chooses how many emerging themes; this only bounds the search
+    # Statements embedded by the pretrained encoder (where its folder exists) at most; more use TF-IDF (CPU time).
+    max_encoder_statements: int = 2000
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
@@ -97,6 +115,20 @@ class ThemeSteps:
                 self.clusterer or KMeansClusterer(max_k=max_k, min_size=min_size, seed=seed))
 
 
+@dataclass(frozen=True)
+class Membership:
+    """One complaint statement and the theme (and sub-theme) that holds it: what an analyst exports to check."""
+
+    comment: int  # index into the records
+    comment_id: str | None
+    start: int  # the statement's span in the comment's text
+    end: int
+    text: str
+    sentiment: str
+    theme_id: str
+    subtheme: str | None
+
+
 @dataclass
 class Statement:
     comment: int
@@ -105,6 +137,10 @@ class Statement:
     sentiment: str
     negative_probability: float
     aspects: dict[str, str]
+    opinion: bool = True  # False: a greeting, thanks, a wish or purchase context, neutral whatever the model says
+    complaint: bool = False  # a negative statement that themes hold and quote
+    start: int = 0  # the span in the comment's text
+    end: int = 0
 
 
 def utc_naive(moment: datetime | None) -> datetime | None:
@@ -155,7 +191,10 @@ def two_proportion_test(x1: int, n1: int, x0: int, n0: int) -> tuple[float, floa
     return z, math.erfc(abs(z) / math.sqrt(2))
 
 
-def trend_of(comments: set[int], periods_of: list[str | None], periods: list[str], period: str) -> Trend | None:
+def trend_of(comments: set[int], periods_of: list[str | None], periods: list[str], period: str,
+             partial_last: bool = False) -> Trend | None:
+    """Counts per period and the test of the latest complete period against the six before it (raw p; the report
+    adjusts the p-values of all its themes together, `adjust_trends`)."""
     if not periods:
         return None
     index = {p: i for i, p in enumerate(periods)}
@@ -167,16 +206,74 @@ def trend_of(comments: set[int], periods_of: list[str | None], periods: list[str
         totals[index[key]] += 1
         if i in comments:
             counts[index[key]] += 1
-    trend = Trend(period, periods, counts, totals, "insufficient history")
-    if len(periods) < HISTORY + 1 or totals[-1] == 0 or sum(totals[-HISTORY - 1 : -1]) == 0:
+    trend = Trend(period, periods, counts, totals, "insufficient history", partial_last=partial_last)
+    end = len(periods) - (1 if partial_last else 0)  # the periods that may be tested
+    latest, baseline = slice(end - 1, end), slice(end - HISTORY - 1, end - 1)
+    if end < HISTORY + 1 or totals[end - 1] == 0 or sum(totals[baseline]) == 0:
         return trend
-    x1, n1 = counts[-1], totals[-1]
-    x0, n0 = sum(counts[-HISTORY - 1 : -1]), sum(totals[-HISTORY - 1 : -1])
-    z, p = two_proportion_test(x1, n1, x0, n0)
+    x1, n1 = sum(counts[latest]), sum(totals[latest])
+    x0, n0 = sum(counts[baseline]), sum(totals[baseline])
     trend.latest_share, trend.baseline_share = round(x1 / n1, 4), round(x0 / n0, 4)
+    if x1 + x0 < MIN_TREND_COMMENTS:
+        trend.direction = "too few comments"
+        return trend
+    z, _ = two_proportion_test(x1, n1, x0, n0)
+    p = float(fisher_exact([[x1, n1 - x1], [x0, n0 - x0]]).pvalue)
     trend.z, trend.p_value = round(z, 3), round(p, 5)
-    trend.direction = "steady" if p >= 0.05 else ("rising" if z > 0 else "falling")
+    trend.direction = "steady" if p >= 0.05 else ("rising" if x1 / n1 > x0 / n0 else "falling")
     return trend
+
+
+def adjust_trends(trends: Sequence[Trend | None]) -> None:
+    """Benjamini-Hochberg over the tested trends of one report: with 18 themes tested, some p < 0.05 by chance."""
+    tested = [t for t in trends if t is not None and t.p_value is not None]
+    if not tested:
+        return
+    order = sorted(range(len(tested)), key=lambda i: tested[i].p_value or 1.0)
+    m = len(tested)
+    q = [1.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):
+        i = order[rank - 1]
+        running = min(running, (tested[i].p_value or 1.0) * m / rank)
+        q[i] = running
+    for trend, value in zip(tested, q, strict=True):
+        trend.q_value = round(value, 5)
+        if value >= 0.05:
+            trend.direction = "steady"
+
+
+def last_period_partial(last: datetime, period: str) -> bool:
+    """Whether the latest comment's period looks unfinished: the data covers less than 70% of it (a week's data
+    ending on its Thursday, a month's before its 22nd). A day is always taken as whole."""
+    if period == "day":
+        return False
+    if period == "week":
+        start = datetime(last.year, last.month, last.day) - timedelta(days=last.isoweekday() - 1)
+        length = timedelta(days=7)
+    else:
+        start = datetime(last.year, last.month, 1)
+        length = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - start
+    return (last - start) < 0.7 * length
+
+
+def mark_new(themes: Sequence[Theme], comments_of: Mapping[int, set[int]], records: Sequence[FeedbackRecord]) -> None:
+    """A theme is new when none of its dated comments falls in the first half of the report's time and at least
+    three quarters fall in its last quarter."""
+    moments = [utc_naive(r.created_at) for r in records]
+    dated = [m for m in moments if m is not None]
+    if len(dated) < 2:
+        return
+    first, last = min(dated), max(dated)
+    span = last - first
+    if span.total_seconds() <= 0:
+        return
+    for theme in themes:
+        times = [m for i in comments_of[id(theme)] if (m := moments[i]) is not None]
+        if len(times) < MIN_TREND_COMMENTS:
+            continue
+        late = sum(1 for m in times if m >= first + 0.75 * span)
+        theme.new = all(m >= first + 0.5 * span for m in times) and late >= 0.75 * len(times)
 
 
 def nps_of(scores: Sequence[float]) -> float | None:
@@ -221,69 +318,146 @@ class Outcomes:
 
 
 class ThemeAnalyzer:
-    def __init__(self, tagger: BaseTagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None) -> None:
+    def __init__(self, tagger: BaseTagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None,
+                 encoder: str | None = None) -> None:
         self.tagger = tagger
         self.settings = settings or ThemeSettings()
         self.steps = steps or ThemeSteps()
-        taxonomy = tagger.taxonomy
+        # Sub-themes and emerging themes are clustered on the pretrained encoder's vectors where its folder exists.
+        self.encoder = default_embedder(encoder) if steps is None else None
+        self.taxonomy: Taxonomy | None = tagger.taxonomy
+        self.zero_shot: ZeroShotAspects | None = None
+        self.membership_: list[Membership] = []  # set by analyse: every complaint statement in a theme
+        self._vectors: dict[int, np.ndarray] = {}
+        self._partial = False
+        self._set_names()
+
+    def _set_names(self) -> None:
+        taxonomy = self.taxonomy
         self.names = {a.key: (a.name_fa, a.name_en) for a in taxonomy.aspects} if taxonomy is not None else {}
 
     # -- statements -------------------------------------------------------------------------------------
     def statements(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> list[Statement]:
-        pending: list[tuple[int, str]] = []
+        pending: list[tuple[int, str, int, int]] = []
         for i, record in enumerate(records):
             for span in split_segments(record.text):
-                pending.append((i, span.text))
+                pending.append((i, span.text, span.start, span.end))
         result: list[Statement] = []
         for start in range(0, len(pending), BATCH):
             batch = pending[start : start + BATCH]
-            texts = [text for _, text in batch]
+            texts = [item[1] for item in batch]
             normalised_texts = self.tagger.normalise(texts)
             tags = self.tagger.tag(texts, normalised_texts)
-            for (comment, text), normalised, tag in zip(batch, normalised_texts, tags, strict=True):
+            for (comment, text, begin, end), normalised, tag in zip(batch, normalised_texts, tags, strict=True):
                 if not normalised:
                     continue
-                result.append(Statement(comment, text, normalised, tag.sentiment,
-                                        tag.probabilities.get("negative", 0.0),
-                                        {a.aspect: a.polarity for a in tag.aspects}))
+                negative = sum(tag.probabilities.get(label, 0.0) for label in NEGATIVE)
+                result.append(Statement(comment, text, normalised, tag.sentiment, negative,
+                                        {a.aspect: a.polarity for a in tag.aspects}, not carries_no_opinion(normalised),
+                                        start=begin, end=end))
             if progress is not None:
                 progress(min(start + BATCH, len(pending)), len(pending))
         return result
 
     # -- the report -------------------------------------------------------------------------------------
+    def comment_sentiment(self, records: Sequence[FeedbackRecord], statements: Sequence[Statement]) -> list[str]:
+        """Each comment's sentiment, from the whole comment as the model reads it (the headline counts these, not
+        "any negative statement"); a one-statement comment reuses its statement's tag."""
+        counts = Counter(st.comment for st in statements)
+        single = {st.comment: st.sentiment for st in statements if counts[st.comment] == 1}
+        several = [i for i in range(len(records)) if i not in single]
+        result = dict(single)
+        for start in range(0, len(several), BATCH):
+            batch = several[start : start + BATCH]
+            for i, tag in zip(batch, self.tagger.tag([records[i].text for i in batch]), strict=True):
+                result[i] = tag.sentiment
+        return [result.get(i, "neutral") for i in range(len(records))]
+
+    def choose_taxonomy(self, statements: Sequence[Statement]) -> None:
+        """The taxonomy of the report (settings.taxonomy), and whether statements get its aspects zero-shot."""
+        choice = self.settings.taxonomy
+        own = self.tagger.taxonomy
+        if choice == "model":
+            self.taxonomy, self.zero_shot = own, None
+        elif choice != "auto":
+            self.taxonomy = load_taxonomy(choice)
+        else:
+            # The shipped taxonomy whose seed phrases reach the most complaints, by the lexical similarity (fast).
+            pool = [st.normalised for st in statements if st.opinion and st.negative_probability >= 0.5][:3000]
+            candidates = [load_taxonomy(name) for name in taxonomy_names() if name != "default"]
+            if own is not None and own.keys not in [t.keys for t in candidates]:
+                candidates.append(own)
+
+            def coverage(taxonomy: Taxonomy) -> float:
+                if not pool or not any(a.seeds for a in taxonomy.aspects):
+                    return 0.0
+                assigner = ZeroShotAspects(taxonomy)
+                return float(np.mean([bool(found) for found in assigner.assign(pool)]))
+
+            scored = sorted(candidates, key=lambda t: (-round(coverage(t), 3), t.keys != (own.keys if own else None)))
+            self.taxonomy = scored[0] if scored else own
+        taxonomy = self.taxonomy
+        trained = set(self.tagger.aspect_names)
+        if taxonomy is None or len(trained & set(taxonomy.keys)) >= len(taxonomy.keys) / 2:
+            self.zero_shot = None  # the model's own aspect head covers this taxonomy (or there is none to use)
+        else:
+            self.zero_shot = ZeroShotAspects(taxonomy)
+        self._set_names()
+
+    def mark_complaints(self, statements: list[Statement], comment_sentiment: Sequence[str]) -> None:
+        """Which statements are complaints, and (zero-shot) what aspects they are about."""
+        s = self.settings
+        for st in statements:
+            negative = st.sentiment in NEGATIVE or any(p in NEGATIVE for p in st.aspects.values())
+            sure = comment_sentiment[st.comment] in NEGATIVE or st.negative_probability >= s.strong_negative
+            st.complaint = st.opinion and negative and sure
+            if self.zero_shot is not None:
+                st.aspects = {}  # the model's aspects belong to another taxonomy
+        if self.zero_shot is not None:
+            complaints = [st for st in statements if st.complaint]
+            for st, found in zip(complaints, self.zero_shot.assign([st.normalised for st in complaints]), strict=True):
+                st.aspects = dict.fromkeys(found, "negative")
+
     def analyse(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> ThemeReport:
         s = self.settings
         statements = self.statements(records, progress)
+        sentiment_of = self.comment_sentiment(records, statements)
+        self.choose_taxonomy(statements)
+        self.mark_complaints(statements, sentiment_of)
         negative_by_comment: dict[int, list[int]] = defaultdict(list)
         by_aspect: dict[str, list[int]] = defaultdict(list)
         unassigned: list[int] = []
         for k, st in enumerate(statements):
+            if not st.complaint:
+                continue
+            negative_by_comment[st.comment].append(k)
             negative_aspects = [a for a, p in st.aspects.items() if p in NEGATIVE]
-            if negative_aspects or st.sentiment in NEGATIVE:
-                negative_by_comment[st.comment].append(k)
             for aspect in negative_aspects:
                 by_aspect[aspect].append(k)
             # Contact details («با [PHONE] تماس بگیرید») come with complaints but are no cause of them.
-            if (st.sentiment == "negative" and not st.aspects and st.negative_probability >= s.min_negative_confidence
+            if (not negative_aspects and st.negative_probability >= s.min_negative_confidence
                     and not PLACEHOLDER.search(st.normalised)):
                 unassigned.append(k)
 
         negative_statements = {k for ks in negative_by_comment.values() for k in ks}
+        self._vectors = self._encode(statements, sorted(negative_statements))
         # (kind, aspect, statement indices, sub-themes, keyphrases, quotes when the clustering chose them)
         themes: list[tuple[str, str | None, list[int], list[SubTheme], list[str], list[Quote] | None]] = []
+        sub_members: dict[int, list[list[int]]] = {}  # theme number -> its sub-themes' statements
         for aspect in sorted(by_aspect, key=lambda a: (-len(by_aspect[a]), a)):
             members = by_aspect[aspect]
             if len(members) < s.min_theme_size:
                 continue
-            subthemes = [sub for sub, _ in self._clusters(statements, records, members, s.min_subtheme_size,
-                                                          s.max_subthemes)]
+            clustered = self._clusters(statements, records, members, s.min_subtheme_size, s.max_subthemes)
+            subthemes = [sub for sub, _ in clustered]
+            sub_members[len(themes)] = [rows for _, rows in clustered]
             # Keyphrases against the other complaints, so they say what is special about this aspect.
             inside = set(members)
             others = [st.normalised for k, st in enumerate(statements)
                       if k not in inside and k in negative_statements]
             keyphrases = self.steps.labeler.keyphrases([[statements[k].normalised for k in members], others])[0]
             themes.append(("aspect", aspect, members, subthemes, keyphrases, None))
-        for cluster, members in self._clusters(statements, records, unassigned, s.min_theme_size, 8):
+        for cluster, members in self._clusters(statements, records, unassigned, s.min_theme_size, s.max_emerging):
             themes.append(("emerging", None, members, [], cluster.keyphrases, cluster.quotes))
 
         periods_of, periods, before = self._periods(records)
@@ -291,14 +465,23 @@ class ThemeAnalyzer:
         report_themes = [self._theme(i, kind, aspect, members, subs, keys, quotes, statements, records,
                                      negative_by_comment, outcomes, periods_of, periods)
                          for i, (kind, aspect, members, subs, keys, quotes) in enumerate(themes)]
+        held = {id(theme): (themes[i][2], sub_members.get(i, [])) for i, theme in enumerate(report_themes)}
         # A cluster that is never a comment's only complaint («ناامید شدم») is a reaction, not a cause.
         reactions = [t for t in report_themes if t.kind == "emerging" and t.impact.negative_share_change_pts == 0]
         report_themes = [t for t in report_themes if t not in reactions]
         report_themes.sort(key=lambda t: (-t.impact.negative_share_change_pts, -t.comments, t.id))
         for number, theme in enumerate(t for t in report_themes if t.kind == "emerging"):
             theme.id = f"emerging:{number}"
+        self.membership_ = self._membership(report_themes, held, statements, records)
+        adjust_trends([t.trend for t in report_themes])
+        mark_new(report_themes, {id(t): {statements[k].comment for k in held[id(t)][0]} for t in report_themes}, records)
         ratings = [r.rating for r in records if r.rating is not None]
         dates = sorted(m for m in (utc_naive(r.created_at) for r in records) if m is not None)
+        labels = list(self.tagger.labels)
+        prevalence = adjusted_shares(sentiment_of, labels, self.tagger.manifest.get("metrics", {}).get("dev_confusion"))
+        counted = sum(prevalence.counted.get(label, 0.0) for label in NEGATIVE)
+        adjusted = (sum(prevalence.adjusted.get(label, 0.0) for label in NEGATIVE)
+                    if prevalence.adjusted is not None else None)
         notes = []
         if reactions:
             notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
@@ -310,11 +493,14 @@ class ThemeAnalyzer:
         if before:
             notes.append(f"{before} comment(s) dated before {periods[0]} are left out of the trends: they cover the "
                          f"newest {s.max_periods} {s.period}s at most")
+        taxonomy = self.taxonomy
         return ThemeReport(
             schema_version=SCHEMA_VERSION,
             model={"name": str(self.tagger.manifest.get("name", "")), "version": str(self.tagger.manifest.get("version", ""))},
             settings={"period": s.period, "seed": s.seed, "min_theme_size": s.min_theme_size,
-                      "min_subtheme_size": s.min_subtheme_size},
+                      "min_subtheme_size": s.min_subtheme_size,
+                      "taxonomy": (taxonomy.domain or "model") if taxonomy is not None else None,
+                      "aspects": "zero-shot" if self.zero_shot is not None else "model"},
             totals=Totals(
                 comments=len(records), statements=len(statements), negative_comments=len(negative_by_comment),
                 negative_share=round(len(negative_by_comment) / len(records), 4) if records else 0.0,
@@ -322,6 +508,11 @@ class ThemeAnalyzer:
                 nps=nps_of([r.nps for r in records if r.nps is not None]),
                 first_date=dates[0].date().isoformat() if dates else None,
                 last_date=dates[-1].date().isoformat() if dates else None,
+                negative_share_counted=round(counted, 4),
+                negative_share_adjusted=round(adjusted, 4) if adjusted is not None else None,
+                headline="adjusted" if adjusted is not None else "counted",
+                prevalence_method=prevalence.method,
+                opinion_free_statements=sum(1 for st in statements if not st.opinion),
             ),
             themes=report_themes,
             trend_test=TREND_TEST,
@@ -330,6 +521,29 @@ class ThemeAnalyzer:
         )
 
     # -- parts --------------------------------------------------------------------------------------------
+    def _encode(self, statements: Sequence[Statement], complaints: list[int]) -> dict[int, np.ndarray]:
+        """The pretrained encoder's vectors of the complaint statements, once for every clustering, where its
+        folder exists and there are at most `max_encoder_statements` (on a CPU it embeds tens a second; past that
+        the statements are clustered on TF-IDF)."""
+        if self.encoder is None or getattr(self.encoder, "name", "") != "e5" or \
+                len(complaints) > self.settings.max_encoder_statements:
+            return {}
+        vectors = self.encoder.embed([statements[k].normalised for k in complaints])
+        return dict(zip(complaints, vectors, strict=True))
+
+    @staticmethod
+    def _membership(themes: Sequence[Theme], held: Mapping[int, tuple[list[int], list[list[int]]]],
+                    statements: Sequence[Statement], records: Sequence[FeedbackRecord]) -> list[Membership]:
+        rows: list[Membership] = []
+        for theme in themes:
+            members, subs = held[id(theme)]
+            sub_of = {k: sub.label for sub, ks in zip(theme.subthemes, subs, strict=False) for k in ks}
+            for k in members:
+                st = statements[k]
+                rows.append(Membership(st.comment, records[st.comment].id, st.start, st.end, mask_pii(st.text),
+                                       st.sentiment, theme.id, sub_of.get(k)))
+        return rows
+
     def _clusters(self, statements: list[Statement], records: Sequence[FeedbackRecord], members: list[int],
                   min_size: int, max_k: int) -> list[tuple[SubTheme, list[int]]]:
         """Cluster the given statements; each cluster as a sub-theme with the statement indices it holds."""
@@ -337,7 +551,10 @@ class ThemeAnalyzer:
             return []
         texts = [statements[k].normalised for k in members]
         reducer, clusterer = self.steps.for_seed(self.settings.seed, max_k, min_size)
-        vectors = reducer.reduce(self.steps.embedder.embed(texts))
+        if all(k in self._vectors for k in members):
+            vectors = reducer.reduce(np.stack([self._vectors[k] for k in members]))
+        else:
+            vectors = reducer.reduce(self.steps.embedder.embed(texts))
         labels = clusterer.cluster(vectors)
         ids = sorted(set(labels) - {-1})
         keyphrases = self.steps.labeler.keyphrases([[texts[i] for i in np.flatnonzero(labels == c)] for c in ids])
@@ -373,6 +590,7 @@ class ThemeAnalyzer:
         if not dated:
             return [None] * len(records), [], 0
         periods = period_range(min(dated), max(dated), self.settings.period, self.settings.max_periods)
+        self._partial = last_period_partial(max(dated), self.settings.period)
         keys = [period_key(m, self.settings.period) if m else None for m in moments]
         earliest = periods[0]
         before = sum(1 for k in keys if k is not None and k < earliest)
@@ -406,7 +624,8 @@ class ThemeAnalyzer:
         return Theme(
             id=theme_id, kind=kind, aspect=aspect, label=label, label_en=label_en, keyphrases=keyphrases,
             statements=len(members), comments=len(comments), impact=impact,
-            trend=trend_of(comments, periods_of, periods, self.settings.period), quotes=quotes, subthemes=subthemes,
+            trend=trend_of(comments, periods_of, periods, self.settings.period, self._partial), quotes=quotes,
+            subthemes=subthemes,
             breakdowns=self._breakdowns(records, comments),
         )
 

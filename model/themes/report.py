@@ -23,11 +23,13 @@ class Trend:
     periods: list[str]
     counts: list[int]  # comments with the theme, per period
     totals: list[int]  # all comments, per period
-    direction: str  # "rising" | "falling" | "steady" | "insufficient history"
-    latest_share: float | None = None
-    baseline_share: float | None = None  # the previous six periods pooled
+    direction: str  # "rising" | "falling" | "steady" | "insufficient history" | "too few comments"
+    latest_share: float | None = None  # the latest *complete* period
+    baseline_share: float | None = None  # the six periods before it, pooled
     z: float | None = None
-    p_value: float | None = None
+    p_value: float | None = None  # Fisher's exact test, two-sided
+    q_value: float | None = None  # p adjusted across the report's themes (Benjamini-Hochberg); the direction uses it
+    partial_last: bool = False  # the last period is not over: shown, never tested
 
 
 @dataclass
@@ -69,6 +71,9 @@ class Theme:
     quotes: list[Quote]
     subthemes: list[SubTheme] = field(default_factory=list)
     breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)  # by channel / product / segment
+    # Appears late: none of its comments in the first half of the report's time, and most in the last quarter
+    # (`kind` "emerging" only says a theme is outside the taxonomy).
+    new: bool = False
 
 
 @dataclass
@@ -81,6 +86,15 @@ class Totals:
     nps: float | None
     first_date: str | None
     last_date: str | None
+    # `negative_comments` / `negative_share`: comments with at least one complaint statement (what themes explain).
+    # The comments' own sentiment, as the model reads each whole comment: the share it predicts negative, and that
+    # share corrected for label shift (null when the model folder has no dev confusion matrix); `headline` says
+    # which of the two the report leads with.
+    negative_share_counted: float | None = None
+    negative_share_adjusted: float | None = None
+    headline: str = "counted"
+    prevalence_method: str = ""
+    opinion_free_statements: int = 0  # greetings, thanks, wishes, purchase context: neutral, never complaints
 
 
 @dataclass

@@ -31,6 +31,8 @@ class RuleTagger:
 
     taxonomy = load_taxonomy()
     manifest: ClassVar[dict[str, str]] = {"name": "rules", "version": "1"}
+    labels: ClassVar[list[str]] = ["negative", "positive"]
+    aspect_names: ClassVar[list[str]] = ["delivery", "packaging", "quality"]
 
     def normalise(self, texts: list[str]) -> list[str]:
         return [t.strip() for t in texts]
@@ -54,7 +56,8 @@ def comments() -> list[FeedbackRecord]:
 
 
 def test_driver_impact_by_hand() -> None:
-    report = ThemeAnalyzer(RuleTagger(), ThemeSettings(min_theme_size=2, min_subtheme_size=2)).analyse(comments())  # type: ignore[arg-type]
+    settings = ThemeSettings(min_theme_size=2, min_subtheme_size=2, taxonomy="model")
+    report = ThemeAnalyzer(RuleTagger(), settings).analyse(comments())  # type: ignore[arg-type]
     assert report.totals.negative_comments == 6 and report.totals.negative_share == 0.6
     delivery, packaging = report.themes
     assert (delivery.id, packaging.id) == ("aspect:delivery", "aspect:packaging")

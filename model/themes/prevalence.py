@@ -1,0 +1,46 @@
+"""Class shares on new traffic, corrected for label shift (quantification).
+
+A classifier's share of predicted negatives is biased wherever the true share differs from its training data's:
+trained on 50/50 and run on mostly happy customers, its false positives inflate the count. Adjusted classify and
+count (Forman 2008) inverts the errors measured on dev: with C[i, j] = P(predicted j | true i), the observed
+predicted shares q satisfy q = Cᵀ p, solved for the true shares p (non-negative, summing to one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import nnls
+
+
+@dataclass(frozen=True)
+class Prevalence:
+    counted: dict[str, float]  # share of comments predicted as each class
+    adjusted: dict[str, float] | None  # corrected by the dev confusion matrix; None without one
+    method: str
+
+
+def adjusted_shares(predicted: Sequence[str], labels: Sequence[str], confusion: dict[str, Any] | None) -> Prevalence:
+    """Counted and adjusted shares of `labels` among `predicted` (one predicted label per comment)."""
+    n = max(len(predicted), 1)
+    counted = {label: sum(1 for p in predicted if p == label) / n for label in labels}
+    if not confusion or not predicted:
+        return Prevalence(counted, None, "classify and count (the model folder has no dev confusion matrix)")
+    names = list(confusion["labels"])
+    matrix = np.asarray(confusion["matrix"], dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    if matrix.shape != (len(names), len(names)) or (rows == 0).any():
+        return Prevalence(counted, None, "classify and count (the dev confusion matrix lacks a class)")
+    rates = matrix / rows  # P(predicted j | true i)
+    observed = np.array([sum(1 for p in predicted if p == name) / n for name in names])
+    # Non-negative least squares, with the sum-to-one row weighted in: the shares stay a distribution.
+    system = np.vstack([rates.T, 10.0 * np.ones(len(names))])
+    target = np.concatenate([observed, [10.0]])
+    solution, _ = nnls(system, target)
+    solution = solution / solution.sum() if solution.sum() > 0 else observed
+    adjusted = {label: float(solution[names.index(label)]) if label in names else 0.0 for label in labels}
+    return Prevalence(counted, adjusted, "adjusted classify and count: the predicted shares corrected by the "
+                                         "model's error rates on its dev split")
