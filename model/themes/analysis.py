@@ -4,12 +4,14 @@
    tagged, so one comment can praise the product and blame the courier.
 2. Negative statements of each aspect form an aspect theme, clustered into sub-themes with keyphrase labels.
 3. Negative statements with no aspect of the taxonomy are clustered into emerging themes.
-4. Every theme gets a trend (two-proportion z-test: latest period against the six before it), an impact
+4. Every theme gets a trend (Fisher's exact test: latest complete period against the six before it, with
+   Benjamini-Hochberg across themes), an impact
    (what the negative share, mean rating and NPS would be if its complaints were neutral) and breakdowns.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
 import re
 from collections import Counter, defaultdict
@@ -91,6 +93,7 @@ class ThemeSettings:
     max_emerging: int = 30  # the silhouette chooses how many emerging themes; this only bounds the search
     # Statements embedded by the pretrained encoder (where its folder exists) at most; more use TF-IDF (CPU time).
     max_encoder_statements: int = 2000
+    zero_shot: str = "lexical"  # how statements get a taxonomy's aspects without a trained head: "lexical" or "e5"
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
@@ -99,6 +102,8 @@ class ThemeSettings:
             raise ValueError("minimum theme and sub-theme sizes must be at least 2")
         if self.max_periods < 1:
             raise ValueError(f"max_periods must be at least 1, not {self.max_periods}")
+        if self.zero_shot not in ("lexical", "e5"):
+            raise ValueError(f"zero_shot must be 'lexical' or 'e5', not {self.zero_shot!r}")
 
 
 @dataclass
@@ -253,7 +258,7 @@ def last_period_partial(last: datetime, period: str) -> bool:
         length = timedelta(days=7)
     else:
         start = datetime(last.year, last.month, 1)
-        length = (start.replace(day=28) + timedelta(days=4)).replace(day=1) - start
+        length = timedelta(days=calendar.monthrange(last.year, last.month)[1])
     return (last - start) < 0.7 * length
 
 
@@ -400,6 +405,8 @@ class ThemeAnalyzer:
         trained = set(self.tagger.aspect_names)
         if taxonomy is None or len(trained & set(taxonomy.keys)) >= len(taxonomy.keys) / 2:
             self.zero_shot = None  # the model's own aspect head covers this taxonomy (or there is none to use)
+        elif self.settings.zero_shot == "e5" and getattr(self.encoder, "name", "") == "e5":
+            self.zero_shot = ZeroShotAspects(taxonomy, "e5", embedder=self.encoder)
         else:
             self.zero_shot = ZeroShotAspects(taxonomy)
         self._set_names()
