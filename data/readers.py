@@ -243,8 +243,38 @@ def _to_record(raw: Mapping[str, Any], columns: ColumnMap, origin: str) -> Feedb
         sentiment=_parse_sentiment(raw.get(columns.sentiment), columns),
         sentiment_score=_parse_int(raw.get(columns.sentiment_score), columns.sentiment_score),
         aspects=_parse_aspects(raw.get(columns.aspects), columns.aspects),
+        fields=_extra_fields(raw, columns),
         origin=origin,
     )
+
+
+# Columns of the shared data sets that are provenance, not metadata worth a breakdown.
+NOT_METADATA = frozenset({"source_id", "source_label", "split", "label", "labels"})
+MAX_FIELD_VALUE_CHARS = 200
+MAX_FIELD_ITEMS = 100
+
+
+def _extra_fields(raw: Mapping[str, Any], columns: ColumnMap) -> dict[str, tuple[str, ...]]:
+    """Every other short scalar or list-of-scalars column, as strings under the column's own name. Anything else
+    (nested objects, long text, floats) is not metadata to break down by and is left out."""
+    mapped = {v for k, v in vars(columns).items() if isinstance(v, str) and k != "sentiment_values"} | set(columns.id)
+    fields: dict[str, tuple[str, ...]] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or name in mapped or name in NOT_METADATA or "\x00" in name:
+            continue
+        if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+            try:  # a list written into a CSV cell as JSON
+                value = json.loads(value)
+            except ValueError:
+                pass
+        items = value if isinstance(value, list) else [value]
+        kept = tuple(dict.fromkeys(
+            text for item in items[:MAX_FIELD_ITEMS]
+            if isinstance(item, str | int) and not isinstance(item, bool)
+            and (text := str(item).strip()) and len(text) <= MAX_FIELD_VALUE_CHARS and "\x00" not in text))
+        if kept:
+            fields[name] = kept
+    return fields
 
 
 def _optional_str(raw: Mapping[str, Any], column: str) -> str | None:

@@ -28,6 +28,9 @@ class FeedbackRecord:
     sentiment: str | None = None
     sentiment_score: int | None = None
     aspects: dict[str, str] | None = None
+    # Other metadata columns under the names the data gives them (a restaurant code, the ordered products); a list
+    # keeps its items. Theme reports break down by them.
+    fields: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     origin: str | None = field(default=None, compare=False)
 
     def location(self) -> tuple[str, int]:
@@ -45,6 +48,8 @@ class FeedbackRecord:
             row["created_at"] = self.created_at.isoformat()
         if self.aspects is not None:
             row["aspects"] = dict(self.aspects)
+        for name, values in self.fields.items():
+            row.setdefault(name, list(values))
         return row
 
 

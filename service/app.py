@@ -287,7 +287,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                      normalise=services.normaliser())
         times = [check_created_at(i.created_at, ["items", n, "created_at"], settings) for n, i in enumerate(body.items)]
         records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=t, rating=i.rating, nps=i.nps,
-                                  product=i.product, segment=i.segment) for i, t in zip(body.items, times, strict=True)]
+                                  product=i.product, segment=i.segment, fields=i.field_values())
+                   for i, t in zip(body.items, times, strict=True)]
         return await services_themes(services, records, ThemeSettings(period=body.period, seed=body.seed,
                                                                       min_theme_size=body.min_theme_size,
                                                                       taxonomy=check_taxonomy(body.taxonomy, "body")))

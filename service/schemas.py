@@ -54,6 +54,10 @@ class TagRequest(BaseModel):
         return self.items if self.items is not None else [TagItem(id=self.id, text=self.text or "")]
 
 
+FieldName = Annotated[Clean, Field(min_length=1, max_length=64)]
+FieldValue = Annotated[Clean, Field(max_length=200)]
+
+
 class ThemeItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +69,21 @@ class ThemeItem(BaseModel):
     nps: int | None = Field(None, ge=0, le=10)
     product: Clean | None = Field(None, max_length=200)
     segment: Clean | None = Field(None, max_length=100)
+    fields: dict[FieldName, FieldValue | list[FieldValue]] = Field(
+        default_factory=dict, max_length=20,
+        description="other metadata to break themes down by, under your own names: a restaurant code, the list of "
+                    "ordered products (a list is counted per item); at most 20 fields, 100 items each")
+
+    @model_validator(mode="after")
+    def short_lists(self) -> Self:
+        for name, value in self.fields.items():
+            if isinstance(value, list) and len(value) > 100:
+                raise ValueError(f"fields.{name} has {len(value)} items; at most 100")
+        return self
+
+    def field_values(self) -> dict[str, tuple[str, ...]]:
+        return {name: tuple(dict.fromkeys(v for v in (value if isinstance(value, list) else [value]) if v.strip()))
+                for name, value in self.fields.items()}
 
 
 class ThemeRequest(BaseModel):

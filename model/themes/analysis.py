@@ -80,7 +80,9 @@ class ThemeSettings:
     # A statement with no aspect joins the emerging pool only when the model is this sure it is negative.
     min_negative_confidence: float = 0.7
     quotes: int = 3
-    breakdown_fields: tuple[str, ...] = ("channel", "product", "segment")
+    # Fields to break themes down by: channel, product, segment and every other metadata column of the data (a list
+    # such as ordered products counted per item), or only the names given.
+    breakdown_fields: tuple[str, ...] | None = None
     # Trends cover at most this many periods, the newest: one comment dated decades off must not make a report of
     # thousands of empty periods (or take minutes to walk them).
     max_periods: int = 400
@@ -335,6 +337,7 @@ class ThemeAnalyzer:
         self.membership_: list[Membership] = []  # set by analyse: every complaint statement in a theme
         self._vectors: dict[int, np.ndarray] = {}
         self._partial = False
+        self._fields: tuple[Sequence[FeedbackRecord], dict[str, list[tuple[str, ...]]]] | None = None
         self._set_names()
 
     def _set_names(self) -> None:
@@ -637,14 +640,35 @@ class ThemeAnalyzer:
         )
 
     def _breakdowns(self, records: Sequence[FeedbackRecord], comments: set[int]) -> dict[str, list[BreakdownRow]]:
+        """Per field, the values whose comments this theme holds most: count and the share of that value's comments."""
         result: dict[str, list[BreakdownRow]] = {}
-        for name in self.settings.breakdown_fields:
-            values = [getattr(r, name) for r in records]
-            if not any(values):
-                continue
-            totals = Counter(v for v in values if v)
-            hits = Counter(values[i] for i in comments if values[i])
-            rows = [BreakdownRow(str(v), hits[v], round(hits[v] / totals[v], 4)) for v in totals if hits[v]]
+        for name, values in self._field_values(records).items():
+            totals = Counter(v for items in values for v in items)
+            hits = Counter(v for i in comments for v in values[i])
+            rows = [BreakdownRow(v, hits[v], round(hits[v] / totals[v], 4)) for v in totals if hits[v]]
             rows.sort(key=lambda row: (-row.comments, row.value))
-            result[name] = rows[:10]
+            if rows:
+                result[name] = rows[:10]
         return result
+
+    def _field_values(self, records: Sequence[FeedbackRecord]) -> dict[str, list[tuple[str, ...]]]:
+        """Each breakdown field's values per comment (computed once per report). A field is kept when some value
+        is shared by two comments: one value per comment (an order number) breaks nothing down."""
+        if self._fields is not None and self._fields[0] is records:
+            return self._fields[1]
+        names: list[str] = [n for n in ("channel", "product", "segment") if any(getattr(r, n) for r in records)]
+        names += sorted({n for r in records for n in r.fields} - set(names))
+        if self.settings.breakdown_fields is not None:
+            names = [n for n in names if n in self.settings.breakdown_fields]
+        table: dict[str, list[tuple[str, ...]]] = {}
+        for name in names:
+            values: list[tuple[str, ...]]
+            if name in ("channel", "product", "segment") and not any(name in r.fields for r in records):
+                values = [(v,) if (v := getattr(r, name)) else () for r in records]
+            else:
+                values = [r.fields.get(name, ()) for r in records]
+            counts = Counter(v for items in values for v in items)
+            if counts and counts.most_common(1)[0][1] >= 2:
+                table[name] = values
+        self._fields = (records, table)
+        return table

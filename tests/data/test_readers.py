@@ -21,6 +21,19 @@ def test_reads_bazkhord_layout(tmp_path: Path) -> None:
     assert record.aspects == {"quality": "positive"}
 
 
+def test_other_columns_are_kept_as_metadata_under_their_own_names(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "a.jsonl", [
+        {"text": "سرد بود", "products": ["پیتزا", "نوشابه", "پیتزا"], "restaurant": 1042, "source_label": "SAD",
+         "details": {"nested": 1}, "score": 0.5, "note": "x" * 300},
+    ])
+    record = read_records(path).records[0]
+    assert record.fields == {"products": ("پیتزا", "نوشابه"), "restaurant": ("1042",)}
+    assert record.to_dict()["products"] == ["پیتزا", "نوشابه"]
+    csv_path = tmp_path / "a.csv"
+    csv_path.write_text('text,products,restaurant\nسرد بود,"[""پیتزا"", ""دوغ""]",R7\n', encoding="utf-8")
+    assert read_records(csv_path).records[0].fields == {"products": ("پیتزا", "دوغ"), "restaurant": ("R7",)}
+
+
 def test_every_bad_row_is_reported_with_file_row_field_reason(tmp_path: Path) -> None:
     good = [{"text": f"متن خوب {i}", "sentiment": "positive"} for i in range(20)]
     bad = [

@@ -112,6 +112,7 @@ def test_last_period_partial() -> None:
     assert last_period_partial(datetime(2026, 10, 27, 10), "week")  # a Tuesday
     assert last_period_partial(datetime(2026, 10, 12), "month") and not last_period_partial(datetime(2026, 10, 30), "month")
     assert not last_period_partial(datetime(2026, 10, 12), "day")
+    assert not last_period_partial(datetime(9999, 12, 31, 23), "month")  # no overflow past the last month
 
 
 class CueTagger:
@@ -183,3 +184,22 @@ def test_the_headline_uses_the_models_dev_errors() -> None:
     totals = ThemeAnalyzer(tagger, ThemeSettings(min_theme_size=4), encoder="none").analyse(food_comments()).totals  # type: ignore[arg-type]
     assert totals.headline == "adjusted" and totals.negative_share_adjusted is not None
     assert totals.negative_share_adjusted < totals.negative_share_counted  # a model that over-calls negatives
+
+
+def test_list_fields_are_broken_down_per_item_under_the_datas_names() -> None:
+    records = food_comments()
+    for i, record in enumerate(records):
+        record.fields = {"products": ("پیتزا", "نوشابه") if i % 4 == 0 else ("کباب",), "restaurant": (f"R{i % 3}",),
+                         "order": (f"o{i}",)}
+    report = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4, taxonomy="food_delivery"),  # type: ignore[arg-type]
+                           encoder="none").analyse(records)
+    cold = next(t for t in report.themes if t.id == "aspect:cold")
+    cold_comments = [r for r in records if "سرد" in r.text]
+    products = {row.value: row.comments for row in cold.breakdowns["products"]}
+    assert products == {item: sum(1 for r in cold_comments if item in r.fields["products"])
+                        for item in ("پیتزا", "نوشابه", "کباب")}
+    assert products["پیتزا"] == products["نوشابه"] > 0 and products["کباب"] > 0
+    assert set(cold.breakdowns) == {"products", "restaurant"}  # an order number, one per comment, breaks nothing down
+    only = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4, taxonomy="food_delivery",  # type: ignore[arg-type]
+                                                    breakdown_fields=("restaurant",)), encoder="none").analyse(records)
+    assert all(set(t.breakdowns) <= {"restaurant"} for t in only.themes)

@@ -108,6 +108,13 @@ def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport, tmp_pat
         assert body["schema_version"] == 1
         assert [t["id"] for t in body["themes"]] == [t.id for t in report.themes]
         assert client.post("/v1/themes", json={"items": items[:3], "period": "year"}).status_code == 422
+        with_fields = [{**item, "fields": {"basket": ["گوشی", "قاب"] if n % 2 else ["شارژر"], "store": f"S{n % 4}"}}
+                       for n, item in enumerate(items)]
+        broken = client.post("/v1/themes", json={"items": with_fields, "period": "week"}).json()
+        top = broken["themes"][0]["breakdowns"]
+        assert {"basket", "store"} <= set(top) and {r["value"] for r in top["basket"]} <= {"گوشی", "قاب", "شارژر"}
+        long_list = client.post("/v1/themes", json={"items": [{"text": "بد", "fields": {"basket": ["x"] * 101}}]})
+        assert long_list.status_code == 422 and "at most 100" in long_list.text
     with api(tmp_path / "b", sample_model, "report", max_theme_items=5) as client:
         too_many = client.post("/v1/themes", json={"items": items[:6]})
         assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_texts"
