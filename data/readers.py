@@ -7,6 +7,7 @@ not a few typos.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -263,10 +264,8 @@ def _extra_fields(raw: Mapping[str, Any], columns: ColumnMap) -> dict[str, tuple
         if not isinstance(name, str) or name in mapped or name in NOT_METADATA or "\x00" in name:
             continue
         if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
-            try:  # a list written into a CSV cell as JSON
+            with contextlib.suppress(ValueError):  # a list written into a CSV cell as JSON
                 value = json.loads(value)
-            except ValueError:
-                pass
         items = value if isinstance(value, list) else [value]
         kept = tuple(dict.fromkeys(
             text for item in items[:MAX_FIELD_ITEMS]

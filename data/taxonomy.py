@@ -36,6 +36,12 @@ class Taxonomy:
     domain: str = ""
     # Zero-shot assignment: least similarity to an aspect's closest seed, by embedder ("e5", "tfidf").
     zero_shot: tuple[tuple[str, float], ...] = ()
+    # Words that name what is sold (dishes, devices): context, never a theme's label on their own.
+    product_words: tuple[str, ...] = ()
+    # Words of the trade that alone name no cause («سفارش»): never a label on their own.
+    context_words: tuple[str, ...] = ()
+    # The aspect a complaint about a product itself belongs to when no other aspect is found («سالاد افتضاح بود»).
+    product_aspect: str = ""
 
     def zero_shot_threshold(self, embedder: str) -> float | None:
         return dict(self.zero_shot).get(embedder)
@@ -83,6 +89,12 @@ class Taxonomy:
             values["domain"] = self.domain
         if self.zero_shot:
             values["zero_shot"] = dict(self.zero_shot)
+        if self.product_words:
+            values["product_words"] = list(self.product_words)
+        if self.product_aspect:
+            values["product_aspect"] = self.product_aspect
+        if self.context_words:
+            values["context_words"] = list(self.context_words)
         return values
 
     @classmethod
@@ -116,8 +128,18 @@ class Taxonomy:
         zero_shot = values.get("zero_shot", {})
         if not isinstance(zero_shot, dict) or not all(isinstance(v, int | float) and 0 < v < 1 for v in zero_shot.values()):
             raise DataError(f"{where}: [zero_shot] maps an embedder name to a similarity between 0 and 1")
+        words = {}
+        for name in ("product_words", "context_words"):
+            found = values.get(name, [])
+            if not isinstance(found, list) or not all(isinstance(w, str) and w.strip() for w in found):
+                raise DataError(f"{where}: {name} is a list of words")
+            words[name] = tuple(w.strip() for w in found)
+        product_aspect = str(values.get("product_aspect", ""))
+        if product_aspect and product_aspect not in keys:
+            raise DataError(f"{where}: product_aspect {product_aspect!r} is not an aspect key; known: {keys}")
         return cls(tuple(aspects), int(version) if isinstance(version, int) else 1, str(values.get("domain", "")),
-                   tuple(sorted((str(k), float(v)) for k, v in zero_shot.items())))
+                   tuple(sorted((str(k), float(v)) for k, v in zero_shot.items())),
+                   words["product_words"], words["context_words"], product_aspect)
 
 
 def taxonomy_names() -> list[str]:

@@ -197,8 +197,8 @@ def _theme_card(rank: int, theme: Theme, period: str, members: Sequence[Membersh
                       f"<ul class='all'>{listed}</ul>{more}</details>") if members else ""
     breakdowns = "".join(
         f"<div class='bd'><h4>{_ltr(name)}</h4><table>"
-        + "".join(f"<tr><td><bdi>{_e(r.value)}</bdi></td><td>{_fa_number(r.comments)}</td><td>{_fa_number(100 * r.rate)}٪</td></tr>"
-                  for r in rows[:4])
+        + "".join(f"<tr><td><bdi>{_e(r.value)}</bdi></td><td>{_fa_number(r.comments)}</td>"
+                  f"<td>{_fa_number(100 * r.rate)}٪</td></tr>" for r in rows[:4])
         + "</table></div>"
         for name, rows in theme.breakdowns.items())
     return f"""

@@ -16,7 +16,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -67,6 +67,8 @@ IMPACT_METHOD = ("a comment is negative when one of its statements is; for each 
                  "rating and their NPS score to the median score of comments without complaints")
 BATCH = 256
 _LETTERS = re.compile(r"[\W_]+")
+OTHER_SUBTHEME = "سایر موارد"
+_WORDS = re.compile(r"[\w\u200c]+", re.UNICODE)
 Progress = Callable[[int, int], None]
 
 
@@ -91,7 +93,7 @@ class ThemeSettings:
     taxonomy: str = "auto"
     # A negative statement inside a comment the model calls positive is a complaint only when this sure: a happy
     # customer's «بازم سفارش میدم» read as negative must not be quoted as a complaint.
-    strong_negative: float = 0.8
+    strong_negative: float = 0.6
     max_emerging: int = 30  # the silhouette chooses how many emerging themes; this only bounds the search
     # Statements embedded by the pretrained encoder (where its folder exists) at most; more use TF-IDF (CPU time).
     max_encoder_statements: int = 2000
@@ -338,6 +340,7 @@ class ThemeAnalyzer:
         self._vectors: dict[int, np.ndarray] = {}
         self._partial = False
         self._fields: tuple[Sequence[FeedbackRecord], dict[str, list[tuple[str, ...]]]] | None = None
+        self._labeler: Labeler = self.steps.labeler
         self._set_names()
 
     def _set_names(self) -> None:
@@ -425,7 +428,11 @@ class ThemeAnalyzer:
                 st.aspects = {}  # the model's aspects belong to another taxonomy
         if self.zero_shot is not None:
             complaints = [st for st in statements if st.complaint]
+            taxonomy = self.zero_shot.taxonomy
+            products = frozenset(taxonomy.product_words)
             for st, found in zip(complaints, self.zero_shot.assign([st.normalised for st in complaints]), strict=True):
+                if not found and taxonomy.product_aspect and products.intersection(_WORDS.findall(st.normalised)):
+                    found = [taxonomy.product_aspect]  # «سالاد سزار افتضاح بود»: the product itself
                 st.aspects = dict.fromkeys(found, "negative")
 
     def analyse(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> ThemeReport:
@@ -433,6 +440,7 @@ class ThemeAnalyzer:
         statements = self.statements(records, progress)
         sentiment_of = self.comment_sentiment(records, statements)
         self.choose_taxonomy(statements)
+        self._labeler = self._labeler_for(records)
         self.mark_complaints(statements, sentiment_of)
         negative_by_comment: dict[int, list[int]] = defaultdict(list)
         by_aspect: dict[str, list[int]] = defaultdict(list)
@@ -454,30 +462,35 @@ class ThemeAnalyzer:
         # (kind, aspect, statement indices, sub-themes, keyphrases, quotes when the clustering chose them)
         themes: list[tuple[str, str | None, list[int], list[SubTheme], list[str], list[Quote] | None]] = []
         sub_members: dict[int, list[list[int]]] = {}  # theme number -> its sub-themes' statements
+        names: dict[int, str] = {}  # theme number -> label of an emerging theme ("" when nothing names a cause)
         for aspect in sorted(by_aspect, key=lambda a: (-len(by_aspect[a]), a)):
             members = by_aspect[aspect]
             if len(members) < s.min_theme_size:
                 continue
-            clustered = self._clusters(statements, records, members, s.min_subtheme_size, s.max_subthemes)
+            clustered = self._clusters(statements, records, members, s.min_subtheme_size, s.max_subthemes,
+                                       other=OTHER_SUBTHEME)
             subthemes = [sub for sub, _ in clustered]
             sub_members[len(themes)] = [rows for _, rows in clustered]
             # Keyphrases against the other complaints, so they say what is special about this aspect.
             inside = set(members)
             others = [st.normalised for k, st in enumerate(statements)
                       if k not in inside and k in negative_statements]
-            keyphrases = self.steps.labeler.keyphrases([[statements[k].normalised for k in members], others])[0]
+            keyphrases = self._labeler.keyphrases([[statements[k].normalised for k in members], others])[0]
             themes.append(("aspect", aspect, members, subthemes, keyphrases, None))
         for cluster, members in self._clusters(statements, records, unassigned, s.min_theme_size, s.max_emerging):
+            names[len(themes)] = cluster.label
             themes.append(("emerging", None, members, [], cluster.keyphrases, cluster.quotes))
 
         periods_of, periods, before = self._periods(records)
         outcomes = Outcomes.of(records, negative_by_comment)
         report_themes = [self._theme(i, kind, aspect, members, subs, keys, quotes, statements, records,
-                                     negative_by_comment, outcomes, periods_of, periods)
+                                     negative_by_comment, outcomes, periods_of, periods, names.get(i))
                          for i, (kind, aspect, members, subs, keys, quotes) in enumerate(themes)]
         held = {id(theme): (themes[i][2], sub_members.get(i, [])) for i, theme in enumerate(report_themes)}
         # A cluster that is never a comment's only complaint («ناامید شدم») is a reaction, not a cause.
-        reactions = [t for t in report_themes if t.kind == "emerging" and t.impact.negative_share_change_pts == 0]
+        # So is one whose every phrase is a feeling («بد», «راضی نبودم») or context: it gets no label.
+        reactions = [t for t in report_themes
+                     if t.kind == "emerging" and (t.impact.negative_share_change_pts == 0 or not t.label)]
         report_themes = [t for t in report_themes if t not in reactions]
         report_themes.sort(key=lambda t: (-t.impact.negative_share_change_pts, -t.comments, t.id))
         for number, theme in enumerate(t for t in report_themes if t.kind == "emerging"):
@@ -495,7 +508,8 @@ class ThemeAnalyzer:
         notes = []
         if reactions:
             notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
-                         + ", ".join(t.label for t in reactions) + "): never the only complaint of a comment")
+                         + ", ".join(t.label or "/".join(t.keyphrases[:2]) or "—" for t in reactions)
+                         + "): never the only complaint of a comment, or no phrase in them names a cause")
         if not dates:
             notes.append("no created_at in the data: trends are not computed")
         elif len(periods) < HISTORY + 1:
@@ -555,8 +569,9 @@ class ThemeAnalyzer:
         return rows
 
     def _clusters(self, statements: list[Statement], records: Sequence[FeedbackRecord], members: list[int],
-                  min_size: int, max_k: int) -> list[tuple[SubTheme, list[int]]]:
-        """Cluster the given statements; each cluster as a sub-theme with the statement indices it holds."""
+                  min_size: int, max_k: int, other: str | None = None) -> list[tuple[SubTheme, list[int]]]:
+        """Cluster the given statements; each cluster as a sub-theme with the statement indices it holds. A cluster
+        with no usable label is named `other` (all such merged), or keeps "" when `other` is None."""
         if len(members) < min_size:
             return []
         texts = [statements[k].normalised for k in members]
@@ -566,18 +581,56 @@ class ThemeAnalyzer:
         else:
             vectors = reducer.reduce(self.steps.embedder.embed(texts))
         labels = clusterer.cluster(vectors)
-        ids = sorted(set(labels) - {-1})
-        keyphrases = self.steps.labeler.keyphrases([[texts[i] for i in np.flatnonzero(labels == c)] for c in ids])
+        ids, keyphrases, names = self._labelled(labels, texts, other)
         clusters = []
-        for c, keys in zip(ids, keyphrases, strict=True):
+        for c, keys, name in zip(ids, keyphrases, names, strict=True):
             rows = np.flatnonzero(labels == c)
             centroid = vectors[rows].mean(axis=0)
             closest = rows[np.argsort(-(vectors[rows] @ centroid), kind="stable")]
             quotes = self._quotes([members[i] for i in closest], statements, records)
-            sub = SubTheme(label=self.steps.labeler.label(keys), keyphrases=keys, statements=len(rows),
+            sub = SubTheme(label=name, keyphrases=keys, statements=len(rows),
                            comments=len({statements[members[i]].comment for i in rows}), quotes=quotes)
             clusters.append((sub, [members[i] for i in rows]))
         return clusters
+
+    def _labelled(self, labels: np.ndarray, texts: list[str], other: str | None) -> tuple[list[int], list[list[str]], list[str]]:
+        """Key phrases and a label per cluster. Clusters that get the same label are near duplicates and are merged
+        (in place, into the larger one), keeping that label. Clusters that nothing names ("") stay apart, or, given
+        `other`, merge into one cluster of that name."""
+        def describe() -> tuple[list[int], list[tuple[list[str], str]]]:
+            ids = sorted(set(labels.tolist()) - {-1})
+            groups = [[texts[i] for i in np.flatnonzero(labels == c)] for c in ids]
+            labeler = self._labeler
+            if isinstance(labeler, CtfidfLabeler):
+                return ids, labeler.describe(groups)
+            return ids, [(keys, labeler.label(keys)) for keys in labeler.keyphrases(groups)]
+
+        ids, described = describe()
+        first: dict[str, int] = {}
+        for c, (_, name) in zip(ids, described, strict=True):
+            name = name or (other or "")
+            if name in first and name:
+                labels[labels == c] = first[name]
+            else:
+                first.setdefault(name, c)
+        name_of = {c: name for name, c in first.items()}
+        if len(first) < len(ids):  # merged: the key phrases of the merged clusters again, their labels kept
+            ids, described = describe()
+        return ids, [keys for keys, _ in described], [name_of.get(c, "") for c in ids]
+
+    def _labeler_for(self, records: Sequence[FeedbackRecord]) -> Labeler:
+        """The labeler, told which words name products: the taxonomy's, and those of the data's product fields."""
+        labeler = self.steps.labeler
+        if not isinstance(labeler, CtfidfLabeler):
+            return labeler
+        taxonomy = self.taxonomy
+        words = {*taxonomy.product_words, *taxonomy.context_words} if taxonomy is not None else set()
+        for record in records:
+            for value in (record.product, *(v for name, vs in record.fields.items() if "product" in name.lower()
+                                            for v in vs)):
+                if value:
+                    words.update(_WORDS.findall(value.lower()))
+        return replace(labeler, avoid=labeler.avoid | frozenset(words))
 
     def _quotes(self, order: Sequence[int], statements: list[Statement], records: Sequence[FeedbackRecord]) -> list[Quote]:
         quotes: list[Quote] = []
@@ -610,7 +663,7 @@ class ThemeAnalyzer:
                keyphrases: list[str], quotes: list[Quote] | None, statements: list[Statement],
                records: Sequence[FeedbackRecord],
                negative_by_comment: dict[int, list[int]], outcomes: Outcomes, periods_of: list[str | None],
-               periods: list[str]) -> Theme:
+               periods: list[str], label_of_cluster: str | None = None) -> Theme:
         member_set = set(members)
         comments = {statements[k].comment for k in members}
         # Comments whose every negative statement belongs to this theme stop being negative without it.
@@ -626,7 +679,7 @@ class ThemeAnalyzer:
             theme_id, label, label_en = f"aspect:{aspect}", name_fa, name_en
         else:
             theme_id = f"emerging:{number}"
-            label, label_en = self.steps.labeler.label(keyphrases), None
+            label, label_en = label_of_cluster or "", None
         if subthemes:  # one quote from each sub-theme, largest first: the range of the complaint
             quotes = [sub.quotes[0] for sub in subthemes if sub.quotes][: self.settings.quotes]
         elif quotes is None:

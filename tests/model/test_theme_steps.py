@@ -56,10 +56,25 @@ def test_placeholders_numbers_and_stop_words_are_no_keyphrases() -> None:
     assert "خیلی" not in terms and "تماس" in terms
 
 
-def test_labels_prefer_a_longer_phrase_that_contains_the_best() -> None:
-    assert CtfidfLabeler.label(["پیک", "پیک دیر", "باتری"]) == "پیک دیر"
-    assert CtfidfLabeler.label(["پیک", "باتری"]) == "پیک"
-    assert CtfidfLabeler.label([]) == "—"
+def test_labels_are_readable_phrases_never_greetings_feelings_verbs_or_products() -> None:
+    labeler = CtfidfLabeler(avoid=frozenset({"پیتزا", "مرغ"}))
+    assert labeler.label(["پیک", "پیک دیر", "باتری"]) == "پیک دیر"  # a phrase of 2-4 words first
+    assert labeler.label(["پیک", "باتری"]) == "پیک"
+    for bad in ("سلام", "خسته نباشید", "سفارش داده بودم", "راضی نبودم", "خیلی بد بود", "نداشت", "پیتزا", "مرغ‌ها"):
+        assert labeler.label([bad]) == "", bad
+    assert labeler.label([]) == ""
+
+
+def test_a_cluster_is_named_by_a_phrase_it_shares_in_the_words_it_uses() -> None:
+    cold = ["غذا سرد رسید", "غذا کاملا سرد رسید", "غذا سرد رسید و دیر", "پیتزا سرد رسید", "سرد رسید متاسفانه"]
+    pizza = ["پیتزا افتضاح", "پیتزا خیلی بد", "پیتزا واقعا افتضاح", "این پیتزا", "پیتزا بد"]
+    feelings = ["خیلی بد بود", "افتضاح بود افتضاح", "راضی نبودم", "خیلی بد", "افتضاح"]
+    described = CtfidfLabeler(avoid=frozenset({"پیتزا"})).describe([cold, pizza, feelings])
+    label = described[0][1]
+    assert "سرد" in label.split() and len(label.split()) >= 2 and label in " ".join(cold)  # a phrase, as written
+    assert described[1][1] == "شکایت از پیتزا"  # complaints about one product and nothing more
+    assert described[2][1] == ""  # feelings, no cause
+    assert not any(len(set(k.split())) < len(k.split()) for keys, _ in described for k in keys)  # no «افتضاح ... افتضاح»
 
 
 def test_lemma_drops_suffixes_but_keeps_nouns_hazm_takes_for_verbs() -> None:

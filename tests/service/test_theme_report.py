@@ -28,7 +28,7 @@ SCHEMA_FILE = REPO / "docs" / "theme_report.schema.json"
 
 @pytest.fixture(scope="module")
 def report(sample_model: LoadedModel) -> ThemeReport:
-    return ThemeAnalyzer(sample_model.tagger, ThemeSettings(period="week")).analyse(read_records(SAMPLE).records)
+    return ThemeAnalyzer(sample_model.tagger, ThemeSettings(period="week"), encoder="none").analyse(read_records(SAMPLE).records)
 
 
 def test_files_are_written_and_json_fits_the_schema(report: ThemeReport, tmp_path: Path) -> None:
