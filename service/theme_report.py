@@ -22,6 +22,8 @@ JSON_FILE = "report.json"
 HTML_FILE = "report.html"
 CSV_FILES = ("themes.csv", "subthemes.csv", "trends.csv", "breakdowns.csv", "quotes.csv")
 MEMBERSHIP_FILE = "membership.csv"
+MEMBERSHIP_PARQUET = "membership.parquet"
+MEMBERSHIP_COLUMNS = ["comment_id", "comment_index", "start", "end", "statement", "sentiment", "theme_id", "subtheme"]
 SPARK_PERIODS = 26  # the sparkline shows the newest half year of weeks; the CSV has every period
 MAX_LISTED = 300  # statements listed under a theme in the page (membership.csv has all)
 
@@ -58,20 +60,27 @@ def write_report(report: ThemeReport, out: Path, membership: Sequence[Membership
     (out / JSON_FILE).write_text(json.dumps(report_dict(report), ensure_ascii=False, indent=2), encoding="utf-8")
     written += write_csv(report, out)
     if membership:
-        written.append(write_membership(membership, out))
+        written += write_membership(membership, out)
     (out / HTML_FILE).write_text(render_html(report, membership), encoding="utf-8")
     written.append(out / HTML_FILE)
     return written
 
 
-def write_membership(membership: Sequence[Membership], out: Path) -> Path:
+def write_membership(membership: Sequence[Membership], out: Path) -> list[Path]:
+    """Every complaint statement with its theme: membership.csv for spreadsheets (cells that look like formulas
+    neutralised) and membership.parquet for code (values as they are)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [(m.comment_id, m.comment, m.start, m.end, m.text, m.sentiment, m.theme_id, m.subtheme) for m in membership]
     path = out / MEMBERSHIP_FILE
     with path.open("w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["comment_id", "comment_index", "start", "end", "statement", "sentiment", "theme_id", "subtheme"])
-        writer.writerows([spreadsheet_safe(v) for v in (m.comment_id, m.comment, m.start, m.end, m.text, m.sentiment,
-                                                          m.theme_id, m.subtheme)] for m in membership)
-    return path
+        writer.writerow(MEMBERSHIP_COLUMNS)
+        writer.writerows([spreadsheet_safe(v) for v in row] for row in rows)
+    table = pa.table({name: [row[i] for row in rows] for i, name in enumerate(MEMBERSHIP_COLUMNS)})
+    pq.write_table(table, out / MEMBERSHIP_PARQUET)
+    return [path, out / MEMBERSHIP_PARQUET]
 
 
 def write_csv(report: ThemeReport, out: Path) -> list[Path]:
@@ -160,9 +169,11 @@ def _sparkline(trend: Trend, width: int = 260, height: int = 56) -> str:
     # labels below are in an RTL flex row, so its first label sits at the right too).
     points = " ".join(f"{width - i * step:.1f},{height - 4 - (s / top) * (height - 8):.1f}" for i, s in enumerate(shares))
     last_x, last_y = points.split(" ")[-1].split(",")
+    # A last period that is not over is drawn hollow: its share is read, not compared.
+    fill = 'fill="#fff" stroke="currentColor" stroke-width="1.5"' if trend.partial_last else 'fill="currentColor"'
     return (f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
             f'aria-label="trend"><polyline points="{points}" fill="none" stroke="currentColor" stroke-width="2"/>'
-            f'<circle cx="{last_x}" cy="{last_y}" r="3.5" fill="currentColor"/></svg>')
+            f'<circle cx="{last_x}" cy="{last_y}" r="3.5" {fill}/></svg>')
 
 
 def _theme_card(rank: int, theme: Theme, period: str, members: Sequence[Membership] = ()) -> str:

@@ -70,7 +70,7 @@ class Theme:
     trend: Trend | None
     quotes: list[Quote]
     subthemes: list[SubTheme] = field(default_factory=list)
-    breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)  # by channel / product / segment
+    breakdowns: dict[str, list[BreakdownRow]] = field(default_factory=dict)  # per metadata field, as the data names it
     # Appears late: none of its comments in the first half of the report's time, and most in the last quarter
     # (`kind` "emerging" only says a theme is outside the taxonomy).
     new: bool = False

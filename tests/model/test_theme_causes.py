@@ -142,7 +142,9 @@ def food_comments() -> list[FeedbackRecord]:
 
 
 def test_a_food_report_finds_food_causes_without_an_aspect_head(tmp_path: Path) -> None:
-    from service.theme_report import MEMBERSHIP_FILE, render_html, write_report
+    import pyarrow.parquet as pq
+
+    from service.theme_report import MEMBERSHIP_FILE, MEMBERSHIP_PARQUET, render_html, write_report
 
     records = food_comments()
     analyzer = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4, taxonomy="food_delivery"),  # type: ignore[arg-type]
@@ -162,6 +164,9 @@ def test_a_food_report_finds_food_causes_without_an_aspect_head(tmp_path: Path) 
     with (tmp_path / MEMBERSHIP_FILE).open(encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == len(analyzer.membership_) and {r["theme_id"] for r in rows} <= ids
+    table = pq.read_table(tmp_path / MEMBERSHIP_PARQUET).to_pylist()
+    assert [(r["comment_id"], r["start"], r["theme_id"]) for r in table] == \
+        [(m.comment_id, m.start, m.theme_id) for m in analyzer.membership_]
     page = render_html(report, analyzer.membership_)
     assert "همه جمله‌های این موضوع" in page and '<bdi dir="ltr">2026-01-05</bdi>' in page
 

@@ -115,6 +115,11 @@ def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport, tmp_pat
         assert {"basket", "store"} <= set(top) and {r["value"] for r in top["basket"]} <= {"گوشی", "قاب", "شارژر"}
         long_list = client.post("/v1/themes", json={"items": [{"text": "بد", "fields": {"basket": ["x"] * 101}}]})
         assert long_list.status_code == 422 and "at most 100" in long_list.text
+        unknown = client.post("/v1/themes", json={"items": items[:3], "taxonomy": "restaurants"})
+        assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_taxonomy"
+        assert "food_delivery" in unknown.json()["error"]["message"]
+        food = client.post("/v1/themes", json={"items": items, "taxonomy": "food_delivery"}).json()
+        assert food["settings"]["taxonomy"] == "food_delivery" and food["settings"]["aspects"] == "zero-shot"
     with api(tmp_path / "b", sample_model, "report", max_theme_items=5) as client:
         too_many = client.post("/v1/themes", json={"items": items[:6]})
         assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_texts"
