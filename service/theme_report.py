@@ -270,7 +270,8 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
   .totals {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(150px, 1fr)); gap: 12px; margin: 18px 0; }}
   .totals div, .card {{ background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 14px; }}
   .totals b {{ display: block; font-size: 24px; }}
-  .bar-row {{ display: grid; grid-template-columns: 220px 1fr 70px; align-items: center; gap: 10px; margin: 6px 0; }}
+  .bar-row {{ display: grid; grid-template-columns: minmax(90px, 220px) minmax(40px, 1fr) 56px; align-items: center;
+             gap: 10px; margin: 6px 0; }}
   .bar-label {{ color: var(--ink); text-decoration: none; }}
   .bar-track {{ background: var(--line); border-radius: 4px; height: 18px; }}
   .bar {{ height: 18px; border-radius: 4px; background: var(--neg); }} .bar.emerging {{ background: var(--new); }}
@@ -280,7 +281,7 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
           place-items: center; font-size: 14px; }}
   .kind {{ font-size: 12px; padding: 2px 8px; border-radius: 10px; background: #fde8e6; color: var(--neg); }}
   .kind.emerging {{ background: #f3e8fa; color: var(--new); }} .kind.new {{ background: #e8f4fd; color: #1f618d; }}
-  .facts {{ display: grid; grid-template-columns: repeat(5, 1fr); gap: 8px; margin: 12px 0; }}
+  .facts {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(100px, 1fr)); gap: 8px; margin: 12px 0; }}
   .facts b {{ display: block; font-size: 18px; }} .facts span {{ color: var(--muted); font-size: 12px; }}
   .keys {{ color: var(--muted); font-size: 13px; }}
   .trend {{ margin: 10px 0; }} .trend.up {{ color: var(--neg); }} .trend.down {{ color: #1e8449; }}
@@ -292,6 +293,9 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
   .breakdowns {{ display: flex; gap: 18px; flex-wrap: wrap; }} .bd h4 {{ margin: 6px 0; font-size: 13px; }}
   .bd table {{ border-collapse: collapse; font-size: 13px; }} .bd td {{ padding: 2px 8px; border-bottom: 1px solid var(--line); }}
   footer {{ color: var(--muted); font-size: 12px; margin-top: 32px; }}
+  .spark {{ max-width: 100%; height: auto; }} .axis {{ max-width: 100%; }} blockquote, li {{ overflow-wrap: anywhere; }}
+  @media (max-width: 600px) {{ main {{ padding: 10px; }} .totals {{ grid-template-columns: repeat(2, 1fr); }}
+    .card {{ padding: 10px; }} h1 {{ font-size: 21px; }} }}
 </style>
 </head>
 <body><main>

@@ -67,24 +67,35 @@ def test_html_renders_in_headless_chromium(report: ThemeReport, tmp_path: Path) 
     if browser is None:
         pytest.skip("chromium is not installed (`make test` installs Debian's package when it can)")
     page = tmp_path / "report.html"
-    page.write_text(render_html(report), encoding="utf-8")
+    html = render_html(report)
+    page.write_text(html, encoding="utf-8")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
-    shot = tmp_path / "shot.png"
-    subprocess.run([browser, *flags, "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
-                   capture_output=True, timeout=120, check=False)
-    dom = subprocess.run([browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120,
-                         check=False).stdout
-    assert report.themes[0].label in dom and "گزارش ریشه‌یابی" in dom
-
     from PIL import Image
 
-    image = Image.open(shot).convert("L")
-    histogram = image.histogram()
-    # Not blank: many grey levels, and a real share of dark (text) pixels.
-    assert sum(1 for count in histogram if count) > 50
-    assert sum(histogram[:100]) > 0.005 * image.width * image.height
+    for width in (1400, 420):  # a desktop and a phone
+        shot = tmp_path / f"shot-{width}.png"
+        subprocess.run([browser, *flags, f"--window-size={width},1600", f"--screenshot={shot}", page.as_uri()],
+                       capture_output=True, timeout=120, check=False)
+        image = Image.open(shot).convert("L")
+        histogram = image.histogram()
+        # Not blank: many grey levels, and a real share of dark (text) pixels.
+        assert sum(1 for count in histogram if count) > 50, width
+        assert sum(histogram[:100]) > 0.005 * image.width * image.height, width
+        # Nothing wider than a phone: a copy of the page laid out 420 px wide (headless Chromium's window is never
+        # narrower than 500) counts the elements that stick out of it, by a probe that writes into the DOM.
+        probe = tmp_path / f"probe-{width}.html"
+        probe.write_text(html.replace("</head>", f"<style>html {{ width: {width}px; }}</style></head>").replace(
+            "</body>", "<script>var box = document.documentElement.getBoundingClientRect(), out = 0;"
+            "document.querySelectorAll('body *').forEach(function (e) { var r = e.getBoundingClientRect();"
+            " if (r.width && (r.left < box.left - 1 || r.right > box.right + 1)) out++; });"
+            "document.body.setAttribute('data-outside', out)</script></body>"), encoding="utf-8")
+        dom = subprocess.run([browser, *flags, f"--window-size={width},1600", "--dump-dom", probe.as_uri()],
+                             capture_output=True, text=True, timeout=120, check=False).stdout
+        assert report.themes[0].label in dom and "گزارش ریشه‌یابی" in dom
+        assert re.search(r'data-outside="(\d+)"', dom) is not None, width
+        assert re.search(r'data-outside="0"', dom) is not None, (width, re.search(r'data-outside="(\d+)"', dom))
 
 
 def test_report_command(tmp_path: Path, sample_model: LoadedModel, capsys: pytest.CaptureFixture[str]) -> None:
