@@ -34,6 +34,7 @@ from service.checks import check_created_at, check_limits, check_no_nul, utc_tim
 from service.db import make_engine, upgrade
 from service.errors import ApiError, error_response
 from service.gate import AuthGate
+from service.memory import release_memory
 from service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, Metrics
 from service.registry import ModelRegistry
 from service.schemas import (
@@ -418,7 +419,11 @@ async def services_themes(services: Services, records: list[FeedbackRecord], the
     loaded = services.active()
     async with services.themes_busy:
         analyzer = ThemeAnalyzer(loaded.tagger, theme_settings, encoder=services.settings.theme_encoder)
-        return await run_in_threadpool(analyzer.analyse, records)
+        try:
+            return await run_in_threadpool(analyzer.analyse, records)
+        finally:
+            del analyzer
+            await run_in_threadpool(release_memory)  # a report's arrays are gone: give their pages back
 
 
 def check_taxonomy(name: str, where: str) -> str:

@@ -27,6 +27,7 @@ from service.db import ApiKey, utcnow
 SCOPES = ("tag", "ingest", "report", "admin")
 NOT_CACHED = object()
 KEY_PREFIX = "bzk_"
+MAX_CACHED_KEYS = 10_000  # key lookups remembered (a few seconds each); past it, the expired are forgotten
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,11 @@ class KeyStore:
         prefix = key.split("_")[1]
         loaded = (time.monotonic(), self._load(prefix))
         with self._lock:
+            if len(self._cache) >= MAX_CACHED_KEYS:  # made-up prefixes must not grow memory without end
+                now = time.monotonic()
+                self._cache = {p: c for p, c in self._cache.items() if now - c[0] <= self.cache_seconds}
+                if len(self._cache) >= MAX_CACHED_KEYS:
+                    self._cache.clear()
             self._cache[prefix] = loaded
         return self._check(loaded[1], key)
 

@@ -237,6 +237,9 @@ def _engine(args: argparse.Namespace) -> Engine:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from service.memory import limit_arenas
+
+    limit_arenas()  # before any thread starts: two malloc arenas keep a long-running server's memory flat
     import uvicorn
 
     from service.app import create_app

@@ -20,6 +20,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -209,7 +210,20 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> di
             processes = {server.process.pid, *descendants(server.process.pid)}
             start_mb = rss_mb(processes)
             say(f"soaking for {seconds:.0f} s with {clients} clients; server and worker {start_mb:.0f} MiB")
+            samples: list[tuple[float, float, float]] = []  # (seconds in, server MiB, its children MiB)
+            stop = threading.Event()
+
+            def sample() -> None:
+                began = time.monotonic()
+                while not stop.wait(seconds / 10):
+                    below = descendants(server.process.pid)
+                    samples.append((time.monotonic() - began, rss_mb({server.process.pid}), rss_mb(below)))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
             raw = pool.submit(run_soak, server.url, keys, versions, texts, clients, seconds).result()
+            stop.set()
+            sampler.join()
             processes = {server.process.pid, *descendants(server.process.pid)}
             end_mb = rss_mb(processes)
             children = descendants(server.process.pid)
@@ -223,7 +237,7 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> di
             server.stop()
     return {"model": f"{model.parent.name} {model.name}", "seconds": raw["seconds"], "clients": clients,
             "routes": raw["routes"], "errors": raw["errors"], "start_mb": start_mb, "end_mb": end_mb,
-            "processes_before_kill": len(children), "left_after_kill": left}
+            "processes_before_kill": len(children), "left_after_kill": left, "samples": samples}
 
 
 def render(result: dict[str, Any], seconds: float) -> str:
@@ -251,7 +265,8 @@ def render(result: dict[str, Any], seconds: float) -> str:
               f"the server closed on a refused body: {errors}",
               f"- resident memory of the server and its worker: {result['start_mb']:.0f} MiB after the warm-up, "
               f"{result['end_mb']:.0f} MiB at the end ({change:+.1f}%; target within 10%: "
-              f"{'met' if abs(change) <= 10 else 'missed'})",
+              f"{'met' if abs(change) <= 10 else 'missed'}); along the way (minute: server + worker MiB): "
+              + ", ".join(f"{t / 60:.0f}: {a:.0f} + {b:.0f}" for t, a, b in result.get("samples", [])),
               f"- processes of the server before SIGKILL: {result['processes_before_kill']} below it; left 15 s after: "
               f"**{len(result['left_after_kill'])}** (target 0)", END]
     return "\n".join(lines)

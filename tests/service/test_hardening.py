@@ -389,3 +389,33 @@ def test_slow_heads_and_bodies_are_cut_off(sample_model: LoadedModel, tmp_path: 
         assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_made_up_key_prefixes_do_not_grow_the_key_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import create_engine
+
+    from service import auth
+    from service.db import Base
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+    Base.metadata.create_all(engine)
+    keys = auth.KeyStore(engine, cache_seconds=0.0)
+    monkeypatch.setattr(auth, "MAX_CACHED_KEYS", 50)
+    real = keys.create("real", "tag")
+    for n in range(400):
+        assert keys.verify(f"bzk_{n:08x}_{'x' * 30}") is None
+    assert len(keys._cache) <= 50
+    assert keys.verify(real.key) is not None  # the real key still works
+
+
+def test_the_server_hands_freed_memory_back() -> None:
+    import platform
+
+    from service.memory import limit_arenas, release_memory
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc arenas and malloc_trim are glibc's")
+    assert limit_arenas(8) is True  # glibc takes the setting (8: as it would choose on this machine)
+    blocks = [bytes(1000) + bytes([n % 256]) for n in range(50_000)]  # 50 MiB on the malloc heap, then freed
+    del blocks
+    assert release_memory() is True  # pages were handed back
