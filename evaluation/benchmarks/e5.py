@@ -311,15 +311,14 @@ def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: b
         say(f"pre-training the compact encoder on every training text ({PRETRAIN_MINUTES:.0f} min)")
         out["pretrain"] = cached(work, "pretrain-compact", lambda: in_process(
             step_pretrain, train_texts, compact_encoder, PRETRAIN_MINUTES))
+    # Per set, the compact encoder alone and then the distilled student, so a stopped run has both for the sets
+    # it reached.
     for entry in out["tasks"]:
         dataset, task, key = entry["dataset"], entry["task"], f"{entry['dataset']}-{entry['task']}"
-        if CACHED_ONLY and not (work / "results" / f"score-compact-{key}.json").exists():
-            continue
-        say(f"fine-tuning the compact encoder on {key}")
-        run = finetune(f"compact-{key}", entry["config"], dataset, compact_encoder, COMPACT_MINUTES, COMPACT)
-        entry["compact"] = {"train": run, "rows": scored(f"compact-{key}", run, dataset, task, "compact")}
-    for entry in out["tasks"]:
-        dataset, task, key = entry["dataset"], entry["task"], f"{entry['dataset']}-{entry['task']}"
+        if not (CACHED_ONLY and not (work / "results" / f"score-compact-{key}.json").exists()):
+            say(f"fine-tuning the compact encoder on {key}")
+            run = finetune(f"compact-{key}", entry["config"], dataset, compact_encoder, COMPACT_MINUTES, COMPACT)
+            entry["compact"] = {"train": run, "rows": scored(f"compact-{key}", run, dataset, task, "compact")}
         if CACHED_ONLY and not (work / "results" / f"score-distilled-{key}.json").exists():
             continue
         pool = cached(work, f"pool-{dataset}", lambda d=dataset: step_pool(  # type: ignore[misc]
