@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,11 @@ class ColumnMap:
     aspects: str = "aspects"
     category: str = "category"
     sentiment_values: Mapping[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def mapped(self) -> frozenset[str]:
+        """The source columns this map reads into record fields (the rest are metadata)."""
+        return frozenset(v for k, v in vars(self).items() if isinstance(v, str)) | set(self.id)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ColumnMap:
@@ -258,7 +264,7 @@ MAX_FIELD_ITEMS = 100
 def _extra_fields(raw: Mapping[str, Any], columns: ColumnMap) -> dict[str, tuple[str, ...]]:
     """Every other short scalar or list-of-scalars column, as strings under the column's own name. Anything else
     (nested objects, long text, floats) is not metadata to break down by and is left out."""
-    mapped = {v for k, v in vars(columns).items() if isinstance(v, str) and k != "sentiment_values"} | set(columns.id)
+    mapped = columns.mapped
     fields: dict[str, tuple[str, ...]] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or name in mapped or name in NOT_METADATA or "\x00" in name:

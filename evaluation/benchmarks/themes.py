@@ -50,18 +50,23 @@ BEGIN, END = "<!-- themes:begin -->", "<!-- themes:end -->"
 SEED = 13
 
 
-def best_match_f1(gold: list[set[str]], clusters: np.ndarray) -> dict[str, float]:
+def best_match(gold: dict[str, set[Any]], groups: list[set[Any]]) -> dict[str, float]:
+    """Per gold label, the best F1 of any found group against the items carrying that label."""
     scores = {}
-    for aspect in sorted({a for g in gold for a in g}):
-        members = {i for i, g in enumerate(gold) if aspect in g}
+    for name in sorted(gold):
         best = 0.0
-        for cluster in set(clusters.tolist()) - {-1}:
-            found = set(np.flatnonzero(clusters == cluster).tolist())
-            hits = len(members & found)
+        for found in groups:
+            hits = len(gold[name] & found)
             if hits:
-                best = max(best, 2 * hits / (len(members) + len(found)))
-        scores[aspect] = round(best, 3)
+                best = max(best, 2 * hits / (len(gold[name]) + len(found)))
+        scores[name] = round(best, 3)
     return scores
+
+
+def best_match_f1(gold: list[set[str]], clusters: np.ndarray) -> dict[str, float]:
+    by_aspect = {a: {i for i, g in enumerate(gold) if a in g} for a in {a for g in gold for a in g}}
+    groups = [set(np.flatnonzero(clusters == c).tolist()) for c in set(clusters.tolist()) - {-1}]
+    return best_match(by_aspect, groups)
 
 
 def recovery(shared: Path) -> tuple[list[dict[str, object]], int, int]:
@@ -126,18 +131,8 @@ def snappfood_model(shared: Path, workdir: Path) -> Any:
 def cause_scores(labels: dict[str, set[str]], members: dict[str, set[str]]) -> dict[str, float]:
     """Per cause, the best F1 of any theme's comments against the comments labelled with that cause (over the
     labelled comments)."""
-    labelled = set(labels)
-    scores = {}
-    for cause in sorted({c for causes in labels.values() for c in causes}):
-        gold = {i for i, causes in labels.items() if cause in causes}
-        best = 0.0
-        for found in members.values():
-            found = found & labelled
-            hits = len(gold & found)
-            if hits:
-                best = max(best, 2 * hits / (len(gold) + len(found)))
-        scores[cause] = round(best, 3)
-    return scores
+    by_cause = {c: {i for i, causes in labels.items() if c in causes} for c in {c for cs in labels.values() for c in cs}}
+    return best_match(by_cause, [found & set(labels) for found in members.values()])
 
 
 def causes(shared: Path, workdir: Path) -> tuple[list[dict[str, Any]], int]:

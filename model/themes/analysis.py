@@ -43,6 +43,7 @@ from model.themes.report import (
 )
 from model.themes.steps import (
     PLACEHOLDER,
+    WORD,
     Clusterer,
     CtfidfLabeler,
     Embedder,
@@ -68,7 +69,6 @@ IMPACT_METHOD = ("a comment is negative when one of its statements is; for each 
 BATCH = 256
 _LETTERS = re.compile(r"[\W_]+")
 OTHER_SUBTHEME = "سایر موارد"
-_WORDS = re.compile(r"[\w\u200c]+", re.UNICODE)
 Progress = Callable[[int, int], None]
 
 
@@ -339,7 +339,7 @@ class ThemeAnalyzer:
         self.membership_: list[Membership] = []  # set by analyse: every complaint statement in a theme
         self._vectors: dict[int, np.ndarray] = {}
         self._partial = False
-        self._fields: tuple[Sequence[FeedbackRecord], dict[str, list[tuple[str, ...]]]] | None = None
+        self._fields: dict[str, list[tuple[str, ...]]] = {}  # set by analyse: breakdown fields' values per comment
         self._labeler: Labeler = self.steps.labeler
         self._set_names()
 
@@ -431,7 +431,7 @@ class ThemeAnalyzer:
             taxonomy = self.zero_shot.taxonomy
             products = frozenset(taxonomy.product_words)
             for st, found in zip(complaints, self.zero_shot.assign([st.normalised for st in complaints]), strict=True):
-                if not found and taxonomy.product_aspect and products.intersection(_WORDS.findall(st.normalised)):
+                if not found and taxonomy.product_aspect and products.intersection(WORD.findall(st.normalised)):
                     found = [taxonomy.product_aspect]  # «سالاد سزار افتضاح بود»: the product itself
                 st.aspects = dict.fromkeys(found, "negative")
 
@@ -441,6 +441,7 @@ class ThemeAnalyzer:
         sentiment_of = self.comment_sentiment(records, statements)
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)
+        self._fields = self._field_values(records)
         self.mark_complaints(statements, sentiment_of)
         negative_by_comment: dict[int, list[int]] = defaultdict(list)
         by_aspect: dict[str, list[int]] = defaultdict(list)
@@ -629,7 +630,7 @@ class ThemeAnalyzer:
             for value in (record.product, *(v for name, vs in record.fields.items() if "product" in name.lower()
                                             for v in vs)):
                 if value:
-                    words.update(_WORDS.findall(value.lower()))
+                    words.update(WORD.findall(value.lower()))
         return replace(labeler, avoid=labeler.avoid | frozenset(words))
 
     def _quotes(self, order: Sequence[int], statements: list[Statement], records: Sequence[FeedbackRecord]) -> list[Quote]:
@@ -695,7 +696,7 @@ class ThemeAnalyzer:
     def _breakdowns(self, records: Sequence[FeedbackRecord], comments: set[int]) -> dict[str, list[BreakdownRow]]:
         """Per field, the values whose comments this theme holds most: count and the share of that value's comments."""
         result: dict[str, list[BreakdownRow]] = {}
-        for name, values in self._field_values(records).items():
+        for name, values in self._fields.items():
             totals = Counter(v for items in values for v in items)
             hits = Counter(v for i in comments for v in values[i])
             rows = [BreakdownRow(v, hits[v], round(hits[v] / totals[v], 4)) for v in totals if hits[v]]
@@ -705,10 +706,8 @@ class ThemeAnalyzer:
         return result
 
     def _field_values(self, records: Sequence[FeedbackRecord]) -> dict[str, list[tuple[str, ...]]]:
-        """Each breakdown field's values per comment (computed once per report). A field is kept when some value
-        is shared by two comments: one value per comment (an order number) breaks nothing down."""
-        if self._fields is not None and self._fields[0] is records:
-            return self._fields[1]
+        """Each breakdown field's values per comment. A field is kept when some value is shared by two comments:
+        one value per comment (an order number) breaks nothing down."""
         names: list[str] = [n for n in ("channel", "product", "segment") if any(getattr(r, n) for r in records)]
         names += sorted({n for r in records for n in r.fields} - set(names))
         if self.settings.breakdown_fields is not None:
@@ -723,5 +722,4 @@ class ThemeAnalyzer:
             counts = Counter(v for items in values for v in items)
             if counts and counts.most_common(1)[0][1] >= 2:
                 table[name] = values
-        self._fields = (records, table)
         return table

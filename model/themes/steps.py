@@ -24,7 +24,7 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import normalize
 
 STOPWORDS_FILE = Path(__file__).resolve().parents[2] / "data" / "stopwords_fa.txt"
-_TOKEN = re.compile(r"[\w\u200c]+", re.UNICODE)
+WORD = re.compile(r"[\w\u200c]+", re.UNICODE)
 PLACEHOLDER = re.compile(r"\[[A-Z_]+\]")
 PRODUCT_COMPLAINT = "شکایت از"  # «شکایت از پیتزا»: the label of complaints about one product, nothing more in common
 
@@ -172,7 +172,7 @@ class CtfidfLabeler:
 
     def candidates(self, text: str) -> list[tuple[str, str]]:
         """(lemma key, surface form) of every 1..max_ngram-gram that neither starts nor ends with a stop word."""
-        words = [w for w in _TOKEN.findall(PLACEHOLDER.sub(" ", text)) if not w.isdigit() and len(w) > 1]
+        words = [w for w in WORD.findall(PLACEHOLDER.sub(" ", text)) if not w.isdigit() and len(w) > 1]
         lemmas = [lemma(w) for w in words]
         stop = stopwords()
         found: list[tuple[str, str]] = []
