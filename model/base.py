@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
+
+from data.normalise import find_pii, mask_span
 
 
 @runtime_checkable
@@ -36,7 +38,8 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True)
 class Evidence:
-    """A span of the original (raw) comment: `text == raw[start:end]`."""
+    """A span of the original (raw) comment: `text == raw[start:end]`, or, once `mask_evidence` has run, that span
+    with its personal data replaced by placeholders (the offsets still point into the raw text)."""
 
     text: str
     start: int
@@ -57,3 +60,14 @@ class Tag:
     sentiment: str
     probabilities: dict[str, float]
     aspects: tuple[AspectTag, ...] = field(default_factory=tuple)
+
+
+def mask_evidence(tag: Tag, raw: str) -> Tag:
+    """`tag` with the personal data in its evidence quotes replaced by placeholders; the offsets stay into `raw`,
+    so a caller can still highlight the span in the text it sent."""
+    spans = find_pii(raw)
+    if not spans:
+        return tag
+    return replace(tag, aspects=tuple(
+        replace(a, evidence=tuple(Evidence(mask_span(raw, e.start, e.end, spans), e.start, e.end) for e in a.evidence))
+        for a in tag.aspects))

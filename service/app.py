@@ -22,9 +22,10 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.errors import BazkhordError, ModelFolderError
+from data.normalise import mask_pii
 from data.record import FeedbackRecord
 from data.taxonomy import Taxonomy
-from model.base import AspectTag, Evidence, Tag
+from model.base import AspectTag, Evidence, Tag, mask_evidence
 from model.folder import LoadedModel
 from model.themes.analysis import ThemeAnalyzer, ThemeSettings
 from model.themes.report import ThemeReport
@@ -32,6 +33,7 @@ from service.auth import Caller, KeyStore, RateLimiter
 from service.batcher import MicroBatcher, NoModel, QueueFull
 from service.checks import check_created_at, check_limits, check_no_nul, utc_time
 from service.db import make_engine, upgrade
+from service.docs import add_docs_routes
 from service.errors import ApiError, error_response
 from service.gate import AuthGate
 from service.memory import release_memory
@@ -60,7 +62,7 @@ from service.schemas import (
     ThemeRequest,
 )
 from service.settings import Settings
-from service.store import ConflictError, FeedbackStore, Filters, NewFeedback, Stored
+from service.store import ConflictError, FeedbackStore, Filters, NewFeedback, Stored, sha256_text
 
 log = logging.getLogger("bazkhord.service")
 
@@ -208,7 +210,12 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 "store with summary and theme reports.",
         version="1",
         lifespan=lifespan,
+        # The docs pages and the schema are routes of service/docs.py: offline assets, labelled in the metrics.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
+    add_docs_routes(app)
     app.state.settings = settings
     app.state.services = services
     # The last added runs first: the edge (request id, metrics, body limit), then the key check, then the routes.
@@ -276,7 +283,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         loaded, tags = await services.tag([item.text for item in items], caller)
         answer = TagResponse(
             model=model_info(loaded),
-            results=[to_result(item.id, t, loaded) for item, t in zip(items, tags, strict=True)],
+            results=[to_result(item.id, mask_evidence(t, item.text), loaded) for item, t in zip(items, tags, strict=True)],
         )
         # Already a validated TagResponse: serialise it once, rather than have FastAPI validate it again.
         return Response(answer.model_dump_json(), media_type="application/json")
@@ -309,11 +316,16 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                                [ErrorDetail(location=["items", index, "client_id"],
                                             message=f"already used by items[{seen[item.client_id]}]")])
             seen[item.client_id] = index
-        new = [NewFeedback(client_id=i.client_id, text=i.text, channel=i.channel, product=i.product, segment=i.segment,
-                           rating=i.rating, nps=i.nps, created_at=t) for i, t in zip(body.items, times, strict=True)]
+        # Personal data is masked before the comment is tagged and stored (unless the deployment keeps raw text), so
+        # the stored text, its evidence offsets and every report built from the store hold placeholders only.
+        keep = (lambda text: text) if settings.store_raw_text else mask_pii
+        new = [NewFeedback(client_id=i.client_id, text=keep(i.text), channel=i.channel, product=i.product,
+                           segment=i.segment, rating=i.rating, nps=i.nps, created_at=t)
+               for i, t in zip(body.items, times, strict=True)]
         stored = await run_in_threadpool(services.store.find, [n.client_id for n in new])
-        conflicts = [i for i, n in enumerate(new) if n.client_id in stored
-                     and stored[n.client_id].text_sha256 != n.text_sha256]
+        # A retry matches what was stored, masked or (stored before masking, or by a raw-text deployment) as sent.
+        conflicts = [i for i, (n, item) in enumerate(zip(new, body.items, strict=True)) if n.client_id in stored
+                     and stored[n.client_id].text_sha256 not in (n.text_sha256, sha256_text(item.text))]
         if conflicts:
             raise ApiError(409, "client_id_conflict", "client ids already stored with a different text; nothing was "
                            "stored", [ErrorDetail(location=["items", i, "client_id"], message="stored with another text")

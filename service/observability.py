@@ -24,16 +24,15 @@ REQUEST_ID_HEADER = "x-request-id"
 log = logging.getLogger("bazkhord.service")
 
 # Every answer: no content sniffing, no framing. JSON answers load nothing; the HTML theme report needs its own
-# inline style and SVG, nothing from elsewhere; the API docs pages load Swagger UI / ReDoc as FastAPI serves them.
+# inline style and SVG, nothing from elsewhere; the API docs pages load Swagger UI / ReDoc from this server
+# (service/docs.py), nothing from elsewhere.
 COMMON_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                   (b"referrer-policy", b"no-referrer")]
 CSP_NONE = b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 CSP_REPORT = (b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; "
               b"base-uri 'none'; form-action 'none'")
-CSP_DOCS = (b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-            b"font-src 'self' https://fonts.gstatic.com; img-src 'self' data: https://fastapi.tiangolo.com "
-            b"https://cdn.redoc.ly; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'")
+CSP_DOCS = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+            b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'")
 DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 # Answers to authenticated routes hold customers' comments: never kept by a browser or a shared cache.
 PRIVATE_PREFIX = "/v1/"

@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///artifacts/bazkhord.db",
                               description="sqlite:///file.db or postgresql+psycopg://user@host:5432/db")
     migrate_on_start: bool = Field(True, description="run the Alembic migrations when the service starts")
+    store_raw_text: bool = Field(False, description="keep comments in the store as sent, personal data included; by "
+                                                    "default they are stored with it masked ([PHONE], [CARD], ...)")
 
     # request size
     max_texts_per_request: int = Field(64, ge=1, le=10_000)
