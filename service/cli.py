@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -345,15 +346,53 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_comments(lines: Iterable[str], where: str) -> list[tuple[str | None, str]]:
+    """(id, text) per non-blank line: a JSON object with "text" (and optionally "id"), so a comment may hold new
+    lines, or else the line itself as one comment. A line that looks like JSON but is not usable is an error
+    naming `where` and the line."""
+    from data.errors import InputError
+
+    comments: list[tuple[str | None, str]] = []
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if not (line.lstrip().startswith("{") and line.rstrip().endswith("}")):
+            comments.append((None, line))
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{where} line {number}: not valid JSON ({error.msg} at column {error.colno}); give one "
+                             'JSON object per line like {"text": "..."} or plain text that does not start with "{"') from None
+        text, ident = row.get("text"), row.get("id")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f'{where} line {number}: field "text" is missing or not a non-empty string')
+        comments.append((None if ident is None else str(ident), text))
+    return comments
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
+    from data.errors import InputError
     from model.folder import load_model
 
+    if args.input is not None:
+        try:
+            with args.input.open(encoding="utf-8") as handle:
+                comments = read_comments(handle, str(args.input))
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read {args.input}: {error}") from None
+    elif args.texts:
+        comments = [(None, text) for text in args.texts]
+    else:
+        comments = read_comments(sys.stdin, "standard input")
     loaded = load_model(args.model, args.models_dir)
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    for text, tag in zip(texts, loaded.tagger.tag(texts), strict=True):
-        print(json.dumps({"text": text, **asdict(tag)}, ensure_ascii=False))
+    tags = loaded.tagger.tag([text for _, text in comments])
+    for (ident, text), tag in zip(comments, tags, strict=True):
+        print(json.dumps({**({"id": ident} if ident is not None else {}), "text": text, **asdict(tag)},
+                         ensure_ascii=False))
     return 0
 
 
@@ -469,9 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
     models.set_defaults(run=cmd_models)
 
-    tag = commands.add_parser("tag", help="tag texts given as arguments or on standard input (one per line)")
+    tag = commands.add_parser("tag", help="tag texts given as arguments, in a file or on standard input: one "
+                                          'comment per line, plain or as JSON {"text": ..., "id": ...}; JSON lines out')
     tag.add_argument("model")
     tag.add_argument("texts", nargs="*")
+    tag.add_argument("--input", type=Path, help='a file: one comment per line, plain or JSON {"text": ...} (a comment '
+                                                "with new lines must be JSON); default: the arguments, else standard input")
     tag.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
     tag.set_defaults(run=cmd_tag)
     return parser

@@ -38,3 +38,23 @@ def test_errors_are_one_clear_line(argv: list[str], capsys: pytest.CaptureFixtur
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: [E") and "Traceback" not in err
+
+
+def test_tag_reads_jsonl_and_plain_lines(sample_model: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    folder = str(sample_model.folder)  # type: ignore[attr-defined]
+    lines = ['{"id": "r-1", "text": "پیک دیر اومد\\nغذا هم سرد بود"}', "", "کیفیت عالی بود", "{not json}"]
+    comments = tmp_path / "comments.txt"
+    comments.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    assert main(["tag", folder, "--input", str(comments)]) == 0
+    first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert first["id"] == "r-1" and first["text"] == "پیک دیر اومد\nغذا هم سرد بود"  # the new line is kept
+    assert "id" not in second and second["text"] == "کیفیت عالی بود"
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert main(["tag", folder]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: [E400] standard input line 4: not valid JSON") and "Traceback" not in err
+    assert main(["tag", folder, "--input", str(tmp_path / "missing.jsonl")]) == 2
+    assert "missing.jsonl" in capsys.readouterr().err
