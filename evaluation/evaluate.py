@@ -133,6 +133,11 @@ def format_table(metrics: dict[str, Any]) -> str:
     for key, value in metrics["summary"].items():
         lines.append(f"{key:<28}{value:>8.3f}")
     if "sentiment" in metrics:
+        sentiment = metrics["sentiment"]
+        scored = sentiment.get("scored_classes", sentiment["labels"])
+        lines.append(f"macro_f1 and weighted_f1 over the {len(scored)} classes of the gold labels: {', '.join(scored)}")
+        for label, n in sentiment.get("predicted_outside_gold", {}).items():
+            lines.append(f"  {label}: predicted {n} time(s) though the data has no such label (counted as errors)")
         lines.append("")
         lines.append(f"{'class':<12}{'precision':>10}{'recall':>8}{'f1':>8}{'n':>6}")
         for label, row in metrics["sentiment"]["per_class"].items():

@@ -12,21 +12,28 @@ from model.base import Tag
 
 
 def sentiment_metrics(gold: Sequence[str], predicted: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
-    labels = [label for label in labels if label in set(gold) | set(predicted)] or list(labels)
+    """Accuracy, and macro/weighted F1 over the classes the gold labels have: a class the data cannot have (a
+    4-class model on positive/negative data) would add an F1 of 0 that says nothing about the model. Its
+    predictions still count, as errors, and it is listed in `per_class` and the confusion matrix."""
+    shown = [label for label in labels if label in set(gold) | set(predicted)] or list(labels)
+    scored = [label for label in shown if label in set(gold)] or shown
     precision, recall, f1, support = precision_recall_fscore_support(
-        gold, predicted, labels=labels, zero_division=0
+        gold, predicted, labels=shown, zero_division=0
     )
+    extra = [label for label in shown if label not in scored]
     return {
         "n": len(gold),
         "accuracy": float(accuracy_score(gold, predicted)),
-        "macro_f1": float(f1_score(gold, predicted, labels=labels, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(gold, predicted, labels=labels, average="weighted", zero_division=0)),
+        "macro_f1": float(f1_score(gold, predicted, labels=scored, average="macro", zero_division=0)),
+        "weighted_f1": float(f1_score(gold, predicted, labels=scored, average="weighted", zero_division=0)),
+        "scored_classes": scored,
+        "predicted_outside_gold": {label: sum(1 for p in predicted if p == label) for label in extra},
         "per_class": {
             label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-            for label, p, r, f, s in zip(labels, precision, recall, f1, support, strict=True)
+            for label, p, r, f, s in zip(shown, precision, recall, f1, support, strict=True)
         },
-        "labels": list(labels),
-        "confusion_matrix": confusion_matrix(gold, predicted, labels=labels).tolist(),
+        "labels": list(shown),
+        "confusion_matrix": confusion_matrix(gold, predicted, labels=shown).tolist(),
     }
 
 

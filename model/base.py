@@ -36,6 +36,12 @@ class Predictor(Protocol):
     def load(cls, folder: Path) -> Self: ...
 
 
+# One definition of "negative" for every figure bazkhord reports (the store's summary and the theme report alike).
+NEGATIVE_SENTIMENTS = ("negative", "mixed")
+NEGATIVE_SHARE_DEFINITION = ("share of comments whose sentiment, the model's reading of the whole comment, is negative "
+                             "or mixed")
+
+
 @dataclass(frozen=True)
 class Evidence:
     """A span of the original (raw) comment: `text == raw[start:end]`, or, once `mask_evidence` has run, that span

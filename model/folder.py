@@ -249,5 +249,17 @@ def list_models(root: Path = DEFAULT_MODELS_DIR) -> list[dict[str, Any]]:
                 continue
             rows.append({"name": manifest["name"], "version": manifest["version"], "kind": manifest["kind"],
                          "created_at": manifest.get("created_at"), "latest": manifest["version"] == latest,
-                         "metrics": manifest.get("metrics", {})})
+                         "metrics": manifest.get("metrics", {}), "evaluations": evaluations(version_dir)})
     return rows
+
+
+def evaluations(folder: Path) -> dict[str, dict[str, Any]]:
+    """{split: {"summary", "data"}} from the `metrics_<split>.json` files `bazkhord evaluate` wrote in `folder`."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("metrics_*.json")):
+        try:
+            metrics = json.loads(path.read_text(encoding="utf-8"))
+            found[path.stem.removeprefix("metrics_")] = {"summary": metrics["summary"], "data": metrics.get("data", {})}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a half-written or foreign file is not a figure to show
+    return found

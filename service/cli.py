@@ -76,12 +76,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.rejected:
         print(f"  {len(result.rejected)} row(s) skipped; each is listed above and in training_report.json")
     if result.metrics.get("dev"):
-        refit = " (before the final refit on train + dev)" if result.metrics.get("dev_scored_before_refit") else ""
-        print(f"  dev{refit}: " + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
+        refit = ", before the final refit on train + dev" if result.metrics.get("dev_scored_before_refit") else ""
+        print(f"  dev (held out of the training data and used for its choices{refit}; not a test figure): "
+              + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
     for name, scores in result.metrics.get("dev_by_model", {}).items():
         if name != "chosen":
             print(f"    {name:<12} " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
     print(f"model folder: {result.folder}")
+    print(f"test figures: bazkhord evaluate {config.model.name} --data HELD_OUT_FILE (bazkhord models shows both)")
     return 0
 
 
@@ -204,9 +206,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         report = analyzer.analyse(read.records, progress)
     written = write_report(report, args.out, analyzer.membership_)
     t = report.totals
-    share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share_counted
-    print(f"{t.comments} comments, {t.statements} statements; negative comments: {100 * (share or 0):.1f}% "
-          f"({t.headline}), {100 * t.negative_share:.1f}% with a complaint; {len(report.themes)} themes "
+    share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share
+    print(f"{t.comments} comments, {t.statements} statements; negative share {100 * share:.1f}% ({t.headline}; "
+          f"negative or mixed comments, as /v1/reports/summary counts them: {100 * t.negative_share:.1f}%), "
+          f"{100 * t.complaint_share:.1f}% with at least one complaint; {len(report.themes)} themes "
           f"(taxonomy {report.settings.get('taxonomy')}, aspects {report.settings.get('aspects')})")
     for rank, theme in enumerate(report.themes[:10], start=1):
         trend = theme.trend.direction if theme.trend else "no dates"
@@ -341,9 +344,21 @@ def cmd_models(args: argparse.Namespace) -> int:
         if "error" in row:
             print(f"{row['name']:<20} {row['version']:<20} BROKEN: {row['error']}")
             continue
-        metrics = ", ".join(f"{k}={v}" for k, v in row["metrics"].get("dev", {}).items())
-        print(f"{row['name']:<20} {row['version']:<20} {'latest' if row['latest'] else '':<7} {metrics}")
+        print(f"{row['name']:<20} {row['version']:<20} {'latest' if row['latest'] else '':<7} {row['kind']}")
+        dev = row["metrics"].get("dev", {})
+        if dev:
+            print(f"    dev  (held out of the training file, used for the model's choices): {_figures(dev)}")
+        for split, found in row["evaluations"].items():
+            data = found["data"]
+            print(f"    {split} ({data.get('path', '?')}, {data.get('rows', '?')} rows; bazkhord evaluate): "
+                  f"{_figures(found['summary'])}")
+        if not row["evaluations"]:
+            print("    no test figures yet: bazkhord evaluate MODEL --data HELD_OUT_FILE")
     return 0
+
+
+def _figures(scores: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in scores.items())
 
 
 def read_comments(lines: Iterable[str], where: str) -> list[tuple[str | None, str]]:

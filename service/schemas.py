@@ -184,7 +184,7 @@ class AspectSummary(BaseModel):
 class ChannelSummary(BaseModel):
     channel: str | None
     comments: int
-    negative: int
+    negative: int = Field(description="comments read as negative or mixed (see negative_share)")
 
 
 class VersionSummary(BaseModel):
@@ -208,7 +208,10 @@ class SummaryResponse(BaseModel):
     filters: dict[str, str | None]
     comments: int
     sentiment: dict[str, int]
-    negative_share: float | None
+    negative_share: float | None = Field(description="comments whose sentiment (the model's reading of the whole "
+                                                     "comment) is negative or mixed, over all comments: the same "
+                                                     "definition as the theme report's totals.negative_share")
+    negative_share_definition: str
     mean_rating: float | None
     nps: NpsSummary | None
     aspects: list[AspectSummary]

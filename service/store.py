@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from data.errors import BazkhordError
 from data.record import FeedbackRecord
-from model.base import Tag
+from model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION, Tag
 from service.db import Feedback, FeedbackAspect, as_utc, utcnow
 
 Period = Literal["day", "week", "month"]
@@ -170,7 +170,7 @@ class FeedbackStore:
     # -- reports -----------------------------------------------------------------------------------------
     def summary(self, filters: Filters, period: Period = "week") -> dict[str, Any]:
         where = filters.conditions()
-        negative = func.sum(case((Feedback.sentiment == "negative", 1), else_=0))
+        negative = func.sum(case((Feedback.sentiment.in_(NEGATIVE_SENTIMENTS), 1), else_=0))
         with Session(self.engine) as session:
             total, mean_rating = session.execute(
                 select(func.count(Feedback.id), func.avg(Feedback.rating)).where(*where)).one()
@@ -201,7 +201,8 @@ class FeedbackStore:
         return {
             "comments": int(total),
             "sentiment": {label: int(n) for label, n in sorted(sentiments.items())},
-            "negative_share": (sentiments.get("negative", 0) / total) if total else None,
+            "negative_share": sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS) / total if total else None,
+            "negative_share_definition": NEGATIVE_SHARE_DEFINITION,
             "mean_rating": float(mean_rating) if mean_rating is not None else None,
             "nps": {"responses": nps_n, "score": 100.0 * (promoters - detractors) / nps_n} if nps_n else None,
             "aspects": sorted(

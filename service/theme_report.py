@@ -238,7 +238,7 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
     by_theme: dict[str, list[Membership]] = {}
     for row in membership:
         by_theme.setdefault(row.theme_id, []).append(row)
-    share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share_counted
+    share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share
     share_note = "برآورد اصلاح‌شده برای توزیع داده" if t.negative_share_adjusted is not None else "شمارش مدل"
     aspects_fa = ("بی‌آموزش، از روی عبارت‌های نمونه هر جنبه" if report.settings.get("aspects") == "zero-shot"
                   else "از سر جنبه‌های مدل")
@@ -304,9 +304,9 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
  {_ltr(report.model.get("version", ""))} · دوره روند: {PERIOD_FA.get(period, period)}</div>
 <section class="totals">
   <div><b>{_fa_number(t.comments)}</b>نظر</div>
-  <div><b>{_fa_number(100 * (share if share is not None else t.negative_share))}٪</b>نظرهای منفی
+  <div><b>{_fa_number(100 * share)}٪</b>نظرهای منفی یا دوگانه
     <span class="muted">({share_note})</span></div>
-  <div><b>{_fa_number(100 * t.negative_share)}٪</b>نظرهای دارای دست‌کم یک شکایت</div>
+  <div><b>{_fa_number(100 * t.complaint_share)}٪</b>نظرهای دارای دست‌کم یک شکایت</div>
   <div><b>{_fa_number(t.statements)}</b>جمله</div>
   <div><b>{_fa_number(t.mean_rating, 2)}</b>میانگین امتیاز</div>
   <div><b>{_fa_number(t.nps)}</b>NPS</div>

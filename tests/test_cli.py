@@ -21,7 +21,9 @@ def test_train_evaluate_list_tag(tiny_file: Path, tmp_path: Path, capsys: pytest
     out = capsys.readouterr().out
     assert "macro_f1" in out and "metrics_test.json" in out
     assert main(["models", "--models-dir", models]) == 0
-    assert "latest" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "latest" in out and "    dev  (held out" in out
+    assert f"    test ({SAMPLE_TEST}, " in out  # the figure evaluate wrote, named as such
     assert main(["tag", "tiny", "کیفیت عالی", "--models-dir", models]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert line["text"] == "کیفیت عالی" and "sentiment" in line

@@ -238,8 +238,8 @@ def headline(shared: Path, workdir: Path) -> list[dict[str, Any]]:
         sample = rng.sample(negative, k) + rng.sample(positive, n - k)
         records = [FeedbackRecord(text=r["text"], id=r["source_id"]) for r in sample]
         t = ThemeAnalyzer(loaded.tagger, ThemeSettings(period="week"), encoder="none").analyse(records).totals
-        out.append({"true": share, "counted": t.negative_share_counted, "adjusted": t.negative_share_adjusted,
-                    "complaining": t.negative_share, "headline": t.headline})
+        out.append({"true": share, "counted": t.negative_share, "adjusted": t.negative_share_adjusted,
+                    "complaining": t.complaint_share, "headline": t.headline})
     return out
 
 

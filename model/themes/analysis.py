@@ -25,6 +25,7 @@ from scipy.stats import fisher_exact
 from data.normalise import mask_pii
 from data.record import FeedbackRecord
 from data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
+from model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION
 from model.segments import split_segments
 from model.tagger import BaseTagger
 from model.themes.embeddings import default_embedder
@@ -56,7 +57,7 @@ from model.themes.steps import (
 from model.themes.zeroshot import ZeroShotAspects
 
 PERIODS = ("day", "week", "month")
-NEGATIVE = {"negative", "mixed"}
+NEGATIVE = set(NEGATIVE_SENTIMENTS)
 HISTORY = 6
 TREND_TEST = ("two-sided Fisher's exact test of the theme's share of comments in the latest complete period against "
               "the six periods before it pooled, at least 5 comments with the theme in those seven periods; p-values "
@@ -527,13 +528,15 @@ class ThemeAnalyzer:
                       "taxonomy": (taxonomy.domain or "model") if taxonomy is not None else None,
                       "aspects": "zero-shot" if self.zero_shot is not None else "model"},
             totals=Totals(
-                comments=len(records), statements=len(statements), negative_comments=len(negative_by_comment),
-                negative_share=round(len(negative_by_comment) / len(records), 4) if records else 0.0,
+                comments=len(records), statements=len(statements),
+                negative_comments=sum(1 for label in sentiment_of if label in NEGATIVE), negative_share=round(counted, 4),
+                negative_share_definition=NEGATIVE_SHARE_DEFINITION,
+                complaint_comments=len(negative_by_comment),
+                complaint_share=round(len(negative_by_comment) / len(records), 4) if records else 0.0,
                 mean_rating=round(float(np.mean(ratings)), 3) if ratings else None,
                 nps=nps_of([r.nps for r in records if r.nps is not None]),
                 first_date=dates[0].date().isoformat() if dates else None,
                 last_date=dates[-1].date().isoformat() if dates else None,
-                negative_share_counted=round(counted, 4),
                 negative_share_adjusted=round(adjusted, 4) if adjusted is not None else None,
                 headline="adjusted" if adjusted is not None else "counted",
                 prevalence_method=prevalence.method,

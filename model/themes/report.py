@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: negative_share is the comments' sentiment; complaint_share added
 
 
 @dataclass
@@ -80,17 +80,17 @@ class Theme:
 class Totals:
     comments: int
     statements: int
-    negative_comments: int
-    negative_share: float
+    negative_comments: int  # comments the model reads as negative or mixed (NEGATIVE_SHARE_DEFINITION)
+    negative_share: float  # the same definition as /v1/reports/summary's negative_share
+    negative_share_definition: str
+    complaint_comments: int  # comments with at least one complaint statement: what the themes explain
+    complaint_share: float
     mean_rating: float | None
     nps: float | None
     first_date: str | None
     last_date: str | None
-    # `negative_comments` / `negative_share`: comments with at least one complaint statement (what themes explain).
-    # The comments' own sentiment, as the model reads each whole comment: the share it predicts negative, and that
-    # share corrected for label shift (null when the model folder has no dev confusion matrix); `headline` says
-    # which of the two the report leads with.
-    negative_share_counted: float | None = None
+    # `negative_share` corrected for label shift (null when the model folder has no dev confusion matrix);
+    # `headline` says which of the two the report leads with.
     negative_share_adjusted: float | None = None
     headline: str = "counted"
     prevalence_method: str = ""

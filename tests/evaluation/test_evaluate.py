@@ -20,6 +20,15 @@ def test_sentiment_metrics_by_hand() -> None:
     assert abs(m["macro_f1"] - (0.8 + 2 / 3) / 2) < 1e-9
 
 
+def test_macro_f1_is_over_the_gold_classes() -> None:
+    # A 4-class model on binary data: "neutral" predicted once is an error, not a class averaged in at F1 0.
+    m = sentiment_metrics(["pos", "pos", "neg", "neg"], ["pos", "neutral", "neg", "neg"],
+                          ["mixed", "neg", "neutral", "pos"])
+    assert m["scored_classes"] == ["neg", "pos"] and m["predicted_outside_gold"] == {"neutral": 1}
+    assert abs(m["macro_f1"] - (1.0 + 2 / 3) / 2) < 1e-9  # neg 2/2 right; pos recall 1/2, precision 1
+    assert m["labels"] == ["neg", "neutral", "pos"] and m["per_class"]["neutral"]["support"] == 0
+
+
 def test_aspect_metrics_by_hand() -> None:
     gold = [{"delivery": "negative", "price": "positive"}, {}, None, {"quality": "positive"}]
     pred = [{"delivery": "positive"}, {"price": "negative"}, {"delivery": "negative"}, {"quality": "positive"}]

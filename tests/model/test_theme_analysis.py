@@ -58,7 +58,7 @@ def comments() -> list[FeedbackRecord]:
 def test_driver_impact_by_hand() -> None:
     settings = ThemeSettings(min_theme_size=2, min_subtheme_size=2, taxonomy="model")
     report = ThemeAnalyzer(RuleTagger(), settings).analyse(comments())  # type: ignore[arg-type]
-    assert report.totals.negative_comments == 6 and report.totals.negative_share == 0.6
+    assert report.totals.complaint_comments == 6 and report.totals.complaint_share == 0.6
     delivery, packaging = report.themes
     assert (delivery.id, packaging.id) == ("aspect:delivery", "aspect:packaging")
     assert delivery.comments == 6 and delivery.impact.negative_comment_share == 1.0

@@ -188,7 +188,7 @@ def test_the_headline_uses_the_models_dev_errors() -> None:
                        "metrics": {"dev_confusion": {"labels": ["negative", "positive"], "matrix": [[90, 10], [25, 75]]}}}
     totals = ThemeAnalyzer(tagger, ThemeSettings(min_theme_size=4), encoder="none").analyse(food_comments()).totals  # type: ignore[arg-type]
     assert totals.headline == "adjusted" and totals.negative_share_adjusted is not None
-    assert totals.negative_share_adjusted < totals.negative_share_counted  # a model that over-calls negatives
+    assert totals.negative_share_adjusted < totals.negative_share  # a model that over-calls negatives
 
 
 def test_list_fields_are_broken_down_per_item_under_the_datas_names() -> None:

@@ -116,7 +116,7 @@ def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport, tmp_pat
         answer = client.post("/v1/themes", json={"items": items, "period": "week"})
         assert answer.status_code == 200, answer.text[:500]
         body = answer.json()
-        assert body["schema_version"] == 1
+        assert body["schema_version"] == 2
         assert [t["id"] for t in body["themes"]] == [t.id for t in report.themes]
         assert client.post("/v1/themes", json={"items": items[:3], "period": "year"}).status_code == 422
         with_fields = [{**item, "fields": {"basket": ["گوشی", "قاب"] if n % 2 else ["شارژر"], "store": f"S{n % 4}"}}
@@ -134,3 +134,19 @@ def test_themes_endpoint(sample_model: LoadedModel, report: ThemeReport, tmp_pat
     with api(tmp_path / "b", sample_model, "report", max_theme_items=5) as client:
         too_many = client.post("/v1/themes", json={"items": items[:6]})
         assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "too_many_texts"
+
+
+def test_summary_and_theme_report_share_one_negative_share(sample_model: LoadedModel, tmp_path: Path) -> None:
+    records = read_records(SAMPLE).records[:60]
+    items = [{"client_id": f"s-{i}", "text": r.text} for i, r in enumerate(records)]
+    with api(tmp_path, sample_model, "ingest,report") as client:
+        assert client.post("/v1/feedback", json={"items": items}).status_code == 200
+        summary = client.get("/v1/reports/summary").json()
+        totals = client.get("/v1/reports/themes", params={"min_theme_size": 2}).json()["totals"]
+    by_label = summary["sentiment"]
+    expected = (by_label.get("negative", 0) + by_label.get("mixed", 0)) / summary["comments"]
+    assert summary["negative_share"] == pytest.approx(expected)
+    assert totals["negative_share"] == pytest.approx(summary["negative_share"], abs=1e-4)
+    assert totals["negative_share_definition"] == summary["negative_share_definition"]
+    assert 0 < summary["negative_share"] < 1  # a figure that could differ
+    assert {"complaint_comments", "complaint_share"} <= set(totals)  # "any complaint" is another figure, named so
