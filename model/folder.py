@@ -238,7 +238,7 @@ def list_models(root: Path = DEFAULT_MODELS_DIR) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if not root.exists():
         return rows
-    for name_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for name_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):  # .checkpoints
         latest_file = name_dir / LATEST_FILE
         latest = latest_file.read_text(encoding="utf-8").strip() if latest_file.exists() else None
         for version_dir in sorted(p for p in name_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):

@@ -85,7 +85,10 @@ class TransformerConfig:
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
     threads: int = 0  # torch threads for training; 0: torch's default
     max_minutes: float = 0.0  # stop after the epoch that passes this budget; 0: no budget
-    checkpoint_dir: str = "artifacts/checkpoints"
+    # Where an unfinished run's checkpoint lives; "": `.checkpoints/` inside output.models_dir. It is removed once the
+    # model folder is written (keep_checkpoint keeps it), so only an interrupted run leaves one, to resume from.
+    checkpoint_dir: str = ""
+    keep_checkpoint: bool = False
     resume: bool = True  # continue from this run's checkpoint when one exists (same config and data)
 
     def __post_init__(self) -> None:

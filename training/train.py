@@ -167,6 +167,11 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
         label_field=config.data.label,
         extra_files={TRAINING_REPORT_FILE: report, FINGERPRINTS_FILE: "\n".join(fingerprints) + "\n", **extra},
     )
+    checkpoint = report.get("transformer", {}).get("checkpoint")
+    if checkpoint and not config.transformer.keep_checkpoint:
+        from training.transformer import remove_checkpoint
+
+        remove_checkpoint(Path(checkpoint), config)  # the model folder is written: nothing is left to resume
     return TrainResult(folder, metrics, rejected, sizes, time.perf_counter() - started, summaries)
 
 

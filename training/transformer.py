@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ IGNORE = -100
 STATE_FILE = "state.pt"
 BEST_FILE = "best.safetensors"
 LOG_FILE = "training_log.jsonl"
+CHECKPOINTS_DIR = ".checkpoints"
 TOKENIZER_DIR = "tokenizer"
 # Quantised int8 is kept only when the dev score drops by at most this much (0.5 points of macro-F1).
 QUANTIZE_TOLERANCE = 0.005
@@ -128,12 +130,26 @@ def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def checkpoint_root(config: TrainConfig) -> Path:
+    """The folder of unfinished runs' checkpoints: transformer.checkpoint_dir, else `.checkpoints` in models_dir."""
+    return Path(config.transformer.checkpoint_dir or Path(config.output.models_dir) / CHECKPOINTS_DIR)
+
+
+def remove_checkpoint(folder: Path, config: TrainConfig) -> None:
+    """Drop a finished run's checkpoint (and the checkpoints folder once it is empty)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    root = checkpoint_root(config)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+
+
 def run_key(config: TrainConfig, data_hash: str) -> str:
     """Names the checkpoint folder: the same config (but where outputs go) and data resume the same run."""
     values = config.to_dict()
     values.pop("output", None)
     values.get("transformer", {}).pop("resume", None)
-    values.get("transformer", {}).pop("max_minutes", None)
+    for key in ("max_minutes", "checkpoint_dir", "keep_checkpoint"):
+        values.get("transformer", {}).pop(key, None)
     text = json.dumps(values, sort_keys=True, ensure_ascii=False) + data_hash
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
@@ -242,7 +258,7 @@ class Trainer:
         soft: np.ndarray | None = None
         if t.teacher:
             train_rows, soft = self.teacher_targets(train_rows, dev_rows, labels)
-        folder = Path(t.checkpoint_dir) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
+        folder = checkpoint_root(self.config) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / STATE_FILE
         resuming = t.resume and state_path.exists()

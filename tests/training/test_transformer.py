@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from data.errors import ConfigError, TrainingStopped
 from data.record import FeedbackRecord
 from evaluation.evaluate import evaluate
-from model.folder import LoadedModel, load_model
+from model.folder import LoadedModel, list_models, load_model
 from model.transformer import (
     ENCODER_DIR,
     HEADS_FILE,
@@ -140,6 +140,26 @@ def test_an_interrupted_run_resumes_to_the_same_weights(sample_subset: Path, tmp
     resumed = train(config).folder
     a, b = load_file(str(whole / HEADS_FILE)), load_file(str(resumed / HEADS_FILE))
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "parts" / "checkpoints").exists()  # finished: nothing left to resume, nothing kept
+
+
+def test_checkpoints_live_with_the_models_and_go_once_the_model_is_saved(sample_subset: Path, tmp_path: Path) -> None:
+    base = load_config(None, ['model.kind="transformer"', f"data.train={json.dumps(str(sample_subset))}",
+                              f'output.models_dir="{tmp_path / "models"}"', "transformer.epochs=1",
+                              "transformer.max_length=48", 'transformer.ensemble="never"', 'transformer.quantize="none"',
+                              *TINY_ENCODER])
+    with pytest.raises(TrainingStopped):
+        train(base, interrupt_after=3)
+    assert list((tmp_path / "models" / ".checkpoints").glob(f"*/{STATE_FILE}"))  # beside the models, not in the clone
+    train(base)
+    assert not (tmp_path / "models" / ".checkpoints").exists()
+    assert [row["name"] for row in list_models(tmp_path / "models")] == [base.model.name]
+    kept = load_config(None, ['model.kind="transformer"', f"data.train={json.dumps(str(sample_subset))}",
+                              f'output.models_dir="{tmp_path / "kept"}"', "transformer.epochs=1",
+                              "transformer.max_length=48", 'transformer.ensemble="never"', 'transformer.quantize="none"',
+                              "transformer.keep_checkpoint=true", *TINY_ENCODER])
+    train(kept)
+    assert list((tmp_path / "kept" / ".checkpoints").glob(f"*/{STATE_FILE}"))
 
 
 def tiny_backbone(kind: str, folder: Path) -> Path:
