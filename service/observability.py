@@ -173,6 +173,13 @@ class EdgeMiddleware:
                 raise
             self.metrics.rejected.labels("body_too_slow").inc()
             await self._answer(send_with_id, 408, "body_too_slow", str(error.detail))
+        except asyncio.CancelledError:
+            # The server is stopping and its grace period is over: a clear 503 rather than uvicorn's bare 500 and an
+            # "Exception in ASGI application" trace. The task ends right after, so the cancellation is honoured.
+            if response_started:
+                raise
+            await self._answer(send_with_id, 503, "shutting_down", "the service is shutting down; retry on another "
+                               "instance or once it is back")
         except Exception:
             # The last resort, here rather than in Starlette's outer handler, so the 500 carries the request id
             # (and the log line with the trace says it too) and the caller can quote it.

@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0, description="a request line and headers must arrive within this; "
                                                             "slower connections are closed (slowloris)")
     body_timeout_s: float = Field(30.0, gt=0, description="a request body must arrive within this, else 408")
+    shutdown_grace_s: int = Field(5, ge=0, description="on SIGINT/SIGTERM, requests still running get this many "
+                                                        "seconds to finish (then 503 shutting_down) before the server exits")
 
     switch_interval_ms: float = Field(1.0, gt=0, le=100, description="Python's GIL switch interval in the server")
     log_level: str = "INFO"

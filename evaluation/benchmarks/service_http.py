@@ -146,14 +146,16 @@ def run_load(url: str, key: str, texts: list[str], clients: int, per_request: in
 class Server:
     """`bazkhord serve` in a process of its own (also used by tests/service/test_restart.py)."""
 
-    def __init__(self, model: Path, workdir: Path, port: int, database_url: str | None = None, **settings: str) -> None:
+    def __init__(self, model: Path, workdir: Path, port: int, database_url: str | None = None, new_session: bool = False,
+                 **settings: str) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.database_url = database_url or f"sqlite:///{workdir}/store-{port}.db"
         env = {**os.environ, "BAZKHORD_JSON_LOGS": "true", **{f"BAZKHORD_{k.upper()}": v for k, v in settings.items()}}
         self.log = (workdir / f"server-{port}.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--model", str(model), "--database-url", self.database_url,
-             "--port", str(port)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+             "--port", str(port)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=new_session)  # a process group of its own: a test can Ctrl-C it as a terminal would
 
     def key(self, name: str, rate_per_minute: int | None, scopes: str = "tag") -> str:
         from service.auth import KeyStore
