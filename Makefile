@@ -67,6 +67,7 @@ benchmark: install
 	$(BIN)/python -m evaluation.benchmarks.service_http
 	$(BIN)/python -m evaluation.benchmarks.transformer
 	$(BIN)/python -m evaluation.benchmarks.e5
+	$(BIN)/python -m evaluation.benchmarks.finglish
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-NORMALISER_VERSION = 1
+from data.finglish import transliterate
+
+NORMALISER_VERSION = 2  # 2: Finglish transliterated (configs saved by version 1 keep it off)
 
 ZWNJ = "\u200c"
 
@@ -58,6 +60,7 @@ class NormaliserConfig:
     fix_zwnj: bool = True
     remove_diacritics: bool = True
     lowercase_latin: bool = True
+    finglish: bool = True  # Persian typed in Latin letters is written in Persian script (data/finglish.py)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,6 +71,10 @@ class NormaliserConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown normaliser setting(s) {unknown}; known: {sorted(known)}")
+        if "version" in values and int(values["version"]) < 2:
+            # A saved config of a model trained before transliteration (saved configs always name their version):
+            # the model keeps reading text as it was trained to.
+            values = {"finglish": False, **values}
         config = cls(**values)
         if config.version > NORMALISER_VERSION:
             raise ValueError(
@@ -152,6 +159,8 @@ def normalise(text: str, config: NormaliserConfig = DEFAULT_NORMALISER) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if config.mask_pii:
         text = mask_pii(text)
+    if config.finglish:
+        text = transliterate(text)
     text = _TATWEEL.sub("", text)
     if config.remove_diacritics:
         text = _DIACRITICS.sub("", text)

@@ -261,7 +261,7 @@ def scenario(pool: ProcessPoolExecutor, server: Server, key: str, texts: list[st
 @contextmanager
 def serving(model: Path, workdir: Path, **settings: str) -> Iterator[tuple[Server, str]]:
     """A ready server with `settings` and a key with no practical rate limit; stopped afterwards."""
-    server = Server(model, workdir, free_port(), **settings)
+    server = Server(model, workdir, free_port(), None, False, **settings)
     try:
         key = server.key(f"bench-{server.url.rsplit(':', 1)[1]}", rate_per_minute=10_000_000)
         server.wait_ready()

@@ -22,7 +22,8 @@ GOLDEN = [
     ("مَن رَفتَم", "من رفتم"),  # diacritics
     ("۱۲۳ و ١٢٣ و 123", "123 و 123 و 123"),  # Persian, Arabic-Indic and Latin digits unified
     ("عالی بود 😍😍", "عالی بود 😍😍"),  # emoji carry sentiment and stay
-    ("Kheili KHOOB bood", "kheili khoob bood"),  # Finglish lower-cased
+    ("Kheili KHOOB bood", "خیلی خوب بود"),  # Finglish written in Persian script
+    ("Very GOOD", "very good"),  # English lower-cased
     ("  سلام   دنیا  ", "سلام دنیا"),
     ("سلام\r\n\r\nخوب", "سلام\nخوب"),
 ]
