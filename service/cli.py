@@ -201,7 +201,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"serving {loaded.name} {loaded.version} on {url}   (API docs: {url}/docs)\n"
           f"store: {settings.database_url}\n"
           + (f"a demo key with scopes tag, ingest, report: {key}\n" if args.demo_key else
-             "create a key first: bazkhord keys create --name me --scopes tag,ingest,report\n")
+             "create a key first (bazkhord is in .venv/bin/ after make install): "
+             "bazkhord keys create --name me --scopes tag,ingest,report\n")
           + f"try, in another terminal:\n"
           f"  curl -s {url}/v1/tag -H \"Authorization: Bearer {key}\" -H 'Content-Type: application/json' "
           f"-d '{body}'\n",

@@ -1,6 +1,6 @@
-"""The README's shell blocks run as written, from a fresh copy of the repository with the environment `make install`
-made (and no `bazkhord` on the PATH until the block activates it). Lines that start a server, run make or the
-slow suite are left out, each for the reason given in SKIPPED."""
+"""The shell blocks of the README and docs/API.md run as written, from a fresh copy of the repository with the
+environment `make install` made (and no `bazkhord` on the PATH until the block activates it). Lines that start a
+server, run make or the slow suite are left out, each for the reason given in SKIPPED."""
 
 from __future__ import annotations
 
@@ -27,7 +27,12 @@ def shell_blocks(markdown: str) -> list[str]:
 
 def runnable(block: str) -> tuple[str, list[str]]:
     """The block as a script without the skipped commands (continuation lines joined), and those commands."""
-    lines = re.sub(r"\\\n\s*", " ", block).splitlines()
+    lines: list[str] = []
+    for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+        if line[:1].isspace() and lines:  # an indented line goes on with the command above (a quoted JSON body)
+            lines[-1] += "\n" + line
+        else:
+            lines.append(line)
     kept, left_out = [], []
     for line in lines:
         if line.strip().startswith(tuple(SKIPPED)):
@@ -59,14 +64,20 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return fresh_copy(tmp_path_factory.mktemp("clone"))
 
 
+DOCS = ["README.md", "docs/API.md"]
+BLOCKS = [(doc, index) for doc in DOCS
+          for index in range(len(shell_blocks((REPO / doc).read_text(encoding="utf-8"))))]
+
+
 def test_readme_has_blocks_to_run() -> None:
     scripts = [runnable(block)[0] for block in shell_blocks((REPO / "README.md").read_text(encoding="utf-8"))]
     assert sum(1 for script in scripts if "bazkhord " in script) >= 2
+    assert runnable('curl -s x -d \'{\n  "a": 1}\'\nbazkhord models')[0] == "bazkhord models"
 
 
-@pytest.mark.parametrize("index", range(len(shell_blocks((REPO / "README.md").read_text(encoding="utf-8")))))
-def test_readme_block_runs_as_written(clone: Path, index: int) -> None:
-    script, left_out = runnable(shell_blocks((REPO / "README.md").read_text(encoding="utf-8"))[index])
+@pytest.mark.parametrize(("doc", "index"), BLOCKS)
+def test_doc_block_runs_as_written(clone: Path, doc: str, index: int) -> None:
+    script, left_out = runnable(shell_blocks((REPO / doc).read_text(encoding="utf-8"))[index])
     if not script:
         pytest.skip(f"nothing to run here: {left_out}")
     env = {key: value for key, value in os.environ.items() if not key.startswith(("VIRTUAL_ENV", "BAZKHORD_"))}
@@ -74,5 +85,5 @@ def test_readme_block_runs_as_written(clone: Path, index: int) -> None:
     env["BAZKHORD_ENCODER"] = "none"
     done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=clone, env=env, capture_output=True,
                           text=True, timeout=600, check=False)
-    assert done.returncode == 0, f"README block {index} failed:\n{script}\n--- stdout\n{done.stdout[-3000:]}" \
+    assert done.returncode == 0, f"{doc} block {index} failed:\n{script}\n--- stdout\n{done.stdout[-3000:]}" \
                                  f"\n--- stderr\n{done.stderr[-3000:]}"
