@@ -194,10 +194,47 @@ def _parquet_rows(path: str, split: str | None) -> Iterator[tuple[int, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
     except Exception as error:  # pyarrow raises several types for a broken file
         raise DataError(f"{path}: not a readable Parquet file ({error})") from error
-    yield from enumerate(table.to_pylist(), start=1)
+    number = 0
+    for batch in parquet.iter_batches(batch_size=8192):  # streamed: a file of millions of rows is never whole in memory
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+
+
+def iter_rows(path: str | Path, fmt: str | None = None, split: str | None = None) -> Iterator[tuple[int, Any]]:
+    """Stream the raw rows of one file as (row number, row); a row that cannot be read at all comes as a `RowError`
+    in its place (`comment_text` raises it), so the caller names it and goes on with the next."""
+    path = str(path)
+    fmt = fmt or detect_format(path)
+    if fmt not in FORMATS:
+        raise DataError(f"{path}: unknown format {fmt!r}; use one of {FORMATS}")
+    if not path.startswith(HUB_PREFIX) and not Path(path).exists():
+        raise DataError(f"{path}: no such file or folder")
+    rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows, "datasets": _datasets_rows}[fmt]
+    yield from rows(path, split)
+
+
+def comment_text(raw: Mapping[str, Any] | _RowError, columns: ColumnMap) -> tuple[str | None, str]:
+    """(id, text) of a raw row for tagging; raises `RowError` with the field and reason when it has no usable text."""
+    if isinstance(raw, _RowError):
+        raise raw
+    text = raw.get(columns.text)
+    if text is None or (isinstance(text, str) and not text.strip()):
+        raise _RowError(columns.text, "empty or missing text")
+    if not isinstance(text, str):
+        raise _RowError(columns.text, f"expected a string, found {type(text).__name__}")
+    if _has_surrogates(text):
+        raise _RowError(columns.text, "invalid UTF-8")
+    if len(text) > MAX_TEXT_CHARS:
+        raise _RowError(columns.text, f"{len(text)} characters; the limit is {MAX_TEXT_CHARS}")
+    ident = next((raw[c] for c in columns.id if raw.get(c) not in (None, "")), None)
+    return (None if ident is None else str(ident)), text
+
+
+RowError = _RowError
 
 
 def _datasets_rows(path: str, split: str | None) -> Iterator[tuple[int, Any]]:

@@ -351,6 +351,35 @@ def cmd_tag(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tag_batch(args: argparse.Namespace) -> int:
+    from data.readers import ColumnMap
+    from service.batch import BatchJob, run_local, run_ray
+    from service.progress import Display
+
+    columns = ColumnMap.from_dict(json.loads(args.columns)) if args.columns else None
+    job = BatchJob(args.input, args.out, args.model, args.models_dir, columns=columns, part_rows=args.part_rows,
+                   batch_size=args.batch_size, overwrite=args.overwrite)
+    print(f"tagging {len(job.inputs)} input(s) with {job.model_name} {job.model_version} ({args.engine} engine) "
+          f"into {job.out}", file=sys.stderr)
+    with Display("tag-batch", args.quiet) as display:
+        def progress(done: int, total: int | None) -> None:
+            display.count(done, total, "rows")
+
+        if args.engine == "ray":
+            result = run_ray(job, address=args.address, cpus=args.cpus, actors=args.actors, progress=progress)
+        else:
+            result = run_local(job, progress)
+    rate = result.rows / result.seconds if result.seconds else 0.0
+    print(f"tagged {result.rows:,} comments into {result.parts_written} part(s) in {result.seconds:.1f}s "
+          f"({rate:,.0f} comments/s, {args.engine}); {result.parts_skipped} part(s) ({result.skipped_rows:,} rows) "
+          f"were finished by an earlier run")
+    if result.rejected:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in result.rejects_by_reason.items())
+        print(f"rejected {result.rejected:,} row(s): {reasons}; each with file, row and reason in {job.out / 'rejects'}")
+    print(f"parts: {job.out / 'parts'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bazkhord", description="Persian customer-feedback tagging")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -458,6 +487,24 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
     report.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     report.set_defaults(run=cmd_report)
+
+    batch = commands.add_parser("tag-batch", help="tag files or folders of comments into Parquet parts "
+                                                  "(resumable; locally or on a Ray cluster)")
+    batch.add_argument("--input", action="append", required=True,
+                       help="a .jsonl/.csv/.parquet file, a folder of them or a datasets folder (repeat for several)")
+    batch.add_argument("--out", type=Path, required=True, help="folder for parts/, rejects/ and _job.json")
+    batch.add_argument("--model", default="sample", help="name, name@version or folder")
+    batch.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
+    batch.add_argument("--engine", choices=("local", "ray"), default="local")
+    batch.add_argument("--address", help="join this Ray cluster (ray start --head prints it); else a local one starts")
+    batch.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    batch.add_argument("--actors", type=int, help="tagging actors (default: one per CPU of the cluster)")
+    batch.add_argument("--part-rows", type=int, default=50_000, help="rows per output part")
+    batch.add_argument("--batch-size", type=int, default=512, help="comments per model call")
+    batch.add_argument("--columns", help='column map as JSON, e.g. {"text": "comment", "id": ["ticket_id"]}')
+    batch.add_argument("--overwrite", action="store_true", help="start again in a folder that holds another job")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress display")
+    batch.set_defaults(run=cmd_tag_batch)
 
     models = commands.add_parser("models", help="list model folders")
     models.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 PHASE_FORMAT = "{desc} [{elapsed}]"
 COUNT_FORMAT = "{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} {unit} [{elapsed}<{remaining}]{postfix}"
+OPEN_FORMAT = "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}]{postfix}"
 TICK_SECONDS = 0.5
 
 
@@ -103,16 +104,18 @@ class Display:
             self.write(f"{self.desc}: {message}{timing}")
 
     # -- counted work ---------------------------------------------------------------------------------------
-    def count(self, done: int, total: int, unit: str) -> None:
-        """`done` of `total` (comments tagged, optimizer steps): a bar with an ETA."""
+    def count(self, done: int, total: int | None, unit: str) -> None:
+        """`done` of `total` (comments tagged, optimizer steps): a bar with an ETA; without a total, the count and
+        its rate."""
         if self.bar is None:
             return
-        if self.bar.total != max(1, total) or self.bar.unit != unit:
+        wanted = max(1, total) if total else None
+        if self.bar.total != wanted or self.bar.unit != unit or (wanted is None and self.bar.bar_format != OPEN_FORMAT):
             self._finish_phase()
             self.bar.set_description_str(self.desc, refresh=False)
-            self.bar.bar_format = COUNT_FORMAT
+            self.bar.bar_format = COUNT_FORMAT if wanted else OPEN_FORMAT
             self.bar.unit = unit
-            self.bar.reset(total=max(1, total))
+            self.bar.reset(total=wanted)
         self.bar.update(done - self.bar.n)
 
     def event(self, event: dict[str, Any]) -> None:

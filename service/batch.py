@@ -1,0 +1,375 @@
+"""`bazkhord tag-batch`: tag a whole archive of comments into Parquet parts, on this machine or on a Ray cluster.
+
+Both engines cut every input file into parts of `part_rows` rows, in order, and write one Parquet file per part
+(`parts/<input>-<part>.parquet`) with the same columns, row for row:
+
+    source, row          where the comment came from (file, row number: line, CSV row, Parquet row)
+    id                   the row's id column, when it has one
+    text                 the comment with its personal data masked ([PHONE], [CARD], ...)
+    sentiment            the label, and `probabilities` (JSON object) beside it
+    aspects              JSON list: aspect, confidence, polarity, polarity_confidence, evidence [{text, start, end}]
+    model_name, model_version
+
+Rows without usable text go to `rejects/<input>-<part>.jsonl` (file, row, field, reason), never silently away.
+A part is written under a temporary name and renamed when complete, so a run that stops (Ctrl-C, a lost node)
+leaves only whole parts, and running the same command again skips them. `_job.json` records the model and the
+inputs; another model version or other inputs in the same folder are refused (use another --out, or --overwrite).
+
+`local` streams rows through one tagger in this process (memory bounded by one part). `ray` uses Ray Data:
+the driver cuts the inputs into staged Parquet parts (row numbers and rejects known before any tagging), then
+`read_parquet` -> `map_batches` with a callable class that loads the model folder once per actor (a pool sized
+to the cluster's CPUs) -> `write_parquet`, a group of parts per round so a stopped run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from data.errors import ConfigError, DataError
+from data.normalise import mask_pii
+from data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows
+from model.base import Tag, mask_evidence
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "_job.json"
+PARTS_DIR = "parts"
+REJECTS_DIR = "rejects"
+STAGED_DIR = "_staged"
+COLUMNS = ("source", "row", "id", "text", "sentiment", "probabilities", "aspects", "model_name", "model_version")
+SUFFIXES = {".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"}
+
+Progress = Callable[[int, int | None], None]
+
+
+@dataclass
+class BatchResult:
+    out: Path
+    engine: str
+    rows: int = 0  # tagged rows written in this run
+    skipped_rows: int = 0  # rows of parts an earlier run finished
+    rejected: int = 0
+    parts_written: int = 0
+    parts_skipped: int = 0
+    seconds: float = 0.0
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def expand_inputs(paths: Sequence[str | Path]) -> list[str]:
+    """Files to read, in a stable order: a file as given; a folder's files of a known format (recursively); a
+    `datasets` folder (saved with save_to_disk) as one input."""
+    found: list[str] = []
+    for given in paths:
+        path = Path(given)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder")
+        if path.is_file():
+            detect_format(str(path))  # a clear error for an unknown suffix
+            found.append(str(path))
+        elif (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            found.append(str(path))
+        else:
+            files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+                           and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts))
+            if not files:
+                raise DataError(f"{path}: no {', '.join(FORMATS)} files in this folder")
+            found.extend(files)
+    return found
+
+
+def part_name(input_index: int, part_index: int) -> str:
+    return f"{input_index:05d}-{part_index:05d}"
+
+
+def tagged_columns(sources: Sequence[str], rows: Sequence[int], ids: Sequence[str | None], texts: Sequence[str],
+                   tags: Sequence[Tag], model_name: str, model_version: str) -> dict[str, list[Any]]:
+    """The output columns for tagged comments: one function for both engines, so their rows are identical."""
+    out: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for source, row, ident, text, tag in zip(sources, rows, ids, texts, tags, strict=True):
+        tag = mask_evidence(tag, text)
+        out["source"].append(source)
+        out["row"].append(int(row))
+        out["id"].append(ident)
+        out["text"].append(mask_pii(text))
+        out["sentiment"].append(tag.sentiment)
+        out["probabilities"].append(json.dumps(tag.probabilities, sort_keys=True))
+        out["aspects"].append(json.dumps([asdict(a) for a in tag.aspects], ensure_ascii=False))
+        out["model_name"].append(model_name)
+        out["model_version"].append(model_version)
+    return out
+
+
+def arrow_table(columns: dict[str, list[Any]]) -> Any:
+    import pyarrow as pa
+
+    schema = pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()), ("text", pa.string()),
+                        ("sentiment", pa.string()), ("probabilities", pa.string()), ("aspects", pa.string()),
+                        ("model_name", pa.string()), ("model_version", pa.string())])
+    return pa.table({name: columns[name] for name in COLUMNS}, schema=schema)
+
+
+@dataclass
+class Part:
+    """Rows of one input file, in order: what is tagged (source, row, id, text) and what was rejected."""
+
+    name: str
+    source: str
+    rows: list[int] = field(default_factory=list)
+    ids: list[str | None] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.rows) + len(self.rejects)
+
+
+def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: Callable[[str], bool]) -> Iterator[Part]:
+    """Every input's rows in parts of `part_rows`; a part `skip` names (finished earlier) comes back empty but for
+    its name and size, its texts never held in memory."""
+    for input_index, source in enumerate(inputs):
+        part_index = 0
+        part = Part(part_name(input_index, part_index), source)
+        skipping = skip(part.name)
+        for number, raw in iter_rows(source):
+            if skipping:
+                part.rows.append(number)  # counted, not kept
+            else:
+                try:
+                    ident, text = comment_text(raw, columns)
+                except RowError as error:
+                    part.rejects.append({"file": source, "row": number, "field": error.field_name,
+                                         "reason": error.reason})
+                else:
+                    part.rows.append(number)
+                    part.ids.append(ident)
+                    part.texts.append(text)
+            if part.size == part_rows:
+                yield part
+                part_index += 1
+                part = Part(part_name(input_index, part_index), source)
+                skipping = skip(part.name)
+        if part.size:
+            yield part
+
+
+class BatchJob:
+    """One tag-batch run: inputs, output folder, model; `run()` with the engine's `tag_parts`."""
+
+    def __init__(self, inputs: Sequence[str | Path], out: Path, model: str, models_dir: Path,
+                 columns: ColumnMap | None = None, part_rows: int = 50_000, batch_size: int = 512,
+                 overwrite: bool = False) -> None:
+        from model.folder import resolve
+
+        if part_rows < 1 or batch_size < 1:
+            raise ConfigError("part_rows and batch_size must be at least 1")
+        self.inputs = expand_inputs(inputs)
+        self.out = Path(out)
+        self.folder = resolve(model, models_dir)
+        manifest = json.loads((self.folder / "manifest.json").read_text(encoding="utf-8"))
+        self.model_name, self.model_version = str(manifest["name"]), str(manifest["version"])
+        self.columns = columns or ColumnMap()
+        self.part_rows = part_rows
+        self.batch_size = batch_size
+        self._claim(overwrite)
+
+    def _claim(self, overwrite: bool) -> None:
+        """Write `_job.json`, or check that the folder holds this job's parts (so resuming cannot mix models)."""
+        job = {"model": {"name": self.model_name, "version": self.model_version, "folder": str(self.folder)},
+               "inputs": [str(Path(p).resolve()) for p in self.inputs], "part_rows": self.part_rows,
+               "columns": {"text": self.columns.text, "id": list(self.columns.id)}}
+        path = self.out / JOB_FILE
+        if path.exists() and not overwrite:
+            earlier = json.loads(path.read_text(encoding="utf-8"))
+            same = {k: earlier.get(k) for k in ("inputs", "part_rows", "columns")} == \
+                   {k: job[k] for k in ("inputs", "part_rows", "columns")} and \
+                   {k: earlier["model"].get(k) for k in ("name", "version")} == \
+                   {"name": self.model_name, "version": self.model_version}
+            if not same:
+                raise ConfigError(f"{self.out} holds the parts of another job ({earlier['model']['name']} "
+                                  f"{earlier['model']['version']}, {len(earlier['inputs'])} input(s)); use another "
+                                  "--out, or --overwrite to start it again")
+        elif path.exists():
+            for name in (PARTS_DIR, REJECTS_DIR, STAGED_DIR):
+                shutil.rmtree(self.out / name, ignore_errors=True)
+        for name in (PARTS_DIR, REJECTS_DIR):
+            (self.out / name).mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(job, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    def done(self, name: str) -> bool:
+        return (self.out / PARTS_DIR / f"{name}.parquet").exists() and \
+               (self.out / REJECTS_DIR / f"{name}.jsonl").exists()
+
+    def write_rejects(self, part: Part) -> None:
+        lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.rejects)
+        _atomic_write(self.out / REJECTS_DIR / f"{part.name}.jsonl", lines.encode("utf-8"))
+
+    def write_part(self, name: str, table: Any) -> None:
+        import pyarrow.parquet as pq
+
+        final = self.out / PARTS_DIR / f"{name}.parquet"
+        staging = final.with_suffix(".parquet.tmp")
+        pq.write_table(table, staging)
+        staging.replace(final)
+
+    def summarise(self, result: BatchResult) -> BatchResult:
+        reasons: dict[str, int] = {}
+        for path in (self.out / REJECTS_DIR).glob("*.jsonl"):
+            for line in path.read_text(encoding="utf-8").splitlines():
+                reason = json.loads(line)["reason"]
+                reasons[reason] = reasons.get(reason, 0) + 1
+        result.rejected = sum(reasons.values())
+        result.rejects_by_reason = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+        return result
+
+
+def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
+    """Stream every part through one tagger in this process."""
+    from model.folder import load_model
+
+    started = time.perf_counter()
+    result = BatchResult(job.out, "local")
+    tagger = load_model(str(job.folder)).tagger
+    seen = 0
+    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done):
+        seen += part.size
+        if job.done(part.name):
+            result.parts_skipped += 1
+            result.skipped_rows += part.size
+        else:
+            tags: list[Tag] = []
+            for start in range(0, len(part.texts), job.batch_size):
+                tags += tagger.tag(part.texts[start : start + job.batch_size])
+            columns = tagged_columns([part.source] * len(part.texts), part.rows, part.ids, part.texts, tags,
+                                     job.model_name, job.model_version)
+            job.write_part(part.name, arrow_table(columns))
+            job.write_rejects(part)
+            result.parts_written += 1
+            result.rows += len(part.texts)
+        if progress is not None:
+            progress(seen, None)
+    result.seconds = time.perf_counter() - started
+    return job.summarise(result)
+
+
+class TagActor:
+    """Ray Data's callable class: loads the model folder once per actor, then tags batch after batch."""
+
+    def __init__(self, folder: str, model_name: str, model_version: str) -> None:
+        from model.folder import load_model
+
+        self.tagger = load_model(folder).tagger
+        self.model_name, self.model_version = model_name, model_version
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        texts = [str(t) for t in batch["text"]]
+        ids = [None if i is None or i != i else str(i) for i in batch["id"]]  # NaN from pandas-backed blocks
+        return {**tagged_columns([str(s) for s in batch["source"]], [int(r) for r in batch["row"]], ids, texts,
+                                 self.tagger.tag(texts), self.model_name, self.model_version),
+                "part": [str(p) for p in batch["part"]]}
+
+
+def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, actors: int | None = None,
+            progress: Progress | None = None) -> BatchResult:
+    """Stage the parts on the driver, then tag them with Ray Data, a group of parts per round."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'bazkhord[ray]'") from None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    started = time.perf_counter()
+    result = BatchResult(job.out, "ray")
+    staged_dir = job.out / STAGED_DIR
+    staged_dir.mkdir(parents=True, exist_ok=True)
+    pending: list[tuple[str, Path, int]] = []
+    seen = 0
+    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done):
+        seen += part.size
+        if job.done(part.name):
+            result.parts_skipped += 1
+            result.skipped_rows += part.size
+            continue
+        staged = staged_dir / f"{part.name}.parquet"
+        pq.write_table(pa.table({"source": [part.source] * len(part.rows), "row": part.rows, "id": part.ids,
+                                 "text": part.texts, "part": [part.name] * len(part.rows)},
+                                schema=pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()),
+                                                  ("text", pa.string()), ("part", pa.string())])), staged)
+        pending.append((part.name, staged, len(part.texts)))
+        _pending_rejects(job, part)
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        # A local instance gets one logical CPU more than it has actors: Ray Data's small tasks (listing and
+        # reading the staged files, writing parts) need a CPU slot, and an actor pool holding every slot starves
+        # them (measured: 2 actors on 2 CPUs never started reading). On a cluster, one CPU is left to them.
+        local_cpus = cpus or os.cpu_count() or 1
+        ray.init(address=address, num_cpus=None if address else local_cpus + 1, include_dashboard=False,
+                 log_to_driver=False, logging_level=logging.WARNING)
+    try:
+        total = int(ray.cluster_resources().get("CPU", 1))
+        pool = actors or (max(1, total - 1) if address or not started_here else local_cpus)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # ours is the one display
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        done_rows = result.skipped_rows
+        group = max(1, 2 * pool)
+        for start in range(0, len(pending), group):
+            chunk = pending[start : start + group]
+            todo = [(name, staged, n) for name, staged, n in chunk if n]
+            if todo:
+                dataset = ray.data.read_parquet([str(staged) for _, staged, _ in todo])
+                tagged = dataset.map_batches(TagActor, fn_constructor_args=(str(job.folder), job.model_name,
+                                                                            job.model_version),
+                                             batch_size=job.batch_size, batch_format="numpy", num_cpus=1,
+                                             compute=ray.data.ActorPoolStrategy(size=pool))
+                round_dir = job.out / f"_round-{start:06d}"
+                shutil.rmtree(round_dir, ignore_errors=True)
+                tagged.write_parquet(str(round_dir), partition_cols=["part"])
+                for name, _, _ in todo:
+                    table = pq.read_table(round_dir / f"part={name}").sort_by("row")
+                    job.write_part(name, arrow_table({c: table.column(c).to_pylist() for c in COLUMNS}))
+                shutil.rmtree(round_dir, ignore_errors=True)
+            for name, staged, n in chunk:
+                if not n:
+                    job.write_part(name, arrow_table({c: [] for c in COLUMNS}))
+                _finish_rejects(job, name)
+                staged.unlink(missing_ok=True)
+                result.parts_written += 1
+                result.rows += n
+            done_rows += sum(n for _, _, n in chunk)
+            if progress is not None:
+                progress(done_rows, seen)
+    finally:
+        if started_here:
+            ray.shutdown()
+    shutil.rmtree(staged_dir, ignore_errors=True)
+    result.seconds = time.perf_counter() - started
+    return job.summarise(result)
+
+
+def _pending_rejects(job: BatchJob, part: Part) -> None:
+    """A staged part's rejects wait beside it; they become final with the part, so `done` never sees half a part."""
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.rejects)
+    _atomic_write(job.out / STAGED_DIR / f"{part.name}.rejects.jsonl", lines.encode("utf-8"))
+
+
+def _finish_rejects(job: BatchJob, name: str) -> None:
+    staged = job.out / STAGED_DIR / f"{name}.rejects.jsonl"
+    staged.replace(job.out / REJECTS_DIR / f"{name}.jsonl")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    staging = path.with_suffix(path.suffix + ".tmp")
+    staging.write_bytes(data)
+    staging.replace(path)
