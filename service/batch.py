@@ -328,7 +328,9 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
             chunk = pending[start : start + group]
             todo = [(name, staged, n) for name, staged, n in chunk if n]
             if todo:
-                dataset = ray.data.read_parquet([str(staged) for _, staged, _ in todo])
+                # Several blocks per part, so every actor has batches to take (a part is one file, one block).
+                dataset = ray.data.read_parquet([str(staged) for _, staged, _ in todo],
+                                                override_num_blocks=max(len(todo), 2 * pool))
                 tagged = dataset.map_batches(TagActor, fn_constructor_args=(str(job.folder), job.model_name,
                                                                             job.model_version),
                                              batch_size=job.batch_size, batch_format="numpy", num_cpus=1,

@@ -1,0 +1,118 @@
+"""tag-batch benchmark: the local and the Ray engine against the single-process `tag()` rate, in one run.
+
+Builds N comments (the shipped sample's texts, cycled, with an id each) as JSONL, then measures, one after the
+other on the same machine:
+  - `tag()`: one process, the whole list through `tagger.tag` in batches (the reference rate);
+  - `tag-batch --engine local` (a child process, so its peak memory is its own);
+  - `tag-batch --engine ray` with 1 and 2 actors on a local Ray instance (`ray.init`), started by the run.
+Writes the "tag-batch" section of docs/BENCHMARKS.md.
+
+    python -m evaluation.benchmarks.batch [--rows 50000] [--model sample] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from evaluation.benchmarks.baseline import BENCHMARKS_MD, REPO, machine, write_section
+
+BEGIN, END = "<!-- tag-batch:begin -->", "<!-- tag-batch:end -->"
+SAMPLE = REPO / "data" / "samples" / "feedback.jsonl"
+
+
+def make_input(path: Path, rows: int) -> None:
+    texts = [json.loads(line)["text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    with path.open("w", encoding="utf-8") as handle:
+        for i in range(rows):
+            # A suffix per row, so no two rows are the same text (the normaliser's memo must not flatter anyone).
+            handle.write(json.dumps({"id": f"c{i}", "text": f"{texts[i % len(texts)]} #{i}"}, ensure_ascii=False) + "\n")
+
+
+def reference_rate(model: str, models_dir: Path, path: Path, batch: int) -> float:
+    """Comments/s of `tagger.tag` in this process, reading included: the bar the engines are held to."""
+    from data.normalise import normalise
+    from model.folder import load_model
+
+    tagger = load_model(model, models_dir).tagger
+    texts = [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines()]
+    normalise.cache_clear()
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        tagger.tag(texts[start : start + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def run_engine(args: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS MiB of the child and its children, summary line) of one `bazkhord tag-batch` run."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "service.cli", "tag-batch", *args, "-q"], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"tag-batch failed: {done.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return seconds, peak, done.stdout.splitlines()[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--model", default="sample")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "artifacts" / "models")
+    parser.add_argument("--part-rows", type=int, default=10_000)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bazkhord-batch-") as tmp:
+        work = Path(tmp)
+        source = work / "comments.jsonl"
+        make_input(source, args.rows)
+        common = ["--input", str(source), "--model", args.model, "--models-dir", str(args.models_dir),
+                  "--part-rows", str(args.part_rows), "--batch-size", str(args.batch_size)]
+        reference = reference_rate(args.model, args.models_dir, source, args.batch_size)
+        results = []
+        seconds, peak, line = run_engine([*common, "--out", str(work / "local")])
+        results.append(("local", 1, seconds, peak, line))
+        if not args.no_ray:
+            for actors in (1, 2):
+                seconds, _, line = run_engine([*common, "--out", str(work / f"ray-{actors}"), "--engine", "ray",
+                                               "--cpus", "2", "--actors", str(actors)])
+                results.append(("ray", actors, seconds, float("nan"), line))
+    local_rate = args.rows / results[0][2]
+    lines = [BEGIN, "## tag-batch: local and Ray engines", "",
+             f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.batch "
+             f"--rows {args.rows}`: {args.rows:,} comments (the sample's texts, each made unique), model "
+             f"`{args.model}`, parts of {args.part_rows:,} rows, {args.batch_size} comments a model call. Rates count "
+             "the whole command (start, model load, reading, tagging, writing); `tag()` is one process tagging "
+             "the same list in a loop, the reference.", "",
+             "| engine | workers | seconds | comments/s | vs tag() | peak memory |", "|---|---:|---:|---:|---:|---:|",
+             f"| `tag()` in one process | 1 | {args.rows / reference:.1f} | {reference:,.0f} | 1.00 | |"]
+    for engine, workers, seconds, peak, _ in results:
+        rate = args.rows / seconds
+        memory = f"{peak:,.0f} MiB" if peak == peak else "(Ray processes)"
+        lines.append(f"| `tag-batch --engine {engine}` | {workers} | {seconds:.1f} | {rate:,.0f} | "
+                     f"{rate / reference:.2f} | {memory} |")
+    hours = 1_000_000 / local_rate / 3600
+    lines += ["", f"At the local engine's rate, a million comments take {hours:.1f} h on this machine "
+                  f"({hours * 2:.1f} core-hours). Peak memory is the child process's maximum resident size "
+                  f"(parts of {args.part_rows:,} rows bound it, whatever the input's size).", "", END]
+    section = "\n".join(lines)
+    print(section)
+    if not args.no_write:
+        write_section(section, BENCHMARKS_MD, BEGIN, END)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("BAZKHORD_ENCODER", "none")
+    raise SystemExit(main())
