@@ -6,7 +6,10 @@ No text processing happens here: the tagger normalises with the config saved in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -62,6 +65,7 @@ from service.schemas import (
     ThemeRequest,
 )
 from service.settings import Settings
+from service.shared import KeyRevocations, RedisRateLimiter, connect
 from service.store import ConflictError, FeedbackStore, Filters, NewFeedback, Stored, sha256_text
 
 log = logging.getLogger("bazkhord.service")
@@ -100,6 +104,16 @@ class Services:
         self.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
         # Requests without a valid key, counted per client address.
         self.guard = RateLimiter(settings.unauthenticated_per_minute, settings.unauthenticated_burst)
+        self.revocations: KeyRevocations | None = None
+        if settings.redis_url:  # several processes: one bucket per key, revocations seen by all
+            client = connect(settings.redis_url)
+            prefix = settings.redis_prefix
+            self.limiter = RedisRateLimiter(client, "key", settings.rate_limit_per_minute, settings.rate_limit_burst,
+                                            prefix)
+            self.guard = RedisRateLimiter(client, "address", settings.unauthenticated_per_minute,
+                                          settings.unauthenticated_burst, prefix)
+            self.revocations = KeyRevocations(client, prefix)
+            self.revocations.changed()
         self.store = FeedbackStore(engine)
         self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
         self.batcher = MicroBatcher(lambda: self.registry.active, settings.max_batch_texts,
@@ -130,6 +144,20 @@ class Services:
                            headers={"Retry-After": "2"}) from None
         except BazkhordError as error:  # the worker process could not load the model folder (moved, damaged)
             raise ApiError(503, "model_unavailable", str(error), headers={"Retry-After": "30"}) from None
+
+    def sync(self) -> LoadedModel | None:
+        """What other processes changed (blocking; from a thread): a revoked key, another active model version."""
+        if self.revocations is not None:
+            try:
+                if self.revocations.changed():
+                    self.keys.clear_cache()
+            except Exception as error:  # Redis away: the key cache still expires after auth_cache_seconds
+                log.warning("cannot read key revocations from Redis: %s", error)
+        try:
+            return self.registry.follow()
+        except ModelFolderError as error:
+            log.error("another process activated a version this one cannot load: %s", error)
+            return None
 
     def normaliser(self) -> Callable[[list[str]], list[str]] | None:
         """The active model's own normaliser (the service never builds one), for the empty-text check."""
@@ -201,7 +229,12 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             services.load_error = str(error)
             log.error("no model loaded: %s", error)
         await services.batcher.start()
+        syncing = asyncio.create_task(keep_in_sync(services), name="bazkhord-sync") if settings.sync_seconds else None
         yield
+        if syncing is not None:
+            syncing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await syncing
         await services.batcher.stop()
 
     app = FastAPI(
@@ -218,6 +251,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     add_docs_routes(app)
     app.state.settings = settings
     app.state.services = services
+    # Each process's metrics carry its name, so series scraped through a balancer from several processes stay apart.
+    process = settings.process_name or f"{socket.gethostname()}:{os.getpid()}"
     # The last added runs first: the edge (request id, metrics, body limit), then the key check, then the routes.
     app.add_middleware(AuthGate, services=services)
     app.add_middleware(EdgeMiddleware, metrics=services.metrics, max_body_bytes=settings.max_body_bytes,
@@ -273,7 +308,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     @app.get("/metrics", tags=["ops"], response_class=Response,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
     def metrics() -> Response:
-        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(with_label(generate_latest(services.metrics.registry), "process", process),
+                        media_type=CONTENT_TYPE_LATEST)
 
     # -- tagging -------------------------------------------------------------------------------------------
     @app.post("/v1/tag", response_model=TagResponse, tags=["tagging"], responses=TAG_ERRORS)
@@ -410,6 +446,35 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         return await swap(services, lambda: services.registry.rollback(caller.name))
 
     return app
+
+
+def with_label(exposition: bytes, name: str, value: str) -> bytes:
+    """Prometheus text with `name="value"` added to every sample (prometheus_client has no constant labels)."""
+    label = f'{name}="{value.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+    lines = []
+    for line in exposition.decode("utf-8").splitlines():
+        if line and not line.startswith("#"):
+            head, _, rest = line.partition(" ")
+            if "{" in head:
+                metric, _, labels = line.partition("{")
+                line = f"{metric}{{{label},{labels}"
+            else:
+                line = f"{head}{{{label}}} {rest}"
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+async def keep_in_sync(services: Services) -> None:
+    """Every `sync_seconds`: follow another process's activation, drop the key cache after a revocation."""
+    while True:
+        await asyncio.sleep(services.settings.sync_seconds)
+        try:
+            loaded = await run_in_threadpool(services.sync)
+        except Exception:  # the loop must outlive a bad moment of the store; the error is in the log
+            log.exception("syncing with the other processes failed")
+            continue
+        if loaded is not None:
+            services.metrics.set_model(loaded.name, loaded.version, str(loaded.manifest["kind"]))
 
 
 async def swap(services: Services, change: Any) -> ModelInfo:

@@ -102,6 +102,11 @@ class KeyStore:
                      "rate_per_minute": r.rate_per_minute, "created_at": r.created_at.isoformat(),
                      "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None} for r in rows]
 
+    def clear_cache(self) -> None:
+        """Forget every verified key (another process revoked one): the next request of each key reads the store."""
+        with self._lock:
+            self._cache.clear()
+
     def revoke(self, name_or_prefix: str) -> str:
         with Session(self.engine) as session, session.begin():
             row = session.scalars(select(ApiKey).where(

@@ -212,11 +212,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The model thread and the event loop share the GIL; a shorter switch interval than the default 5 ms lets
     # the loop answer requests while a batch is being tagged (measured in evaluation/benchmarks/service_http.py).
     sys.setswitchinterval(settings.switch_interval_ms / 1000)
-    # `_engine` has migrated the store already: the app need not do it again.
-    app = create_app(settings.model_copy(update={"migrate_on_start": False}), model=loaded, engine=engine)
-    uvicorn.run(app, host=args.host, port=args.port, http=guarded_http_protocol(settings.header_timeout_s),
-                log_level=settings.log_level.lower(), log_config=None if settings.json_logs else uvicorn.config.LOGGING_CONFIG,
-                access_log=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
+    common: dict[str, Any] = dict(host=args.host, port=args.port, http=guarded_http_protocol(settings.header_timeout_s),
+                                  log_level=settings.log_level.lower(),
+                                  log_config=None if settings.json_logs else uvicorn.config.LOGGING_CONFIG,
+                                  access_log=False, timeout_graceful_shutdown=settings.shutdown_grace_s)
+    if args.workers > 1:
+        # Several processes on one port: each builds the app from the environment (the same settings as here) and
+        # loads the model itself; they share the store, and Redis when BAZKHORD_REDIS_URL is set.
+        if not settings.redis_url:
+            log.warning("%d workers without BAZKHORD_REDIS_URL: each keeps its own rate limits (a key gets %d times "
+                        "its limit) and notices a revoked key only when its cache expires", args.workers, args.workers)
+        for name, value in (("MODEL", settings.model), ("MODELS_DIR", str(settings.models_dir)),
+                            ("DATABASE_URL", settings.database_url), ("MIGRATE_ON_START", "false")):
+            os.environ[f"BAZKHORD_{name}"] = value
+        del loaded
+        engine.dispose()
+        uvicorn.run("service.app:create_app", factory=True, workers=args.workers, **common)
+    else:
+        # `_engine` has migrated the store already: the app need not do it again.
+        app = create_app(settings.model_copy(update={"migrate_on_start": False}), model=loaded, engine=engine)
+        uvicorn.run(app, **common)
     # Shut down cleanly: requests answered or cut after the grace period, the model worker stopped, the store's
     # connections closed, logs flushed. What is left is the interpreter freeing a loaded model object by object
     # (1-2 s measured, seconds more with a transformer) and threads still computing a report nobody will
@@ -238,7 +253,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
               "it is shown once, store it now:", file=sys.stderr)
         print(new.key)
     elif args.action == "revoke":
-        print(f"revoked key {keys.revoke(args.name)!r}")
+        name = keys.revoke(args.name)
+        settings = _settings(args)
+        if settings.redis_url:  # running services drop their key caches now, not when they expire
+            from service.shared import KeyRevocations, connect
+
+            KeyRevocations(connect(settings.redis_url), settings.redis_prefix).bump()
+        print(f"revoked key {name!r}")
     else:
         rows = keys.list()
         for row in rows:
@@ -438,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo-key", action="store_true", help="create a key (tag, ingest, report) and print it")
+    serve.add_argument("--workers", type=int, default=1, help="service processes on this port (each loads the model; "
+                                                              "set BAZKHORD_REDIS_URL so they share rate limits)")
     serve.set_defaults(run=cmd_serve)
 
     keys = commands.add_parser("keys", help="API keys: create, list, revoke")

@@ -118,7 +118,21 @@ class ModelRegistry:
             raise
         self._verified[folder] = (signature, None)
 
-    def activate(self, version: str, by: str | None = None, action: str = "activate") -> LoadedModel:
+    def follow(self) -> LoadedModel | None:
+        """Serve the version the store records as active, when another process activated one: the new model when
+        it changed here, else None. Only a service started from a bare model name follows (as `start` does)."""
+        current = self._active
+        if current is None or self.engine is None or not self._is_bare_name(self.reference):
+            return None
+        with Session(self.engine) as session:
+            row = session.scalars(select(ModelActivation).where(ModelActivation.model_name == current.name)
+                                  .order_by(ModelActivation.id.desc()).limit(1)).first()
+        if row is None or row.model_version == current.version:
+            return None
+        return self.activate(row.model_version, row.activated_by, action=row.action, record=False)
+
+    def activate(self, version: str, by: str | None = None, action: str = "activate", record: bool = True
+                 ) -> LoadedModel:
         """Make `version` of the served model active. Raises ModelFolderError (and changes nothing) when the folder
         is missing, corrupt, incomplete, of another model, or does not load."""
         with self._lock:
@@ -141,7 +155,8 @@ class ModelRegistry:
                 raise ModelFolderError(f"{folder}: the model loads but fails to tag ({type(error).__name__}: {error})"
                                        ) from error
             self._active = loaded  # the swap: one reference assignment
-            self._record(loaded, action, by)
+            if record:
+                self._record(loaded, action, by)
             log.info("%s %s: now serving %s (was %s)", action, loaded.name, loaded.version, current.version)
             return loaded
 

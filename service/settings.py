@@ -18,6 +18,13 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite:///artifacts/bazkhord.db",
                               description="sqlite:///file.db or postgresql+psycopg://user@host:5432/db")
     migrate_on_start: bool = Field(True, description="run the Alembic migrations when the service starts")
+    redis_url: str | None = Field(None, description="redis://host:6379/0: rate limits and key revocations shared by "
+                                                    "every service process using it (else each process keeps its own)")
+    redis_prefix: str = Field("bazkhord", description="the prefix of this deployment's keys in Redis")
+    process_name: str | None = Field(None, description="this process's `process` label in /metrics (default "
+                                                       "host:pid)")
+    sync_seconds: float = Field(2.0, ge=0, description="how often a process checks the store for another process's "
+                                                      "model activation (and Redis for key revocations); 0: never")
     store_raw_text: bool = Field(False, description="keep comments in the store as sent, personal data included; by "
                                                     "default they are stored with it masked ([PHONE], [CARD], ...)")
 

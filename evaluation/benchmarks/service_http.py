@@ -147,14 +147,14 @@ class Server:
     """`bazkhord serve` in a process of its own (also used by tests/service/test_restart.py)."""
 
     def __init__(self, model: Path, workdir: Path, port: int, database_url: str | None = None, new_session: bool = False,
-                 **settings: str) -> None:
+                 workers: int = 1, **settings: Any) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.database_url = database_url or f"sqlite:///{workdir}/store-{port}.db"
         env = {**os.environ, "BAZKHORD_JSON_LOGS": "true", **{f"BAZKHORD_{k.upper()}": v for k, v in settings.items()}}
         self.log = (workdir / f"server-{port}.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--model", str(model), "--database-url", self.database_url,
-             "--port", str(port)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+             "--port", str(port), "--workers", str(workers)], cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=new_session)  # a process group of its own: a test can Ctrl-C it as a terminal would
 
     def key(self, name: str, rate_per_minute: int | None, scopes: str = "tag") -> str:
@@ -259,9 +259,9 @@ def scenario(pool: ProcessPoolExecutor, server: Server, key: str, texts: list[st
 
 
 @contextmanager
-def serving(model: Path, workdir: Path, **settings: str) -> Iterator[tuple[Server, str]]:
+def serving(model: Path, workdir: Path, **settings: Any) -> Iterator[tuple[Server, str]]:
     """A ready server with `settings` and a key with no practical rate limit; stopped afterwards."""
-    server = Server(model, workdir, free_port(), None, False, **settings)
+    server = Server(model, workdir, free_port(), **settings)
     try:
         key = server.key(f"bench-{server.url.rsplit(':', 1)[1]}", rate_per_minute=10_000_000)
         server.wait_ready()
