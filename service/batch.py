@@ -29,14 +29,14 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from data.errors import ConfigError, DataError
-from data.normalise import mask_pii
+from data.normalise import find_pii, mask_span
 from data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows
-from model.base import Tag, mask_evidence
+from model.base import Tag
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +94,19 @@ def tagged_columns(sources: Sequence[str], rows: Sequence[int], ids: Sequence[st
     """The output columns for tagged comments: one function for both engines, so their rows are identical."""
     out: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     for source, row, ident, text, tag in zip(sources, rows, ids, texts, tags, strict=True):
-        tag = mask_evidence(tag, text)
+        spans = find_pii(text)  # once, for the text and its evidence alike
         out["source"].append(source)
         out["row"].append(int(row))
         out["id"].append(ident)
-        out["text"].append(mask_pii(text))
+        out["text"].append(mask_span(text, 0, len(text), spans) if spans else text)
         out["sentiment"].append(tag.sentiment)
         out["probabilities"].append(json.dumps(tag.probabilities, sort_keys=True))
-        out["aspects"].append(json.dumps([asdict(a) for a in tag.aspects], ensure_ascii=False))
+        out["aspects"].append(json.dumps([
+            {"aspect": a.aspect, "confidence": a.confidence, "polarity": a.polarity,
+             "polarity_confidence": a.polarity_confidence,
+             "evidence": [{"text": mask_span(text, e.start, e.end, spans) if spans else e.text, "start": e.start,
+                           "end": e.end} for e in a.evidence]}
+            for a in tag.aspects], ensure_ascii=False))
         out["model_name"].append(model_name)
         out["model_version"].append(model_version)
     return out
