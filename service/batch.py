@@ -292,6 +292,8 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if address and address != "auto" and not ray.is_initialized():
+        _reachable(address)  # before any work: Ray itself retries an unreachable address for minutes
     started = time.perf_counter()
     result = BatchResult(job.out, "ray")
     staged_dir = job.out / STAGED_DIR
@@ -318,8 +320,12 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
         # reading the staged files, writing parts) need a CPU slot, and an actor pool holding every slot starves
         # them (measured: 2 actors on 2 CPUs never started reading). On a cluster, one CPU is left to them.
         local_cpus = cpus or os.cpu_count() or 1
-        ray.init(address=address, num_cpus=None if address else local_cpus + 1, include_dashboard=False,
-                 log_to_driver=False, logging_level=logging.WARNING)
+        try:
+            ray.init(address=address, num_cpus=None if address else local_cpus + 1, include_dashboard=False,
+                     log_to_driver=False, logging_level=logging.WARNING)
+        except Exception as error:  # Ray raises many types for an unreachable or refusing cluster
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise ConfigError(f"cannot start or join {where}: {type(error).__name__}: {error}") from None
     try:
         total = int(ray.cluster_resources().get("CPU", 1))
         pool = actors or (max(1, total - 1) if address or not started_here else local_cpus)
@@ -380,3 +386,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
     staging = path.with_suffix(path.suffix + ".tmp")
     staging.write_bytes(data)
     staging.replace(path)
+
+
+def _reachable(address: str) -> None:
+    """A one-line error at once when nothing listens at a Ray cluster's `host:port` (or `ray://host:port`)."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT, as `ray start --head` prints it")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as error:
+        raise ConfigError(f"no Ray cluster answers at {address} ({error}); start one with `ray start --head` there, "
+                          "or leave out --address to start a local one") from None

@@ -3,6 +3,7 @@ the same rows from the local engine and from a real local Ray instance."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from data.errors import ConfigError
+from evaluation.benchmarks.service_http import free_port
 from model.folder import LoadedModel
 from service.batch import BatchJob, run_local
 from service.cli import main
@@ -109,12 +111,18 @@ def test_cli_summary_and_a_clear_error_without_ray(sample_model: LoadedModel, in
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "tagged 298 comments" in out and "rejected 3 row(s)" in out
+    if importlib.util.find_spec("ray") is not None:  # an address where no cluster listens: one line, at once
+        assert main([*args, "--engine", "ray", "--address", f"127.0.0.1:{free_port()}", "--out",
+                     str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert "no Ray cluster answers at 127.0.0.1:" in err and "Traceback" not in err
     monkeypatch.setitem(sys.modules, "ray", None)  # as where Ray is not installed
     assert main([*args, "--engine", "ray", "--out", str(tmp_path / "out-ray")]) == 2
     err = capsys.readouterr().err
     assert "pip install 'bazkhord[ray]'" in err and "Traceback" not in err
     assert main(["tag-batch", "--input", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
 
 
 def test_ray_engine_gives_the_local_rows(sample_model: LoadedModel, inputs: Path, tmp_path: Path) -> None:
