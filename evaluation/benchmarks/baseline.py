@@ -217,6 +217,14 @@ def write_section(section: str, path: Path = BENCHMARKS_MD, begin: str = BEGIN, 
     path.write_text(text, encoding="utf-8")
 
 
+def publish(lines: list[str], begin: str, end: str, write: bool) -> None:
+    """Print a benchmark's section (its lines, between its markers) and, unless told not to, write it."""
+    section = "\n".join([begin, *lines, end])
+    print(section)
+    if write:
+        write_section(section, BENCHMARKS_MD, begin, end)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared-data", type=Path,

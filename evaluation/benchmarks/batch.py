@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import resource
 import subprocess
@@ -24,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from evaluation.benchmarks.baseline import BENCHMARKS_MD, REPO, machine, write_section
+from evaluation.benchmarks.baseline import REPO, machine, publish
 
 BEGIN, END = "<!-- tag-batch:begin -->", "<!-- tag-batch:end -->"
 SAMPLE = REPO / "data" / "samples" / "feedback.jsonl"
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                                                "--cpus", "2", "--actors", str(actors)])
                 results.append(("ray", actors, seconds, float("nan"), line))
     local_rate = args.rows / results[0][2]
-    lines = [BEGIN, "## tag-batch: local and Ray engines", "",
+    lines = ["## tag-batch: local and Ray engines", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.batch "
              f"--rows {args.rows}`: {args.rows:,} comments (the sample's texts, each made unique), model "
              f"`{args.model}`, parts of {args.part_rows:,} rows, {args.batch_size} comments a model call. Rates count "
@@ -111,14 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     hours = 1_000_000 / local_rate / 3600
     lines += ["", f"At the local engine's rate, a million comments take {hours:.1f} h on this machine "
                   f"({hours * 2:.1f} core-hours). Peak memory is the child process's maximum resident size "
-                  f"(parts of {args.part_rows:,} rows bound it, whatever the input's size).", "", END]
-    section = "\n".join(lines)
-    print(section)
-    if not args.no_write:
-        write_section(section, BENCHMARKS_MD, BEGIN, END)
+                  f"(parts of {args.part_rows:,} rows bound it, whatever the input's size).", ""]
+    publish(lines, BEGIN, END, write=not args.no_write)
     return 0
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("BAZKHORD_ENCODER", "none")
     raise SystemExit(main())

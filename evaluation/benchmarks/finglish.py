@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evaluation.benchmarks.baseline import BENCHMARKS_MD, REPO, machine, write_section
+from evaluation.benchmarks.baseline import REPO, machine, publish
 from evaluation.metrics import sentiment_metrics
 
 SET_FILE = REPO / "data" / "labels" / "finglish_sentiment.jsonl"
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no model under {args.models_dir}: train one first (make train, or bazkhord train --config "
                      "training/configs/sample.toml)")
     header = "| model | split | n | accuracy before | accuracy after | macro-F1 before | macro-F1 after |"
-    lines = [BEGIN, "## Finglish (Persian typed in Latin letters)", "",
+    lines = ["## Finglish (Persian typed in Latin letters)", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.finglish`.",
              "Sentiment on `data/labels/finglish_sentiment.jsonl` (80 comments written for bazkhord, 40 dev and 40 "
              "test, 4 classes as the sample models), each model as trained on Persian script: *before* leaves "
@@ -85,11 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             b, a = result["before"][split], result["after"][split]
             lines.append(f"| {model} | {split} | {a['n']} | {b['accuracy']:.3f} | {a['accuracy']:.3f} | "
                          f"{b['macro_f1']:.3f} | {a['macro_f1']:.3f} |")
-    lines += ["", END]
-    section = "\n".join(lines)
-    print(section)
-    if not args.no_write:
-        write_section(section, BENCHMARKS_MD, BEGIN, END)
+    lines.append("")
+    publish(lines, BEGIN, END, write=not args.no_write)
     return 0
 
 

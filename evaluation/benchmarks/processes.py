@@ -19,7 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from evaluation.benchmarks.baseline import BENCHMARKS_MD, REPO, machine, write_section
+from evaluation.benchmarks.baseline import REPO, machine, publish
 from evaluation.benchmarks.service_http import Server, free_port
 
 BEGIN, END = "<!-- processes:begin -->", "<!-- processes:end -->"
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
             allowed = min(burst, args.rate) + args.rate * args.seconds / 60
             rows.append((redis, ok, limited, len(labels), allowed))
-    lines = [BEGIN, "## Several service processes: one rate limit", "",
+    lines = ["## Several service processes: one rate limit", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.processes`: "
              f"`bazkhord serve --workers 2` (one port), one key of {args.rate} requests a minute (burst "
              f"{min(burst, args.rate)}), {args.threads} client threads posting one comment each for "
@@ -88,11 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     for redis, ok, limited, processes, allowed in rows:
         lines.append(f"| {'shared in Redis' if redis else 'per process'} | {processes} | {ok:,} | {limited:,} | "
                      f"{allowed:,.0f} | {ok / allowed:.2f} |")
-    lines += ["", END]
-    section = "\n".join(lines)
-    print(section)
-    if not args.no_write:
-        write_section(section, BENCHMARKS_MD, BEGIN, END)
+    lines.append("")
+    publish(lines, BEGIN, END, write=not args.no_write)
     return 0
 
 
