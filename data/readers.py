@@ -118,17 +118,10 @@ def read_records(
     """Read and validate one file. Raises `DataError` if it cannot be used at all."""
     path = str(path)
     columns = columns or ColumnMap()
-    fmt = fmt or detect_format(path)
-    if fmt not in FORMATS:
-        raise DataError(f"{path}: unknown format {fmt!r}; use one of {FORMATS}")
-    if not path.startswith(HUB_PREFIX) and not Path(path).exists():
-        raise DataError(f"{path}: no such file or folder")
-
-    rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "parquet": _parquet_rows, "datasets": _datasets_rows}[fmt]
     records: list[FeedbackRecord] = []
     rejected: list[RejectedRow] = []
     seen = 0
-    for row_number, raw in rows(path, split):
+    for row_number, raw in iter_rows(path, fmt, split):
         seen += 1
         try:
             if isinstance(raw, _RowError):

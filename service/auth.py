@@ -173,10 +173,14 @@ class RateLimiter:
         self._buckets: dict[Hashable, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def shape(self, per_minute: int | None) -> tuple[float, float]:
+        """(tokens a second, bucket size) for a key with its own `per_minute`, or the service's."""
+        rate = (per_minute or self.per_minute) / 60.0
+        return rate, max(1.0, float(self.burst if per_minute is None else min(self.burst, per_minute)))
+
     def acquire(self, key: Hashable, per_minute: int | None = None) -> float:
         """0 when the request may go ahead, else the seconds to wait before trying again."""
-        rate = (per_minute or self.per_minute) / 60.0
-        burst = max(1.0, float(self.burst if per_minute is None else min(self.burst, per_minute)))
+        rate, burst = self.shape(per_minute)
         now = time.monotonic()
         with self._lock:
             if len(self._buckets) >= self.max_buckets:

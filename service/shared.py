@@ -72,8 +72,7 @@ class RedisRateLimiter(RateLimiter):
         self._failing_since: float | None = None
 
     def acquire(self, key: Hashable, per_minute: int | None = None) -> float:
-        rate = (per_minute or self.per_minute) / 60.0
-        burst = max(1.0, float(self.burst if per_minute is None else min(self.burst, per_minute)))
+        rate, burst = self.shape(per_minute)
         try:
             wait = float(self._script(keys=[f"{self.prefix}:rate:{self.name}:{key}"], args=[rate, burst]))
         except Exception as error:  # redis-py raises several types; every one means "no shared answer now"
