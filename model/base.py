@@ -9,7 +9,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from data.normalise import find_pii, mask_span
+from data.normalise import PiiSpan, find_pii, mask_span
 
 
 @runtime_checkable
@@ -68,10 +68,10 @@ class Tag:
     aspects: tuple[AspectTag, ...] = field(default_factory=tuple)
 
 
-def mask_evidence(tag: Tag, raw: str) -> Tag:
+def mask_evidence(tag: Tag, raw: str, spans: Sequence[PiiSpan] | None = None) -> Tag:
     """`tag` with the personal data in its evidence quotes replaced by placeholders; the offsets stay into `raw`,
-    so a caller can still highlight the span in the text it sent."""
-    spans = find_pii(raw)
+    so a caller can still highlight the span in the text it sent. `spans`: `find_pii(raw)`, when already known."""
+    spans = find_pii(raw) if spans is None else spans
     if not spans:
         return tag
     return replace(tag, aspects=tuple(

@@ -36,7 +36,7 @@ from typing import Any
 from data.errors import ConfigError, DataError
 from data.normalise import find_pii, mask_span
 from data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows
-from model.base import Tag
+from model.base import Tag, mask_evidence
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,8 @@ def tagged_columns(sources: Sequence[str], rows: Sequence[int], ids: Sequence[st
         out["aspects"].append(json.dumps([
             {"aspect": a.aspect, "confidence": a.confidence, "polarity": a.polarity,
              "polarity_confidence": a.polarity_confidence,
-             "evidence": [{"text": mask_span(text, e.start, e.end, spans) if spans else e.text, "start": e.start,
-                           "end": e.end} for e in a.evidence]}
-            for a in tag.aspects], ensure_ascii=False))
+             "evidence": [{"text": e.text, "start": e.start, "end": e.end} for e in a.evidence]}
+            for a in mask_evidence(tag, text, spans).aspects], ensure_ascii=False))
         out["model_name"].append(model_name)
         out["model_version"].append(model_version)
     return out
@@ -131,6 +130,7 @@ class Part:
     ids: list[str | None] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False  # an earlier run wrote it: rows counted, texts not kept
 
     @property
     def size(self) -> int:
@@ -143,9 +143,9 @@ def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: C
     for input_index, source in enumerate(inputs):
         part_index = 0
         part = Part(part_name(input_index, part_index), source)
-        skipping = skip(part.name)
+        part.finished = skip(part.name)
         for number, raw in iter_rows(source):
-            if skipping:
+            if part.finished:
                 part.rows.append(number)  # counted, not kept
             else:
                 try:
@@ -161,7 +161,7 @@ def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: C
                 yield part
                 part_index += 1
                 part = Part(part_name(input_index, part_index), source)
-                skipping = skip(part.name)
+                part.finished = skip(part.name)
         if part.size:
             yield part
 
@@ -213,9 +213,9 @@ class BatchJob:
         return (self.out / PARTS_DIR / f"{name}.parquet").exists() and \
                (self.out / REJECTS_DIR / f"{name}.jsonl").exists()
 
-    def write_rejects(self, part: Part) -> None:
+    def write_rejects(self, part: Part, folder: Path) -> None:
         lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.rejects)
-        _atomic_write(self.out / REJECTS_DIR / f"{part.name}.jsonl", lines.encode("utf-8"))
+        _atomic_write(folder / f"{part.name}.jsonl", lines.encode("utf-8"))
 
     def write_part(self, name: str, table: Any) -> None:
         import pyarrow.parquet as pq
@@ -236,6 +236,18 @@ class BatchJob:
         return result
 
 
+def parts_to_tag(job: BatchJob, result: BatchResult) -> Iterator[tuple[Part, int]]:
+    """The parts an earlier run did not finish, with the rows read so far; finished ones are counted in `result`."""
+    seen = 0
+    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done):
+        seen += part.size
+        if part.finished:
+            result.parts_skipped += 1
+            result.skipped_rows += part.size
+        else:
+            yield part, seen
+
+
 def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
     """Stream every part through one tagger in this process."""
     from model.folder import load_model
@@ -243,22 +255,16 @@ def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
     started = time.perf_counter()
     result = BatchResult(job.out, "local")
     tagger = load_model(str(job.folder)).tagger
-    seen = 0
-    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done):
-        seen += part.size
-        if job.done(part.name):
-            result.parts_skipped += 1
-            result.skipped_rows += part.size
-        else:
-            tags: list[Tag] = []
-            for start in range(0, len(part.texts), job.batch_size):
-                tags += tagger.tag(part.texts[start : start + job.batch_size])
-            columns = tagged_columns([part.source] * len(part.texts), part.rows, part.ids, part.texts, tags,
-                                     job.model_name, job.model_version)
-            job.write_part(part.name, arrow_table(columns))
-            job.write_rejects(part)
-            result.parts_written += 1
-            result.rows += len(part.texts)
+    for part, seen in parts_to_tag(job, result):
+        tags: list[Tag] = []
+        for start in range(0, len(part.texts), job.batch_size):
+            tags += tagger.tag(part.texts[start : start + job.batch_size])
+        columns = tagged_columns([part.source] * len(part.texts), part.rows, part.ids, part.texts, tags,
+                                 job.model_name, job.model_version)
+        job.write_part(part.name, arrow_table(columns))
+        job.write_rejects(part, job.out / REJECTS_DIR)
+        result.parts_written += 1
+        result.rows += len(part.texts)
         if progress is not None:
             progress(seen, None)
     result.seconds = time.perf_counter() - started
@@ -299,20 +305,16 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
     staged_dir = job.out / STAGED_DIR
     staged_dir.mkdir(parents=True, exist_ok=True)
     pending: list[tuple[str, Path, int]] = []
-    seen = 0
-    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done):
-        seen += part.size
-        if job.done(part.name):
-            result.parts_skipped += 1
-            result.skipped_rows += part.size
-            continue
+    sizes: dict[str, int] = {}  # rows of each pending part, rejected ones included: the progress counts them too
+    for part, _ in parts_to_tag(job, result):
+        sizes[part.name] = part.size
         staged = staged_dir / f"{part.name}.parquet"
         pq.write_table(pa.table({"source": [part.source] * len(part.rows), "row": part.rows, "id": part.ids,
                                  "text": part.texts, "part": [part.name] * len(part.rows)},
                                 schema=pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()),
                                                   ("text", pa.string()), ("part", pa.string())])), staged)
         pending.append((part.name, staged, len(part.texts)))
-        _pending_rejects(job, part)
+        job.write_rejects(part, staged_dir)  # final with the part, so `done` never sees half a part
 
     started_here = not ray.is_initialized()
     if started_here:
@@ -356,30 +358,19 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
             for name, staged, n in chunk:
                 if not n:
                     job.write_part(name, arrow_table({c: [] for c in COLUMNS}))
-                _finish_rejects(job, name)
+                (staged_dir / f"{name}.jsonl").replace(job.out / REJECTS_DIR / f"{name}.jsonl")
                 staged.unlink(missing_ok=True)
                 result.parts_written += 1
                 result.rows += n
-            done_rows += sum(n for _, _, n in chunk)
+            done_rows += sum(sizes[name] for name, _, _ in chunk)
             if progress is not None:
-                progress(done_rows, seen)
+                progress(done_rows, result.skipped_rows + sum(sizes.values()))
     finally:
         if started_here:
             ray.shutdown()
     shutil.rmtree(staged_dir, ignore_errors=True)
     result.seconds = time.perf_counter() - started
     return job.summarise(result)
-
-
-def _pending_rejects(job: BatchJob, part: Part) -> None:
-    """A staged part's rejects wait beside it; they become final with the part, so `done` never sees half a part."""
-    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part.rejects)
-    _atomic_write(job.out / STAGED_DIR / f"{part.name}.rejects.jsonl", lines.encode("utf-8"))
-
-
-def _finish_rejects(job: BatchJob, name: str) -> None:
-    staged = job.out / STAGED_DIR / f"{name}.rejects.jsonl"
-    staged.replace(job.out / REJECTS_DIR / f"{name}.jsonl")
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
