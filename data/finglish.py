@@ -26,6 +26,7 @@ _WORD = re.compile(r"(?<![\w\[])[A-Za-z]+(?:'[A-Za-z]+)*(?![\w\]])")
 # Latin words separated by spaces and light punctuation only: one run. Persian script or digits end it.
 _RUN = re.compile(r"[A-Za-z][A-Za-z'\s,.!?؟،\-]*[A-Za-z]|[A-Za-z]")
 _ACRONYM = re.compile(r"^[A-Z]{2,}$")
+_LATIN = re.compile(r"[A-Za-z]")
 
 # Common English words of reviews and chat; a run with as many of these as table words is left alone.
 _ENGLISH_WORDS = """
@@ -96,7 +97,7 @@ def is_finglish(words: list[str]) -> bool:
 
 def transliterate(text: str) -> str:
     """`text` with every Finglish run in Persian script; everything else untouched."""
-    if not re.search(r"[A-Za-z]", text):
+    if not _LATIN.search(text):  # most comments: nothing to do (this runs inside every normalise)
         return text
 
     def run(match: re.Match[str]) -> str:
