@@ -230,6 +230,12 @@ def comment_text(raw: Mapping[str, Any] | _RowError, columns: ColumnMap) -> tupl
 RowError = _RowError
 
 
+def record_of(raw: Mapping[str, Any], columns: ColumnMap, origin: str) -> FeedbackRecord:
+    """The record of a raw row with its metadata (dates, ratings, NPS, fields), as `read_records` makes it; raises
+    `RowError` with the field and reason."""
+    return _to_record(raw, columns, origin)
+
+
 def _datasets_rows(path: str, split: str | None) -> Iterator[tuple[int, Any]]:
     import datasets
 

@@ -23,6 +23,8 @@ to the cluster's CPUs) -> `write_parquet`, a group of parts per round so a stopp
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -30,13 +32,19 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data.errors import ConfigError, DataError
 from data.normalise import find_pii, mask_span
-from data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows
+from data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows, record_of
+from data.record import FeedbackRecord
 from model.base import Tag, mask_evidence
+from model.tagger import BaseTagger
+
+if TYPE_CHECKING:
+    from model.themes.analysis import Mapper, TaggedComments
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,10 @@ PARTS_DIR = "parts"
 REJECTS_DIR = "rejects"
 STAGED_DIR = "_staged"
 COLUMNS = ("source", "row", "id", "text", "sentiment", "probabilities", "aspects", "model_name", "model_version")
+# With --statements, for theme reports (`bazkhord report --tagged`): the row's metadata and its tagged statements.
+META_COLUMNS = ("created_at", "rating", "nps", "channel", "product", "segment", "fields")
+STATEMENTS = "statements"
+THEME_COLUMNS = (*META_COLUMNS, STATEMENTS)
 SUFFIXES = {".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"}
 
 Progress = Callable[[int, int | None], None]
@@ -111,13 +123,43 @@ def tagged_columns(sources: Sequence[str], rows: Sequence[int], ids: Sequence[st
     return out
 
 
+def record_meta(record: FeedbackRecord) -> dict[str, Any]:
+    """The metadata columns of a record: what a theme report needs besides the text (trends, outcomes, breakdowns)."""
+    return {"created_at": record.created_at.isoformat() if record.created_at is not None else None,
+            "rating": record.rating, "nps": record.nps, "channel": record.channel, "product": record.product,
+            "segment": record.segment,
+            "fields": json.dumps({k: list(v) for k, v in record.fields.items()}, ensure_ascii=False)}
+
+
+def theme_columns(tagger: BaseTagger, masked: Sequence[str], metas: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The --statements columns: metadata, and every statement of the masked text tagged (offsets into it)."""
+    from model.themes.analysis import statements_of
+
+    out: dict[str, list[Any]] = {name: [m[name] for m in metas] for name in META_COLUMNS}
+    rows: list[list[dict[str, object]]] = [[] for _ in masked]
+    for statement in statements_of(tagger, masked):
+        rows[statement.comment].append(statement.to_row())
+    out[STATEMENTS] = [json.dumps(r, ensure_ascii=False) for r in rows]
+    return out
+
+
+def meta_fields() -> list[tuple[str, Any]]:
+    import pyarrow as pa
+
+    return [("created_at", pa.string()), ("rating", pa.float64()), ("nps", pa.int64()), ("channel", pa.string()),
+            ("product", pa.string()), ("segment", pa.string()), ("fields", pa.string())]
+
+
 def arrow_table(columns: dict[str, list[Any]]) -> Any:
     import pyarrow as pa
 
-    schema = pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()), ("text", pa.string()),
-                        ("sentiment", pa.string()), ("probabilities", pa.string()), ("aspects", pa.string()),
-                        ("model_name", pa.string()), ("model_version", pa.string())])
-    return pa.table({name: columns[name] for name in COLUMNS}, schema=schema)
+    fields = [("source", pa.string()), ("row", pa.int64()), ("id", pa.string()), ("text", pa.string()),
+              ("sentiment", pa.string()), ("probabilities", pa.string()), ("aspects", pa.string()),
+              ("model_name", pa.string()), ("model_version", pa.string())]
+    if STATEMENTS in columns:
+        fields += [*meta_fields(), (STATEMENTS, pa.string())]
+    schema = pa.schema(fields)
+    return pa.table({name: columns[name] for name in schema.names}, schema=schema)
 
 
 @dataclass
@@ -129,6 +171,7 @@ class Part:
     rows: list[int] = field(default_factory=list)
     ids: list[str | None] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    metas: list[dict[str, Any]] = field(default_factory=list)  # with --statements: each row's metadata columns
     rejects: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False  # an earlier run wrote it: rows counted, texts not kept
 
@@ -137,9 +180,11 @@ class Part:
         return len(self.rows) + len(self.rejects)
 
 
-def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: Callable[[str], bool]) -> Iterator[Part]:
+def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: Callable[[str], bool],
+              metadata: bool = False) -> Iterator[Part]:
     """Every input's rows in parts of `part_rows`; a part `skip` names (finished earlier) comes back empty but for
-    its name and size, its texts never held in memory."""
+    its name and size, its texts never held in memory. With `metadata`, each row's dates, ratings and fields too
+    (a row whose metadata cannot be read is rejected, as `bazkhord report` rejects it)."""
     for input_index, source in enumerate(inputs):
         part_index = 0
         part = Part(part_name(input_index, part_index), source)
@@ -150,6 +195,8 @@ def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: C
             else:
                 try:
                     ident, text = comment_text(raw, columns)
+                    if metadata:
+                        part.metas.append(record_meta(record_of(raw, columns, f"{source}:{number}")))
                 except RowError as error:
                     part.rejects.append({"file": source, "row": number, "field": error.field_name,
                                          "reason": error.reason})
@@ -171,7 +218,7 @@ class BatchJob:
 
     def __init__(self, inputs: Sequence[str | Path], out: Path, model: str, models_dir: Path,
                  columns: ColumnMap | None = None, part_rows: int = 50_000, batch_size: int = 512,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, statements: bool = False) -> None:
         from model.folder import resolve
 
         if part_rows < 1 or batch_size < 1:
@@ -184,18 +231,20 @@ class BatchJob:
         self.columns = columns or ColumnMap()
         self.part_rows = part_rows
         self.batch_size = batch_size
+        self.statements = statements  # also each comment's metadata and tagged statements, for theme reports
         self._claim(overwrite)
 
     def _claim(self, overwrite: bool) -> None:
         """Write `_job.json`, or check that the folder holds this job's parts (so resuming cannot mix models)."""
         job = {"model": {"name": self.model_name, "version": self.model_version, "folder": str(self.folder)},
                "inputs": [str(Path(p).resolve()) for p in self.inputs], "part_rows": self.part_rows,
-               "columns": {"text": self.columns.text, "id": list(self.columns.id)}}
+               # as JSON reads it back (tuples as lists), so a resumed run compares like with like
+               "columns": json.loads(json.dumps(dataclasses.asdict(self.columns))), "statements": self.statements}
         path = self.out / JOB_FILE
         if path.exists() and not overwrite:
             earlier = json.loads(path.read_text(encoding="utf-8"))
-            same = {k: earlier.get(k) for k in ("inputs", "part_rows", "columns")} == \
-                   {k: job[k] for k in ("inputs", "part_rows", "columns")} and \
+            same = {k: earlier.get(k) for k in ("inputs", "part_rows", "columns", "statements")} == \
+                   {k: job[k] for k in ("inputs", "part_rows", "columns", "statements")} and \
                    {k: earlier["model"].get(k) for k in ("name", "version")} == \
                    {"name": self.model_name, "version": self.model_version}
             if not same:
@@ -208,6 +257,10 @@ class BatchJob:
         for name in (PARTS_DIR, REJECTS_DIR):
             (self.out / name).mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(job, ensure_ascii=False, indent=2), encoding="utf-8")
+
+    @property
+    def columns_out(self) -> tuple[str, ...]:
+        return (*COLUMNS, *THEME_COLUMNS) if self.statements else COLUMNS
 
     def done(self, name: str) -> bool:
         return (self.out / PARTS_DIR / f"{name}.parquet").exists() and \
@@ -233,13 +286,19 @@ class BatchJob:
                 reasons[reason] = reasons.get(reason, 0) + 1
         result.rejected = sum(reasons.values())
         result.rejects_by_reason = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+        # Marks the job whole: a theme report over it (`report --tagged`) refuses a folder a run left half done.
+        path = self.out / JOB_FILE
+        job = json.loads(path.read_text(encoding="utf-8"))
+        job["finished"] = {"rows": result.rows + result.skipped_rows, "rejected": result.rejected,
+                           "parts": result.parts_written + result.parts_skipped}
+        _atomic_write(path, json.dumps(job, ensure_ascii=False, indent=2).encode("utf-8"))
         return result
 
 
 def parts_to_tag(job: BatchJob, result: BatchResult) -> Iterator[tuple[Part, int]]:
     """The parts an earlier run did not finish, with the rows read so far; finished ones are counted in `result`."""
     seen = 0
-    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done):
+    for part in cut_parts(job.inputs, job.columns, job.part_rows, job.done, job.statements):
         seen += part.size
         if part.finished:
             result.parts_skipped += 1
@@ -261,6 +320,8 @@ def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
             tags += tagger.tag(part.texts[start : start + job.batch_size])
         columns = tagged_columns([part.source] * len(part.texts), part.rows, part.ids, part.texts, tags,
                                  job.model_name, job.model_version)
+        if job.statements:
+            columns.update(theme_columns(tagger, columns["text"], part.metas))
         job.write_part(part.name, arrow_table(columns))
         job.write_rejects(part, job.out / REJECTS_DIR)
         result.parts_written += 1
@@ -271,64 +332,124 @@ def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
     return job.summarise(result)
 
 
+def read_tagged(out: Path, progress: Progress | None = None) -> tuple[dict[str, Any], TaggedComments]:
+    """A finished `tag-batch --statements` folder as the theme report's input, part by part: each row's metadata,
+    its sentiment, and those of its statements that may be complaints (the others only counted), so the driver
+    holds no more than the report needs."""
+    import pyarrow.parquet as pq
+
+    from model.themes.analysis import Statement, TaggedComments
+
+    path = Path(out) / JOB_FILE
+    if not path.exists():
+        raise DataError(f"{out}: no {JOB_FILE}; give the --out folder of a `bazkhord tag-batch --statements` run")
+    job = json.loads(path.read_text(encoding="utf-8"))
+    if not job.get("statements"):
+        raise DataError(f"{out}: tagged without --statements, so it holds no statements to find themes in; run "
+                        "`bazkhord tag-batch` again with --statements (into another --out)")
+    if "finished" not in job:
+        raise DataError(f"{out}: the tag-batch run has not finished (a stopped run keeps its whole parts); run the "
+                        "same tag-batch command again to finish it, then the report")
+    tagged = TaggedComments([], [], [], 0, 0)
+    parts = sorted((Path(out) / PARTS_DIR).glob("*.parquet"))
+    for part in parts:
+        for batch in pq.ParquetFile(part).iter_batches(batch_size=10_000, columns=["source", "row", "id", "text",
+                                                                                   "sentiment", *THEME_COLUMNS]):
+            for row in batch.to_pylist():
+                comment = len(tagged.records)
+                fields = json.loads(row["fields"])
+                tagged.records.append(FeedbackRecord(
+                    text="",  # the statements carry the text the report quotes
+                    id=row["id"], channel=row["channel"],
+                    created_at=datetime.fromisoformat(row["created_at"]) if row["created_at"] else None,
+                    rating=row["rating"], nps=row["nps"], product=row["product"], segment=row["segment"],
+                    fields={k: tuple(v) for k, v in fields.items()}, origin=f"{row['source']}:{row['row']}"))
+                statements = json.loads(row[STATEMENTS])
+                tagged.statement_count += len(statements)
+                tagged.opinion_free += sum(1 for st in statements if not st["opinion"])
+                # as `ThemeAnalyzer.comment_sentiment` reads it: a one-statement comment by its statement's tag
+                tagged.sentiment.append(statements[0]["sentiment"] if len(statements) == 1 else row["sentiment"])
+                for st in statements:
+                    statement = Statement.from_row(comment, row["text"], st)
+                    if statement.may_complain:
+                        tagged.statements.append(statement)
+            if progress is not None:
+                progress(len(tagged.records), job["finished"]["rows"] - job["finished"]["rejected"])
+    return job, tagged
+
+
+def ray_mapper(ray: Any) -> Mapper:
+    """The theme report's nearest-cluster assignment as Ray tasks, one per chunk of statements, in order."""
+    from model.themes.analysis import ASSIGN_CHUNK
+
+    task = ray.remote(num_cpus=1)(_assign_chunk)
+
+    def mapper(assign: Callable[[list[str]], tuple[Any, Any]], texts: list[str]) -> tuple[Any, Any]:
+        import numpy as np
+
+        shared = ray.put(assign)
+        results = ray.get([task.remote(shared, texts[i : i + ASSIGN_CHUNK]) for i in range(0, len(texts), ASSIGN_CHUNK)])
+        if not results:
+            return np.zeros(0, dtype=int), np.zeros(0)
+        return np.concatenate([r[0] for r in results]), np.concatenate([r[1] for r in results])
+
+    return mapper
+
+
+def _assign_chunk(assign: Callable[[list[str]], tuple[Any, Any]], texts: list[str]) -> tuple[Any, Any]:
+    return assign(texts)
+
+
 class TagActor:
     """Ray Data's callable class: loads the model folder once per actor, then tags batch after batch."""
 
-    def __init__(self, folder: str, model_name: str, model_version: str) -> None:
+    def __init__(self, folder: str, model_name: str, model_version: str, statements: bool = False) -> None:
         from model.folder import load_model
 
         self.tagger = load_model(folder).tagger
         self.model_name, self.model_version = model_name, model_version
+        self.statements = statements
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         texts = [str(t) for t in batch["text"]]
-        ids = [None if i is None or i != i else str(i) for i in batch["id"]]  # NaN from pandas-backed blocks
-        return {**tagged_columns([str(s) for s in batch["source"]], [int(r) for r in batch["row"]], ids, texts,
-                                 self.tagger.tag(texts), self.model_name, self.model_version),
-                "part": [str(p) for p in batch["part"]]}
+        ids = [_optional(i) for i in batch["id"]]
+        columns = tagged_columns([str(s) for s in batch["source"]], [int(r) for r in batch["row"]], ids, texts,
+                                 self.tagger.tag(texts), self.model_name, self.model_version)
+        if self.statements:
+            metas = [{name: _optional(batch[name][i]) for name in META_COLUMNS} for i in range(len(texts))]
+            columns.update(theme_columns(self.tagger, columns["text"], metas))
+        return {**columns, "part": [str(p) for p in batch["part"]]}
 
 
 def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, actors: int | None = None,
             progress: Progress | None = None) -> BatchResult:
     """Stage the parts on the driver, then tag them with Ray Data, a group of parts per round."""
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--engine ray needs Ray: pip install 'bazkhord[ray]'") from None
+    ray = import_ray()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if address and address != "auto" and not ray.is_initialized():
-        _reachable(address)  # before any work: Ray itself retries an unreachable address for minutes
     started = time.perf_counter()
     result = BatchResult(job.out, "ray")
-    staged_dir = job.out / STAGED_DIR
-    staged_dir.mkdir(parents=True, exist_ok=True)
-    pending: list[tuple[str, Path, int]] = []
-    sizes: dict[str, int] = {}  # rows of each pending part, rejected ones included: the progress counts them too
-    for part, _ in parts_to_tag(job, result):
-        sizes[part.name] = part.size
-        staged = staged_dir / f"{part.name}.parquet"
-        pq.write_table(pa.table({"source": [part.source] * len(part.rows), "row": part.rows, "id": part.ids,
-                                 "text": part.texts, "part": [part.name] * len(part.rows)},
-                                schema=pa.schema([("source", pa.string()), ("row", pa.int64()), ("id", pa.string()),
-                                                  ("text", pa.string()), ("part", pa.string())])), staged)
-        pending.append((part.name, staged, len(part.texts)))
-        job.write_rejects(part, staged_dir)  # final with the part, so `done` never sees half a part
+    with ray_session(address, cpus) as started_here:
+        staged_dir = job.out / STAGED_DIR
+        staged_dir.mkdir(parents=True, exist_ok=True)
+        pending: list[tuple[str, Path, int]] = []
+        sizes: dict[str, int] = {}  # rows of each pending part, rejected ones included: the progress counts them too
+        for part, _ in parts_to_tag(job, result):
+            sizes[part.name] = part.size
+            staged = staged_dir / f"{part.name}.parquet"
+            columns: dict[str, list[Any]] = {"source": [part.source] * len(part.rows), "row": part.rows, "id": part.ids,
+                                             "text": part.texts, "part": [part.name] * len(part.rows)}
+            fields = [("source", pa.string()), ("row", pa.int64()), ("id", pa.string()), ("text", pa.string()),
+                      ("part", pa.string())]
+            if job.statements:
+                columns.update({name: [m[name] for m in part.metas] for name in META_COLUMNS})
+                fields += meta_fields()
+            pq.write_table(pa.table(columns, schema=pa.schema(fields)), staged)
+            pending.append((part.name, staged, len(part.texts)))
+            job.write_rejects(part, staged_dir)  # final with the part, so `done` never sees half a part
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        # A local instance gets one logical CPU more than it has actors: Ray Data's small tasks (listing and
-        # reading the staged files, writing parts) need a CPU slot, and an actor pool holding every slot starves
-        # them (measured: 2 actors on 2 CPUs never started reading). On a cluster, one CPU is left to them.
         local_cpus = cpus or os.cpu_count() or 1
-        try:
-            ray.init(address=address, num_cpus=None if address else local_cpus + 1, include_dashboard=False,
-                     log_to_driver=False, logging_level=logging.WARNING)
-        except Exception as error:  # Ray raises many types for an unreachable or refusing cluster
-            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise ConfigError(f"cannot start or join {where}: {type(error).__name__}: {error}") from None
-    try:
         total = int(ray.cluster_resources().get("CPU", 1))
         pool = actors or (max(1, total - 1) if address or not started_here else local_cpus)
         context = ray.data.DataContext.get_current()
@@ -345,7 +466,7 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
                 dataset = ray.data.read_parquet([str(staged) for _, staged, _ in todo],
                                                 override_num_blocks=max(len(todo), 2 * pool))
                 tagged = dataset.map_batches(TagActor, fn_constructor_args=(str(job.folder), job.model_name,
-                                                                            job.model_version),
+                                                                            job.model_version, job.statements),
                                              batch_size=job.batch_size, batch_format="numpy", num_cpus=1,
                                              compute=ray.data.ActorPoolStrategy(size=pool))
                 round_dir = job.out / f"_round-{start:06d}"
@@ -353,11 +474,11 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
                 tagged.write_parquet(str(round_dir), partition_cols=["part"])
                 for name, _, _ in todo:
                     table = pq.read_table(round_dir / f"part={name}").sort_by("row")
-                    job.write_part(name, arrow_table({c: table.column(c).to_pylist() for c in COLUMNS}))
+                    job.write_part(name, arrow_table({c: table.column(c).to_pylist() for c in job.columns_out}))
                 shutil.rmtree(round_dir, ignore_errors=True)
             for name, staged, n in chunk:
                 if not n:
-                    job.write_part(name, arrow_table({c: [] for c in COLUMNS}))
+                    job.write_part(name, arrow_table({c: [] for c in job.columns_out}))
                 (staged_dir / f"{name}.jsonl").replace(job.out / REJECTS_DIR / f"{name}.jsonl")
                 staged.unlink(missing_ok=True)
                 result.parts_written += 1
@@ -365,12 +486,48 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
             done_rows += sum(sizes[name] for name, _, _ in chunk)
             if progress is not None:
                 progress(done_rows, result.skipped_rows + sum(sizes.values()))
-    finally:
-        if started_here:
-            ray.shutdown()
     shutil.rmtree(staged_dir, ignore_errors=True)
     result.seconds = time.perf_counter() - started
     return job.summarise(result)
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'bazkhord[ray]'") from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, cpus: int | None) -> Iterator[bool]:
+    """Ray, joined at `address` or started here (and stopped at the end); yields whether it started here. A
+    local instance gets one logical CPU more than it has actors: Ray Data's small tasks (listing and reading the
+    staged files, writing parts) need a CPU slot, and an actor pool holding every slot starves them (measured: 2
+    actors on 2 CPUs never started reading). On a cluster, one CPU is left to them."""
+    ray = import_ray()
+    if address and address != "auto" and not ray.is_initialized():
+        _reachable(address)  # before any work: Ray itself retries an unreachable address for minutes
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, num_cpus=None if address else (cpus or os.cpu_count() or 1) + 1,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+        except Exception as error:  # Ray raises many types for an unreachable or refusing cluster
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise ConfigError(f"cannot start or join {where}: {type(error).__name__}: {error}") from None
+    try:
+        yield started_here
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _optional(value: Any) -> Any:
+    """A value from a Ray batch as Python: None for missing (None or pandas' NaN), numpy scalars unwrapped."""
+    if value is None or value != value:
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -8,6 +8,7 @@ never a stack trace.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -19,11 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from data.errors import BazkhordError, TrainingStopped
+from data.errors import BazkhordError, ConfigError, TrainingStopped
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from model.themes.analysis import ThemeSettings
+    from model.themes.report import ThemeReport
     from service.settings import Settings
 
 log = logging.getLogger("bazkhord")
@@ -130,18 +133,55 @@ def cmd_report(args: argparse.Namespace) -> int:
     from service.progress import Display
     from service.theme_report import write_report
 
-    loaded = load_model(args.model, args.models_dir)
+    settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size,
+                             taxonomy=args.taxonomy, max_cluster_statements=args.max_cluster_statements)
+    if args.tagged is not None:
+        return report_tagged(args, settings)
+    loaded = load_model(args.model or "sample", args.models_dir)
     columns = ColumnMap.from_dict(json.loads(args.columns)) if args.columns else None
     read = read_records(args.input, columns=columns, max_bad_fraction=args.max_bad_fraction)
     print(read.summary())
-    settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size,
-                             taxonomy=args.taxonomy)
     with Display("report", args.quiet) as display:
         display.phase(f"themes of {len(read.records)} comments")
         analyzer = ThemeAnalyzer(loaded.tagger, settings)
         report = analyzer.analyse(read.records, lambda done, total: display.count(done, total, "statements tagged"))
         display.phase("writing the report")
         written = write_report(report, args.out, analyzer.membership_)
+    print_report(report, written)
+    return 0
+
+
+def report_tagged(args: argparse.Namespace, settings: ThemeSettings) -> int:
+    """`report --tagged`: the themes of a tag-batch --statements folder; the tagging is done, so only the
+    clustering (on samples, the rest assigned locally or as Ray tasks) and the statistics run here."""
+    from model.folder import load_model
+    from model.themes.analysis import ThemeAnalyzer, map_locally
+    from service.batch import import_ray, ray_mapper, ray_session, read_tagged
+    from service.progress import Display
+    from service.theme_report import write_report
+
+    if args.columns:
+        raise ConfigError("--tagged reads a tag-batch folder: its --columns belong to that tag-batch run")
+    ray = import_ray() if args.engine == "ray" else None
+    with Display("report", args.quiet) as display:
+        display.phase(f"reading {args.tagged}")
+        job, tagged = read_tagged(args.tagged, lambda done, total: display.count(done, total, "comments read"))
+        tagged_by = job["model"]
+        loaded = load_model(args.model or tagged_by["folder"], args.models_dir)
+        if (loaded.name, loaded.version) != (tagged_by["name"], tagged_by["version"]):
+            raise ConfigError(f"{args.tagged} was tagged by {tagged_by['name']} {tagged_by['version']}, not "
+                              f"{loaded.name} {loaded.version}; leave out --model, or tag the archive again with it")
+        display.phase(f"themes of {len(tagged.records):,} comments ({args.engine} engine)")
+        with ray_session(args.address, args.cpus) if ray is not None else contextlib.nullcontext():
+            analyzer = ThemeAnalyzer(loaded.tagger, settings, mapper=ray_mapper(ray) if ray is not None else map_locally)
+            report = analyzer.analyse_tagged(tagged)
+        display.phase("writing the report")
+        written = write_report(report, args.out, analyzer.membership_)
+    print_report(report, written)
+    return 0
+
+
+def print_report(report: ThemeReport, written: list[Path]) -> None:
     t = report.totals
     share = t.negative_share_adjusted if t.negative_share_adjusted is not None else t.negative_share
     print(f"{t.comments} comments, {t.statements} statements; negative share {100 * share:.1f}% ({t.headline}; "
@@ -155,7 +195,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     for note in report.notes:
         print(f"  note: {note}")
     print("wrote " + ", ".join(str(p) for p in written))
-    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -379,7 +418,7 @@ def cmd_tag_batch(args: argparse.Namespace) -> int:
 
     columns = ColumnMap.from_dict(json.loads(args.columns)) if args.columns else None
     job = BatchJob(args.input, args.out, args.model, args.models_dir, columns=columns, part_rows=args.part_rows,
-                   batch_size=args.batch_size, overwrite=args.overwrite)
+                   batch_size=args.batch_size, overwrite=args.overwrite, statements=args.statements)
     print(f"tagging {len(job.inputs)} input(s) with {job.model_name} {job.model_version} ({args.engine} engine) "
           f"into {job.out}", file=sys.stderr)
     with Display("tag-batch", args.quiet) as display:
@@ -496,10 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     db.set_defaults(run=cmd_db)
 
     report = commands.add_parser("report", help="root-cause themes of a file of comments: JSON, CSV and HTML")
-    report.add_argument("--input", required=True, help="comments (.jsonl, .csv, .parquet, dataset folder)")
+    given = report.add_mutually_exclusive_group(required=True)
+    given.add_argument("--input", help="comments (.jsonl, .csv, .parquet, dataset folder)")
+    given.add_argument("--tagged", type=Path, help="the --out folder of `bazkhord tag-batch --statements`: the comments "
+                                                   "are tagged already (on Ray, say); only the themes are found here")
     report.add_argument("--out", required=True, type=Path, help="folder for report.json, *.csv, report.html")
     report.add_argument("--period", choices=("day", "week", "month"), default="week", help="trend period")
-    report.add_argument("--model", default="sample", help="tagging model (name, name@version or folder)")
+    report.add_argument("--model", help="tagging model (name, name@version or folder); default: sample, or with "
+                                        "--tagged the model that tagged the folder")
     report.add_argument("--seed", type=int, default=13)
     report.add_argument("--min-theme-size", type=int, default=8, help="negative statements a theme needs")
     report.add_argument("--taxonomy", default="auto",
@@ -507,6 +550,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(the model's own), a shipped name (ecommerce, food_delivery) or a taxonomy file")
     report.add_argument("--columns", help='column map as JSON, e.g. {"text": "comment"}')
     report.add_argument("--max-bad-fraction", type=float, default=0.1)
+    report.add_argument("--max-cluster-statements", type=int, default=20_000,
+                        help="a theme with more statements is clustered on a sample this large, the rest assigned")
+    report.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="with --tagged: where statements outside the clustered samples are assigned")
+    report.add_argument("--address", help="with --engine ray: join this Ray cluster; else a local one starts")
+    report.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     report.add_argument("--models-dir", **models_dir)  # type: ignore[arg-type]
     report.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     report.set_defaults(run=cmd_report)
@@ -526,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--batch-size", type=int, default=512, help="comments per model call")
     batch.add_argument("--columns", help='column map as JSON, e.g. {"text": "comment", "id": ["ticket_id"]}')
     batch.add_argument("--overwrite", action="store_true", help="start again in a folder that holds another job")
+    batch.add_argument("--statements", action="store_true",
+                       help="also each comment's metadata and tagged statements, for `bazkhord report --tagged`")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     batch.set_defaults(run=cmd_tag_batch)
 

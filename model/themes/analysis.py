@@ -18,9 +18,11 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 from scipy.stats import fisher_exact
+from sklearn.preprocessing import normalize
 
 from data.normalise import mask_pii
 from data.record import FeedbackRecord
@@ -50,9 +52,11 @@ from model.themes.steps import (
     Embedder,
     KMeansClusterer,
     Labeler,
+    NearestCentroid,
     Reducer,
     SvdReducer,
     TfidfEmbedder,
+    fit_projection,
 )
 from model.themes.zeroshot import ZeroShotAspects
 
@@ -99,12 +103,17 @@ class ThemeSettings:
     # Statements embedded by the pretrained encoder (where its folder exists) at most; more use TF-IDF (CPU time).
     max_encoder_statements: int = 2000
     zero_shot: str = "lexical"  # how statements get a taxonomy's aspects without a trained head: "lexical" or "e5"
+    # A theme with more statements than this is clustered on a sample this large (the embedding, the reduction and
+    # k-means fitted on it); the rest join the nearest cluster, chunk by chunk (on Ray workers where given).
+    max_cluster_statements: int = 20_000
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
             raise ValueError(f"period must be one of {PERIODS}, not {self.period!r}")
         if self.min_theme_size < 2 or self.min_subtheme_size < 2:
             raise ValueError("minimum theme and sub-theme sizes must be at least 2")
+        if self.max_cluster_statements < 100:
+            raise ValueError(f"max_cluster_statements must be at least 100, not {self.max_cluster_statements}")
         if self.max_periods < 1:
             raise ValueError(f"max_periods must be at least 1, not {self.max_periods}")
         if self.zero_shot not in ("lexical", "e5"):
@@ -151,6 +160,24 @@ class Statement:
     complaint: bool = False  # a negative statement that themes hold and quote
     start: int = 0  # the span in the comment's text
     end: int = 0
+
+    def to_row(self) -> dict[str, object]:
+        """What `tag-batch --statements` stores of the statement beside its comment (the text is the span)."""
+        return {"start": self.start, "end": self.end, "normalised": self.normalised, "sentiment": self.sentiment,
+                "negative": round(self.negative_probability, 6), "aspects": self.aspects, "opinion": self.opinion}
+
+    @classmethod
+    def from_row(cls, comment: int, text: str, row: Mapping[str, Any]) -> Statement:
+        start, end = int(row["start"]), int(row["end"])
+        return cls(comment, text[start:end], str(row["normalised"]), str(row["sentiment"]), float(row["negative"]),
+                   {str(a): str(p) for a, p in row["aspects"].items()}, bool(row["opinion"]), start=start, end=end)
+
+    @property
+    def may_complain(self) -> bool:
+        """Whether the report can use it at all: only negative statements become complaints, and only those the
+        model leans negative on decide the taxonomy; the rest are only counted."""
+        return (self.sentiment in NEGATIVE or any(p in NEGATIVE for p in self.aspects.values())
+                or self.negative_probability >= 0.5)
 
 
 def utc_naive(moment: datetime | None) -> datetime | None:
@@ -327,10 +354,65 @@ class Outcomes:
         return None if before is None or after is None else round(after - before, 3)
 
 
+def statements_of(tagger: BaseTagger, texts: Sequence[str], progress: Progress | None = None) -> list[Statement]:
+    """Every statement of the comments, tagged; `Statement.comment` is the comment's index in `texts`. The report
+    calls it, and so does `tag-batch --statements`, which runs it where the comments are tagged."""
+    pending: list[tuple[int, str, int, int]] = []
+    for i, text in enumerate(texts):
+        for span in split_segments(text):
+            pending.append((i, span.text, span.start, span.end))
+    result: list[Statement] = []
+    for start in range(0, len(pending), BATCH):
+        batch = pending[start : start + BATCH]
+        spans = [item[1] for item in batch]
+        normalised_texts = tagger.normalise(spans)
+        tags = tagger.tag(spans, normalised_texts)
+        for (comment, text, begin, end), normalised, tag in zip(batch, normalised_texts, tags, strict=True):
+            if not normalised:
+                continue
+            negative = sum(tag.probabilities.get(label, 0.0) for label in NEGATIVE)
+            result.append(Statement(comment, text, normalised, tag.sentiment, negative,
+                                    {a.aspect: a.polarity for a in tag.aspects}, not carries_no_opinion(normalised),
+                                    start=begin, end=end))
+        if progress is not None:
+            progress(min(start + BATCH, len(pending)), len(pending))
+    return result
+
+
+@dataclass
+class TaggedComments:
+    """Comments tagged elsewhere (tag-batch --statements): what a report needs of them, nothing more. `records`
+    carry the metadata; `statements` only those that may be complaints (`Statement.may_complain`), the others
+    counted; `sentiment` is each comment's label as the model reads it."""
+
+    records: list[FeedbackRecord]
+    statements: list[Statement]
+    sentiment: list[str]
+    statement_count: int
+    opinion_free: int
+
+
+Mapper = Callable[[Callable[[list[str]], tuple[np.ndarray, np.ndarray]], list[str]], tuple[np.ndarray, np.ndarray]]
+ASSIGN_CHUNK = 20_000
+
+
+def map_locally(assign: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
+                texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Run `assign` over the texts a chunk at a time in this process (the default; Ray's mapper runs the chunks on
+    the cluster)."""
+    labels, scores = [], []
+    for start in range(0, len(texts), ASSIGN_CHUNK):
+        chunk_labels, chunk_scores = assign(texts[start : start + ASSIGN_CHUNK])
+        labels.append(chunk_labels)
+        scores.append(chunk_scores)
+    return (np.concatenate(labels), np.concatenate(scores)) if labels else (np.zeros(0, dtype=int), np.zeros(0))
+
+
 class ThemeAnalyzer:
     def __init__(self, tagger: BaseTagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None,
-                 encoder: str | None = None) -> None:
+                 encoder: str | None = None, mapper: Mapper = map_locally) -> None:
         self.tagger = tagger
+        self.mapper = mapper  # runs the nearest-cluster assignment of statements outside a clustered sample
         self.settings = settings or ThemeSettings()
         self.steps = steps or ThemeSteps()
         # Sub-themes and emerging themes are clustered on the pretrained encoder's vectors where its folder exists.
@@ -340,6 +422,7 @@ class ThemeAnalyzer:
         self.membership_: list[Membership] = []  # set by analyse: every complaint statement in a theme
         self._vectors: dict[int, np.ndarray] = {}
         self._partial = False
+        self._sampled: list[tuple[int, int]] = []  # (statements, sample) of each clustering done on a sample
         self._fields: dict[str, list[tuple[str, ...]]] = {}  # set by analyse: breakdown fields' values per comment
         self._labeler: Labeler = self.steps.labeler
         self._set_names()
@@ -350,26 +433,7 @@ class ThemeAnalyzer:
 
     # -- statements -------------------------------------------------------------------------------------
     def statements(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> list[Statement]:
-        pending: list[tuple[int, str, int, int]] = []
-        for i, record in enumerate(records):
-            for span in split_segments(record.text):
-                pending.append((i, span.text, span.start, span.end))
-        result: list[Statement] = []
-        for start in range(0, len(pending), BATCH):
-            batch = pending[start : start + BATCH]
-            texts = [item[1] for item in batch]
-            normalised_texts = self.tagger.normalise(texts)
-            tags = self.tagger.tag(texts, normalised_texts)
-            for (comment, text, begin, end), normalised, tag in zip(batch, normalised_texts, tags, strict=True):
-                if not normalised:
-                    continue
-                negative = sum(tag.probabilities.get(label, 0.0) for label in NEGATIVE)
-                result.append(Statement(comment, text, normalised, tag.sentiment, negative,
-                                        {a.aspect: a.polarity for a in tag.aspects}, not carries_no_opinion(normalised),
-                                        start=begin, end=end))
-            if progress is not None:
-                progress(min(start + BATCH, len(pending)), len(pending))
-        return result
+        return statements_of(self.tagger, [record.text for record in records], progress)
 
     # -- the report -------------------------------------------------------------------------------------
     def comment_sentiment(self, records: Sequence[FeedbackRecord], statements: Sequence[Statement]) -> list[str]:
@@ -437,9 +501,15 @@ class ThemeAnalyzer:
                 st.aspects = dict.fromkeys(found, "negative")
 
     def analyse(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> ThemeReport:
-        s = self.settings
         statements = self.statements(records, progress)
-        sentiment_of = self.comment_sentiment(records, statements)
+        return self.analyse_tagged(TaggedComments(list(records), statements, self.comment_sentiment(records, statements),
+                                                  len(statements), sum(1 for st in statements if not st.opinion)))
+
+    def analyse_tagged(self, tagged: TaggedComments) -> ThemeReport:
+        """The report of comments whose statements are tagged already (`analyse` tags them first)."""
+        s = self.settings
+        records, statements, sentiment_of = tagged.records, tagged.statements, tagged.sentiment
+        self._sampled = []
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)
         self._fields = self._field_values(records)
@@ -512,6 +582,9 @@ class ThemeAnalyzer:
             notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
                          + ", ".join(t.label or "/".join(t.keyphrases[:2]) or "—" for t in reactions)
                          + "): never the only complaint of a comment, or no phrase in them names a cause")
+        if self._sampled:
+            notes.append("clustered on samples: " + ", ".join(f"{size:,} of {n:,} statements" for n, size in self._sampled)
+                         + "; the others joined the nearest cluster (or none, when not half as close as most of its sample)")
         if not dates:
             notes.append("no created_at in the data: trends are not computed")
         elif len(periods) < HISTORY + 1:
@@ -528,7 +601,7 @@ class ThemeAnalyzer:
                       "taxonomy": (taxonomy.domain or "model") if taxonomy is not None else None,
                       "aspects": "zero-shot" if self.zero_shot is not None else "model"},
             totals=Totals(
-                comments=len(records), statements=len(statements),
+                comments=len(records), statements=tagged.statement_count,
                 negative_comments=sum(1 for label in sentiment_of if label in NEGATIVE), negative_share=round(counted, 4),
                 negative_share_definition=NEGATIVE_SHARE_DEFINITION,
                 complaint_comments=len(negative_by_comment),
@@ -540,7 +613,7 @@ class ThemeAnalyzer:
                 negative_share_adjusted=round(adjusted, 4) if adjusted is not None else None,
                 headline="adjusted" if adjusted is not None else "counted",
                 prevalence_method=prevalence.method,
-                opinion_free_statements=sum(1 for st in statements if not st.opinion),
+                opinion_free_statements=tagged.opinion_free,
             ),
             themes=report_themes,
             trend_test=TREND_TEST,
@@ -580,22 +653,61 @@ class ThemeAnalyzer:
             return []
         texts = [statements[k].normalised for k in members]
         reducer, clusterer = self.steps.for_seed(self.settings.seed, max_k, min_size)
+        vectors: np.ndarray | None = None
         if all(k in self._vectors for k in members):
             vectors = reducer.reduce(np.stack([self._vectors[k] for k in members]))
+        elif (sampled := self._cluster_sample(texts, reducer, clusterer)) is not None:
+            labels, closeness = sampled  # closeness to the sample's clusters, before any merge by label
         else:
             vectors = reducer.reduce(self.steps.embedder.embed(texts))
-        labels = clusterer.cluster(vectors)
+        if vectors is not None:
+            labels = clusterer.cluster(vectors)
         ids, keyphrases, names = self._labelled(labels, texts, other)
+        if vectors is not None:
+            closeness = self._closeness(vectors, labels)
         clusters = []
         for c, keys, name in zip(ids, keyphrases, names, strict=True):
             rows = np.flatnonzero(labels == c)
-            centroid = vectors[rows].mean(axis=0)
-            closest = rows[np.argsort(-(vectors[rows] @ centroid), kind="stable")]
+            closest = rows[np.argsort(-closeness[rows], kind="stable")]
             quotes = self._quotes([members[i] for i in closest], statements, records)
             sub = SubTheme(label=name, keyphrases=keys, statements=len(rows),
                            comments=len({statements[members[i]].comment for i in rows}), quotes=quotes)
             clusters.append((sub, [members[i] for i in rows]))
         return clusters
+
+    @staticmethod
+    def _closeness(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Each statement's closeness to its cluster's centre (the mean of its vectors): quotes are the closest."""
+        closeness = np.zeros(len(labels))
+        for c in set(labels.tolist()):
+            rows = np.flatnonzero(labels == c)
+            closeness[rows] = vectors[rows] @ vectors[rows].mean(axis=0)
+        return closeness
+
+    def _cluster_sample(self, texts: list[str], reducer: Reducer,
+                        clusterer: Clusterer) -> tuple[np.ndarray, np.ndarray] | None:
+        """Labels and closeness of statements too many to cluster at once: embedder, reducer and clusterer fitted on
+        a seeded sample, the rest given the nearest cluster by `self.mapper`. None when they are few enough (or the
+        steps cannot be fitted apart from use)."""
+        size = self.settings.max_cluster_statements
+        if len(texts) <= size:
+            return None
+        chosen = np.sort(np.random.default_rng(self.settings.seed).choice(len(texts), size, replace=False))
+        projection = fit_projection(self.steps.embedder, reducer, [texts[i] for i in chosen])
+        if projection is None:
+            return None
+        raw = projection([texts[i] for i in chosen], unit=False)
+        sample_labels = clusterer.cluster(normalize(raw))
+        assign = NearestCentroid.of(projection, raw, sample_labels)
+        rest = np.setdiff1d(np.arange(len(texts)), chosen)
+        labels = np.full(len(texts), -1, dtype=int)
+        closeness = np.zeros(len(texts))
+        labels[chosen] = sample_labels
+        for row, c in enumerate(assign.clusters):
+            closeness[chosen[sample_labels == c]] = raw[sample_labels == c] @ assign.centroids[row]
+        labels[rest], closeness[rest] = self.mapper(assign, [texts[i] for i in rest])
+        self._sampled.append((len(texts), size))
+        return labels, closeness
 
     def _labelled(self, labels: np.ndarray, texts: list[str], other: str | None) -> tuple[list[int], list[list[str]], list[str]]:
         """Key phrases and a label per cluster. Clusters that get the same label are near duplicates and are merged

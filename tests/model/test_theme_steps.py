@@ -8,8 +8,10 @@ from model.themes.steps import (
     AgglomerativeClusterer,
     CtfidfLabeler,
     KMeansClusterer,
+    NearestCentroid,
     SvdReducer,
     TfidfEmbedder,
+    fit_projection,
     lemma,
     stopwords,
 )
@@ -34,6 +36,21 @@ def test_kmeans_never_mixes_the_two_groups_and_drops_small_ones() -> None:
     labels = KMeansClusterer(max_k=4, min_size=3).cluster(reduced)
     assert not (set(labels[:6]) & set(labels[6:])) - {-1}  # clusters under min_size are -1; none mixes groups
     assert list(KMeansClusterer(min_size=7).cluster(reduced)) == [0] * 12  # too few for two clusters of 7
+
+
+def test_statements_outside_the_sample_join_the_nearest_cluster_or_none() -> None:
+    sample = LATE[:4] + BATTERY[:4]
+    projection = fit_projection(TfidfEmbedder(), SvdReducer(n_components=4), sample)
+    assert projection is not None
+    vectors = projection(sample)
+    np.testing.assert_allclose(vectors, SvdReducer(n_components=4).reduce(TfidfEmbedder().embed(sample)), atol=1e-9)
+    assign = NearestCentroid.of(projection, projection(sample, unit=False), np.array([0, 0, 0, -1, 1, 1, 1, 1]))
+    labels, closeness = assign([*LATE[4:], *BATTERY[4:], "سلام"])
+    assert list(labels) == [0, 0, 1, 1, -1]  # a greeting shares no word with either cluster
+    assert closeness[:4].min() > closeness[4]
+    again = NearestCentroid.of(projection, vectors, np.full(8, -1))  # no cluster at all: nothing to join
+    assert list(again(LATE[4:])[0]) == [-1, -1]
+    assert fit_projection(TfidfEmbedder(), AgglomerativeClusterer(), sample) is None  # type: ignore[arg-type]
 
 
 def test_agglomerative_alternative() -> None:

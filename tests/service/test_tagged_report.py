@@ -1,0 +1,115 @@
+"""`bazkhord report --tagged`: the theme report of a `tag-batch --statements` folder is the report of the file it
+tagged; large themes are clustered on a sample and the rest assigned, in this process or as Ray tasks alike."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from data.errors import DataError
+from data.readers import read_records
+from model.folder import LoadedModel
+from model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from service.batch import JOB_FILE, BatchJob, read_tagged, run_local
+from service.cli import main
+from service.theme_report import report_dict
+from tests.conftest import SAMPLE
+
+
+@pytest.fixture(autouse=True)
+def tfidf_themes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BAZKHORD_ENCODER", "none")  # the clustering under test, not the encoder's vectors
+
+
+@pytest.fixture
+def tagged(sample_model: LoadedModel, tmp_path: Path) -> Path:
+    out = tmp_path / "tagged"
+    run_local(BatchJob([SAMPLE], out, str(sample_model.folder), tmp_path, part_rows=500, statements=True))
+    return out
+
+
+def test_the_report_of_tagged_parts_is_the_report_of_the_file(sample_model: LoadedModel, tagged: Path) -> None:
+    job, comments = read_tagged(tagged)
+    direct = ThemeAnalyzer(sample_model.tagger).analyse(read_records(SAMPLE).records)
+    from_parts = ThemeAnalyzer(sample_model.tagger).analyse_tagged(comments)
+    assert report_dict(from_parts) == report_dict(direct)
+    assert len(direct.themes) >= 5 and job["finished"]["rows"] == len(comments.records) == 1300
+    # the driver holds only the statements that may be complaints; the others are counted
+    assert len(comments.statements) < comments.statement_count == direct.totals.statements
+    assert all(record.text == "" for record in comments.records)
+
+
+def test_large_themes_are_clustered_on_a_sample_and_every_statement_placed(sample_model: LoadedModel,
+                                                                          tagged: Path) -> None:
+    _, comments = read_tagged(tagged)
+    analyzer = ThemeAnalyzer(sample_model.tagger, ThemeSettings(max_cluster_statements=100))
+    report = analyzer.analyse_tagged(comments)
+    whole = ThemeAnalyzer(sample_model.tagger).analyse_tagged(comments)
+    assert any(note.startswith("clustered on samples: 100 of ") for note in report.notes)
+    assert not any(note.startswith("clustered on samples") for note in whole.notes)
+    # aspect themes are the same statements; their sub-themes, and the emerging themes, come from the sample
+    assert [(t.id, t.statements) for t in report.themes if t.kind == "aspect"] == \
+           [(t.id, t.statements) for t in whole.themes if t.kind == "aspect"]
+    sampled = [t for t in report.themes if t.kind == "aspect" and t.statements > 100]
+    assert sampled
+    for theme in sampled:
+        members = [m for m in analyzer.membership_ if m.theme_id == theme.id]
+        assert len(members) == theme.statements
+        assert sum(sub.statements for sub in theme.subthemes) <= theme.statements
+        assert len(theme.subthemes) >= 2 and all(sub.quotes for sub in theme.subthemes)
+
+
+def test_cli_report_of_a_tagged_folder_and_its_errors(sample_model: LoadedModel, tagged: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "--tagged", str(tagged), "--out", str(tmp_path / "report"), "-q"]) == 0
+    assert "1300 comments" in capsys.readouterr().out
+    assert json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))["themes"]
+
+    plain = tmp_path / "plain"
+    run_local(BatchJob([SAMPLE], plain, str(sample_model.folder), tmp_path, part_rows=500))
+    assert main(["report", "--tagged", str(plain), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "tagged without --statements" in err and "Traceback" not in err
+
+    job = json.loads((tagged / JOB_FILE).read_text(encoding="utf-8"))
+    del job["finished"]  # as a stopped run leaves it
+    (tagged / JOB_FILE).write_text(json.dumps(job), encoding="utf-8")
+    with pytest.raises(DataError, match="has not finished"):
+        read_tagged(tagged)
+    assert main(["report", "--tagged", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r3")]) == 2
+    assert "no _job.json" in capsys.readouterr().err
+
+
+def test_the_model_must_be_the_one_that_tagged(sample_model: LoadedModel, tagged: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.service.helpers import clone_version
+
+    other = clone_version(sample_model.folder, "20990102-000000")
+    try:
+        assert main(["report", "--tagged", str(tagged), "--model", str(other), "--out", str(tmp_path / "r")]) == 2
+    finally:
+        shutil.rmtree(other)  # the session's model folder is shared with other tests
+    assert "was tagged by" in capsys.readouterr().err
+
+
+def test_on_ray_tagging_and_assignment_give_the_local_report(sample_model: LoadedModel, tagged: Path,
+                                                             tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'bazkhord[ray]')")
+    import ray
+
+    from service.batch import ray_mapper, ray_session, run_ray
+    from tests.service.test_batch import read_parts
+
+    settings = ThemeSettings(max_cluster_statements=100)
+    with ray_session(None, 2):
+        run_ray(BatchJob([SAMPLE], tmp_path / "ray", str(sample_model.folder), tmp_path, part_rows=500,
+                         batch_size=128, statements=True), cpus=2)
+        _, comments = read_tagged(tmp_path / "ray")
+        on_ray = ThemeAnalyzer(sample_model.tagger, settings, mapper=ray_mapper(ray)).analyse_tagged(comments)
+    assert not ray.is_initialized()
+    assert read_parts(tmp_path / "ray") == read_parts(tagged)
+    local = ThemeAnalyzer(sample_model.tagger, settings).analyse_tagged(read_tagged(tagged)[1])
+    assert report_dict(on_ray) == report_dict(local)
