@@ -150,15 +150,21 @@ def meta_fields() -> list[tuple[str, Any]]:
             ("product", pa.string()), ("segment", pa.string()), ("fields", pa.string())]
 
 
-def arrow_table(columns: dict[str, list[Any]]) -> Any:
+def arrow_schema(statements: bool) -> Any:
     import pyarrow as pa
 
     fields = [("source", pa.string()), ("row", pa.int64()), ("id", pa.string()), ("text", pa.string()),
               ("sentiment", pa.string()), ("probabilities", pa.string()), ("aspects", pa.string()),
               ("model_name", pa.string()), ("model_version", pa.string())]
-    if STATEMENTS in columns:
+    if statements:
         fields += [*meta_fields(), (STATEMENTS, pa.string())]
-    schema = pa.schema(fields)
+    return pa.schema(fields)
+
+
+def arrow_table(columns: dict[str, list[Any]]) -> Any:
+    import pyarrow as pa
+
+    schema = arrow_schema(STATEMENTS in columns)
     return pa.table({name: columns[name] for name in schema.names}, schema=schema)
 
 
@@ -472,9 +478,10 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
                 round_dir = job.out / f"_round-{start:06d}"
                 shutil.rmtree(round_dir, ignore_errors=True)
                 tagged.write_parquet(str(round_dir), partition_cols=["part"])
+                schema = arrow_schema(job.statements)
                 for name, _, _ in todo:
                     table = pq.read_table(round_dir / f"part={name}").sort_by("row")
-                    job.write_part(name, arrow_table({c: table.column(c).to_pylist() for c in job.columns_out}))
+                    job.write_part(name, table.select(schema.names).cast(schema))
                 shutil.rmtree(round_dir, ignore_errors=True)
             for name, staged, n in chunk:
                 if not n:
