@@ -9,6 +9,10 @@ Both engines cut every input file into parts of `part_rows` rows, in order, and 
     sentiment            the label, and `probabilities` (JSON object) beside it
     aspects              JSON list: aspect, confidence, polarity, polarity_confidence, evidence [{text, start, end}]
     model_name, model_version
+    with --statements, for `bazkhord report --tagged` (theme reports over the archive), also:
+    created_at, rating, nps, channel, product, segment, fields (JSON)   the row's metadata, as `report` reads it
+    statements           JSON list: every statement of the masked text with start, end, normalised text,
+                         sentiment, negative probability, aspects with polarity, opinion (see model.themes.analysis)
 
 Rows without usable text go to `rejects/<input>-<part>.jsonl` (file, row, field, reason), never silently away.
 A part is written under a temporary name and renamed when complete, so a run that stops (Ctrl-C, a lost node)

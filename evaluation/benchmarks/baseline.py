@@ -66,6 +66,32 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# A `bazkhord` command that reports its own peak memory on its last line of standard error. Its own, from /proc's
+# VmHWM: ru_maxrss of a process started by fork and exec keeps its parent's peak when that was larger (measured:
+# a child of a 600 MiB parent reports 613 MiB), so a benchmark holding a million texts would lend them to the child.
+_MEASURED = ("import sys\n"
+             "from service.cli import main\n"
+             "code = main(sys.argv[1:])\n"
+             "hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')]\n"
+             "print('peak_kib', hwm[0].split()[1] if hwm else 'nan', file=sys.stderr)\n"
+             "sys.exit(code)\n")
+
+
+def run_measured(args: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak resident MiB of the command's own process, standard output) of `bazkhord ARGS` run in a
+    child process from the repository; raises with the end of its standard error when it fails."""
+    import subprocess
+
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _MEASURED, *args], cwd=REPO, capture_output=True, text=True,
+                          check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"bazkhord {' '.join(args)} failed: {done.stderr[-2000:]}")
+    last = done.stderr.strip().splitlines()[-1]
+    return seconds, float(last.removeprefix("peak_kib ")) / 1024, done.stdout
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -16,15 +16,12 @@ import argparse
 import json
 import os
 import re
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from evaluation.benchmarks.baseline import REPO, machine, publish
+from evaluation.benchmarks.baseline import REPO, machine, publish, run_measured
 
 BEGIN, END = "<!-- tag-batch:begin -->", "<!-- tag-batch:end -->"
 SAMPLE = REPO / "data" / "samples" / "feedback.jsonl"
@@ -53,15 +50,9 @@ def reference_rate(model: str, models_dir: Path, path: Path, batch: int) -> floa
 
 
 def run_engine(args: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS MiB of the child and its children, summary line) of one `bazkhord tag-batch` run."""
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.cli", "tag-batch", *args, "-q"], cwd=REPO,
-                          capture_output=True, text=True, check=False)
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"tag-batch failed: {done.stderr[-2000:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return seconds, peak, done.stdout.splitlines()[0]
+    """(seconds, peak RSS MiB of the command's own process, summary line) of one `bazkhord tag-batch` run."""
+    seconds, peak, stdout = run_measured(["tag-batch", *args, "-q"])
+    return seconds, peak, stdout.splitlines()[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 ray_source = work / "ray-comments.jsonl"
                 make_input(ray_source, ray_rows)  # the first rows of the same input
             for actors in (1, 2):
-                seconds, _, line = run_engine(["--input", str(ray_source), *common, "--out", str(work / f"ray-{actors}"),
+                seconds, peak, line = run_engine(["--input", str(ray_source), *common, "--out", str(work / f"ray-{actors}"),
                                                "--engine", "ray", "--cpus", "2", "--actors", str(actors)])
-                results.append(("ray", actors, ray_rows, seconds, float("nan"), line))
+                results.append(("ray", actors, ray_rows, seconds, peak, line))
     lines = ["## tag-batch: local and Ray engines", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.batch "
              f"--rows {args.rows}" + (f" --ray-rows {ray_rows}" if ray_rows < args.rows else "")
@@ -116,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         rate = rows / seconds
         job = float(re.search(r" in ([\d.]+)s ", line).group(1))  # type: ignore[union-attr]
         job_rates[engine, workers] = rows / job
-        memory = f"{peak:,.0f} MiB" if peak == peak else "(Ray processes)"
+        memory = f"{peak:,.0f} MiB" + (" (driver; actors apart)" if engine == "ray" else "")
         lines.append(f"| `tag-batch --engine {engine}` | {workers} | {rows:,} | {seconds:.1f} | {rate:,.0f} | "
                      f"{rate / reference:.2f} | {job:.1f} | {rows / job:,.0f} | {rows / job / reference:.2f} | "
                      f"{memory} |")

@@ -408,6 +408,28 @@ def map_locally(assign: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
     return (np.concatenate(labels), np.concatenate(scores)) if labels else (np.zeros(0, dtype=int), np.zeros(0))
 
 
+def cluster_on_sample(texts: list[str], embedder: Embedder, reducer: Reducer, clusterer: Clusterer, size: int,
+                      seed: int, mapper: Mapper = map_locally) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels (-1: none) and closeness to the cluster centre of statements too many to cluster at once: embedder,
+    reducer and clusterer fitted on a seeded sample of `size`, the rest given the nearest cluster by `mapper`.
+    None when the steps cannot be fitted apart from use (steps of one's own)."""
+    chosen = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
+    projection = fit_projection(embedder, reducer, [texts[i] for i in chosen])
+    if projection is None:
+        return None
+    raw = projection([texts[i] for i in chosen], unit=False)
+    sample_labels = clusterer.cluster(normalize(raw))
+    assign = NearestCentroid.of(projection, raw, sample_labels)
+    rest = np.setdiff1d(np.arange(len(texts)), chosen)
+    labels = np.full(len(texts), -1, dtype=int)
+    closeness = np.zeros(len(texts))
+    labels[chosen] = sample_labels
+    for row, c in enumerate(assign.clusters):
+        closeness[chosen[sample_labels == c]] = raw[sample_labels == c] @ assign.centroids[row]
+    labels[rest], closeness[rest] = mapper(assign, [texts[i] for i in rest])
+    return labels, closeness
+
+
 class ThemeAnalyzer:
     def __init__(self, tagger: BaseTagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None,
                  encoder: str | None = None, mapper: Mapper = map_locally) -> None:
@@ -686,28 +708,13 @@ class ThemeAnalyzer:
 
     def _cluster_sample(self, texts: list[str], reducer: Reducer,
                         clusterer: Clusterer) -> tuple[np.ndarray, np.ndarray] | None:
-        """Labels and closeness of statements too many to cluster at once: embedder, reducer and clusterer fitted on
-        a seeded sample, the rest given the nearest cluster by `self.mapper`. None when they are few enough (or the
-        steps cannot be fitted apart from use)."""
         size = self.settings.max_cluster_statements
         if len(texts) <= size:
             return None
-        chosen = np.sort(np.random.default_rng(self.settings.seed).choice(len(texts), size, replace=False))
-        projection = fit_projection(self.steps.embedder, reducer, [texts[i] for i in chosen])
-        if projection is None:
-            return None
-        raw = projection([texts[i] for i in chosen], unit=False)
-        sample_labels = clusterer.cluster(normalize(raw))
-        assign = NearestCentroid.of(projection, raw, sample_labels)
-        rest = np.setdiff1d(np.arange(len(texts)), chosen)
-        labels = np.full(len(texts), -1, dtype=int)
-        closeness = np.zeros(len(texts))
-        labels[chosen] = sample_labels
-        for row, c in enumerate(assign.clusters):
-            closeness[chosen[sample_labels == c]] = raw[sample_labels == c] @ assign.centroids[row]
-        labels[rest], closeness[rest] = self.mapper(assign, [texts[i] for i in rest])
-        self._sampled.append((len(texts), size))
-        return labels, closeness
+        found = cluster_on_sample(texts, self.steps.embedder, reducer, clusterer, size, self.settings.seed, self.mapper)
+        if found is not None:
+            self._sampled.append((len(texts), size))
+        return found
 
     def _labelled(self, labels: np.ndarray, texts: list[str], other: str | None) -> tuple[list[int], list[list[str]], list[str]]:
         """Key phrases and a label per cluster. Clusters that get the same label are near duplicates and are merged
