@@ -530,7 +530,8 @@ class ThemeAnalyzer:
     def analyse_tagged(self, tagged: TaggedComments) -> ThemeReport:
         """The report of comments whose statements are tagged already (`analyse` tags them first)."""
         s = self.settings
-        records, statements, sentiment_of = tagged.records, tagged.statements, tagged.sentiment
+        records, sentiment_of = tagged.records, tagged.sentiment
+        statements = [replace(st) for st in tagged.statements]  # marked below; the caller's stay as tagged
         self._sampled = []
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)

@@ -40,6 +40,11 @@ def test_the_report_of_tagged_parts_is_the_report_of_the_file(sample_model: Load
     # the driver holds only the statements that may be complaints; the others are counted
     assert len(comments.statements) < comments.statement_count == direct.totals.statements
     assert all(record.text == "" for record in comments.records)
+    # zero-shot aspects (another domain's taxonomy) are set on the report's copies, not on the statements read
+    before = [(st.aspects, st.complaint) for st in comments.statements]
+    foreign = ThemeAnalyzer(sample_model.tagger, ThemeSettings(taxonomy="food_delivery")).analyse_tagged(comments)
+    assert foreign.settings["aspects"] == "zero-shot"
+    assert [(st.aspects, st.complaint) for st in comments.statements] == before
 
 
 def test_large_themes_are_clustered_on_a_sample_and_every_statement_placed(sample_model: LoadedModel,
