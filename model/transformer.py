@@ -381,6 +381,12 @@ class TransformerTagger(BaseTagger):
     def kind(self) -> str:  # type: ignore[override]
         return "ensemble-tagger" if self.meta.blend.uses_baseline else "transformer-tagger"
 
+    def to(self, device: str) -> TransformerTagger:
+        """The encoder on another device (a GPU a batch worker was given); the TF-IDF part stays on the CPU."""
+        self.device = torch.device(device)
+        self.net.to(self.device)
+        return self
+
     @property
     def labels(self) -> list[str]:
         return list(self.meta.labels)

@@ -22,7 +22,7 @@ inputs; another model version or other inputs in the same folder are refused (us
 `local` streams rows through one tagger in this process (memory bounded by one part). `ray` uses Ray Data:
 the driver cuts the inputs into staged Parquet parts (row numbers and rejects known before any tagging), then
 `read_parquet` -> `map_batches` with a callable class that loads the model folder once per actor (a pool sized
-to the cluster's CPUs) -> `write_parquet`, a group of parts per round so a stopped run keeps what it finished.
+to the cluster's CPUs, or its GPUs for an encoder model) -> `write_parquet`, a group of parts per round so a stopped run keeps what it finished.
 """
 
 from __future__ import annotations
@@ -410,13 +410,30 @@ def _assign_chunk(assign: Callable[[list[str]], tuple[Any, Any]], texts: list[st
     return assign(texts)
 
 
-class TagActor:
-    """Ray Data's callable class: loads the model folder once per actor, then tags batch after batch."""
+ENCODER_KINDS = ("transformer-tagger", "ensemble-tagger")
 
-    def __init__(self, folder: str, model_name: str, model_version: str, statements: bool = False) -> None:
+
+def actor_plan(resources: dict[str, float], kind: str, actors: int | None, local_cpus: int | None) -> tuple[int, int]:
+    """(actors, GPUs per actor). An encoder model gets one actor per GPU where the cluster has GPUs; otherwise one
+    actor per CPU: of a local instance (`local_cpus`: it was given one more for Ray Data's own tasks), or of a
+    cluster less one, left to those tasks. `actors` overrides the count."""
+    gpus = int(resources.get("GPU", 0))
+    if kind in ENCODER_KINDS and gpus:
+        return actors or gpus, 1
+    return actors or local_cpus or max(1, int(resources.get("CPU", 1)) - 1), 0
+
+
+class TagActor:
+    """Ray Data's callable class: loads the model folder once per actor, then tags batch after batch (an encoder
+    model on the actor's GPU, where it was given one)."""
+
+    def __init__(self, folder: str, model_name: str, model_version: str, statements: bool = False,
+                 gpu: bool = False) -> None:
         from model.folder import load_model
 
         self.tagger = load_model(folder).tagger
+        if gpu and hasattr(self.tagger, "to"):
+            self.tagger.to("cuda")
         self.model_name, self.model_version = model_name, model_version
         self.statements = statements
 
@@ -459,9 +476,9 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
             pending.append((part.name, staged, len(part.texts)))
             job.write_rejects(part, staged_dir)  # final with the part, so `done` never sees half a part
 
-        local_cpus = cpus or os.cpu_count() or 1
-        total = int(ray.cluster_resources().get("CPU", 1))
-        pool = actors or (max(1, total - 1) if address or not started_here else local_cpus)
+        kind = json.loads((job.folder / "manifest.json").read_text(encoding="utf-8"))["kind"]
+        local = (cpus or os.cpu_count() or 1) if started_here and not address else None
+        pool, gpus = actor_plan(ray.cluster_resources(), kind, actors, local)
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # ours is the one display
         context.print_on_execution_start = False
@@ -476,9 +493,10 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
                 dataset = ray.data.read_parquet([str(staged) for _, staged, _ in todo],
                                                 override_num_blocks=max(len(todo), 2 * pool))
                 tagged = dataset.map_batches(TagActor, fn_constructor_args=(str(job.folder), job.model_name,
-                                                                            job.model_version, job.statements),
+                                                                            job.model_version, job.statements,
+                                                                            bool(gpus)),
                                              batch_size=job.batch_size, batch_format="numpy", num_cpus=1,
-                                             compute=ray.data.ActorPoolStrategy(size=pool))
+                                             num_gpus=gpus, compute=ray.data.ActorPoolStrategy(size=pool))
                 round_dir = job.out / f"_round-{start:06d}"
                 shutil.rmtree(round_dir, ignore_errors=True)
                 tagged.write_parquet(str(round_dir), partition_cols=["part"])

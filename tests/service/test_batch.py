@@ -138,3 +138,14 @@ def test_ray_engine_gives_the_local_rows(sample_model: LoadedModel, inputs: Path
     assert not (tmp_path / "ray" / "_staged").exists()
     again = run_ray(BatchJob([inputs], tmp_path / "ray", str(sample_model.folder), tmp_path, part_rows=64), cpus=2)
     assert again.parts_written == 0 and again.parts_skipped == result.parts_written
+
+
+def test_actor_pool_follows_the_cluster() -> None:
+    from service.batch import actor_plan
+
+    assert actor_plan({"CPU": 3.0}, "tfidf-tagger", None, 2) == (2, 0)  # a local instance: one actor per core
+    assert actor_plan({"CPU": 16.0, "GPU": 2.0}, "tfidf-tagger", None, None) == (15, 0)  # one CPU left to Ray Data
+    assert actor_plan({"CPU": 16.0, "GPU": 2.0}, "ensemble-tagger", None, None) == (2, 1)  # the encoder: a GPU each
+    assert actor_plan({"CPU": 16.0}, "transformer-tagger", None, None) == (15, 0)  # no GPU: on the CPUs
+    assert actor_plan({"CPU": 16.0, "GPU": 2.0}, "transformer-tagger", 1, None) == (1, 1)
+    assert actor_plan({"CPU": 1.0}, "tfidf-tagger", None, None) == (1, 0)

@@ -77,7 +77,8 @@ def test_save_reload_predicts_the_same(trained: LoadedModel, sample_subset: Path
     again = load_model(trained.folder).tagger
     texts = [json.loads(line)["text"] for line in sample_subset.read_text(encoding="utf-8").splitlines()[:20]]
     assert np.allclose(tagger.predict_proba(texts), again.predict_proba(texts), atol=1e-6)
-    first, second = tagger.tag(texts), again.tag(texts)
+    first, second = tagger.tag(texts), again.to("cpu").tag(texts)  # `to`: where a batch worker moves it to its GPU
+    assert again.device.type == "cpu" and next(again.net.parameters()).device.type == "cpu"
     assert [t.sentiment for t in first] == [t.sentiment for t in second]
     assert [[a.aspect for a in t.aspects] for t in first] == [[a.aspect for a in t.aspects] for t in second]
     # The weights are safetensors and checksummed in the manifest, the training log is kept beside them.
