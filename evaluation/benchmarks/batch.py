@@ -126,8 +126,9 @@ def scaling_table(rates: dict[tuple[str, int], float], cores: int, usd: float) -
         one, two = rates["ray", 1], rates["ray", 2]
         efficiency = two / (2 * one)  # what a second worker adds, as a share of the first
         rows += [("ray", 1, one, cores, "measured"), ("ray", 2, two, cores, "measured"),
-                 ("ray", 4, 4 * one * efficiency, 4, f"projected: 4 x the 1-worker rate x {efficiency:.2f}, the "
-                                                    "2-worker efficiency measured here")]
+                 ("ray", 4, 2 * two, 4, f"projected: two nodes like this one, each at its measured 2-worker rate "
+                                        f"(a second worker here adds {efficiency:.2f} of the first: the driver and "
+                                        "Ray's own processes share the 2 cores)")]
     lines = [f"Scaling and cost per million comments (job-only rates; cost at an assumed ${usd:.2f} per vCPU-hour, "
              "for the vCPUs the run holds: the local engine uses one, a Ray run here the machine's "
              f"{cores}, the projection a 4-vCPU machine or cluster):", "",
