@@ -570,7 +570,8 @@ class ThemeAnalyzer:
             inside = set(members)
             others = [st.normalised for k, st in enumerate(statements)
                       if k not in inside and k in negative_statements]
-            keyphrases = self._labeler.keyphrases([[statements[k].normalised for k in members], others])[0]
+            keyphrases = self._labeler.keyphrases([self._capped([statements[k].normalised for k in members]),
+                                                   self._capped(others)])[0]
             themes.append(("aspect", aspect, members, subthemes, keyphrases, None))
         for cluster, members in self._clusters(statements, records, unassigned, s.min_theme_size, s.max_emerging):
             names[len(themes)] = cluster.label
@@ -698,6 +699,15 @@ class ThemeAnalyzer:
             clusters.append((sub, [members[i] for i in rows]))
         return clusters
 
+    def _capped(self, texts: list[str]) -> list[str]:
+        """At most `max_cluster_statements` of the texts (a seeded sample, in order) for key phrases: counting the
+        phrases of every statement of an archive's theme costs memory and minutes, and shares need no more."""
+        size = self.settings.max_cluster_statements
+        if len(texts) <= size:
+            return texts
+        chosen = np.sort(np.random.default_rng(self.settings.seed).choice(len(texts), size, replace=False))
+        return [texts[i] for i in chosen]
+
     @staticmethod
     def _closeness(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Each statement's closeness to its cluster's centre (the mean of its vectors): quotes are the closest."""
@@ -723,7 +733,7 @@ class ThemeAnalyzer:
         `other`, merge into one cluster of that name."""
         def describe() -> tuple[list[int], list[tuple[list[str], str]]]:
             ids = sorted(set(labels.tolist()) - {-1})
-            groups = [[texts[i] for i in np.flatnonzero(labels == c)] for c in ids]
+            groups = [self._capped([texts[i] for i in np.flatnonzero(labels == c)]) for c in ids]
             labeler = self._labeler
             if isinstance(labeler, CtfidfLabeler):
                 return ids, labeler.describe(groups)

@@ -64,7 +64,7 @@ def test_large_themes_are_clustered_on_a_sample_and_every_statement_placed(sampl
         members = [m for m in analyzer.membership_ if m.theme_id == theme.id]
         assert len(members) == theme.statements
         assert sum(sub.statements for sub in theme.subthemes) <= theme.statements
-        assert len(theme.subthemes) >= 2 and all(sub.quotes for sub in theme.subthemes)
+        assert len(theme.subthemes) >= 2 and all(sub.quotes for sub in theme.subthemes) and theme.keyphrases
 
 
 def test_cli_report_of_a_tagged_folder_and_its_errors(sample_model: LoadedModel, tagged: Path, tmp_path: Path,
