@@ -22,7 +22,8 @@ inputs; another model version or other inputs in the same folder are refused (us
 `local` streams rows through one tagger in this process (memory bounded by one part). `ray` uses Ray Data:
 the driver cuts the inputs into staged Parquet parts (row numbers and rejects known before any tagging), then
 `read_parquet` -> `map_batches` with a callable class that loads the model folder once per actor (a pool sized
-to the cluster's CPUs, or its GPUs for an encoder model) -> `write_parquet`, a group of parts per round so a stopped run keeps what it finished.
+to the cluster's CPUs, or its GPUs for an encoder model) -> `write_parquet`, a group of parts per round so a
+stopped run keeps what it finished.
 """
 
 from __future__ import annotations

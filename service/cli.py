@@ -133,10 +133,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     from service.progress import Display
     from service.theme_report import write_report
 
-    settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size,
-                             taxonomy=args.taxonomy, max_cluster_statements=args.max_cluster_statements)
+    try:
+        settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size,
+                                 taxonomy=args.taxonomy, max_cluster_statements=args.max_cluster_statements)
+    except ValueError as error:
+        raise ConfigError(f"report settings: {error}") from None
     if args.tagged is not None:
         return report_tagged(args, settings)
+    if args.engine != "local" or args.address:
+        raise ConfigError("--engine and --address apply to --tagged: `report --input` tags and clusters here")
     loaded = load_model(args.model or "sample", args.models_dir)
     columns = ColumnMap.from_dict(json.loads(args.columns)) if args.columns else None
     read = read_records(args.input, columns=columns, max_bad_fraction=args.max_bad_fraction)

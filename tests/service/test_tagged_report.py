@@ -86,6 +86,10 @@ def test_cli_report_of_a_tagged_folder_and_its_errors(sample_model: LoadedModel,
         read_tagged(tagged)
     assert main(["report", "--tagged", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r3")]) == 2
     assert "no _job.json" in capsys.readouterr().err
+    assert main(["report", "--tagged", str(tagged), "--out", str(tmp_path / "r4"), "--max-cluster-statements", "5"]) == 2
+    assert "max_cluster_statements must be at least 100" in capsys.readouterr().err
+    assert main(["report", "--input", str(SAMPLE), "--out", str(tmp_path / "r5"), "--engine", "ray"]) == 2
+    assert "apply to --tagged" in capsys.readouterr().err
 
 
 def test_the_model_must_be_the_one_that_tagged(sample_model: LoadedModel, tagged: Path, tmp_path: Path,
