@@ -61,6 +61,23 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     return load_model(result.folder)
 
 
+@pytest.fixture
+def ray_sessions() -> Iterator[None]:
+    """A test that starts Ray takes away the session folders (logs, sockets) Ray leaves under its temp dir."""
+    import tempfile
+
+    root = Path(os.environ.get("RAY_TMPDIR", tempfile.gettempdir())) / "ray"
+    before = set(root.glob("session_*"))
+    yield
+    for path in set(root.glob("session_*")) - before:
+        if path.is_symlink():  # session_latest
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    if root.exists() and not any(root.iterdir()):
+        root.rmdir()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = Path(os.environ.get("BAZKHORD_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -125,6 +125,7 @@ def test_cli_summary_and_a_clear_error_without_ray(sample_model: LoadedModel, in
 
 
 
+@pytest.mark.usefixtures("ray_sessions")
 def test_ray_engine_gives_the_local_rows(sample_model: LoadedModel, inputs: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'bazkhord[ray]')")
     from service.batch import run_ray

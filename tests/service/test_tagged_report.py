@@ -104,6 +104,7 @@ def test_the_model_must_be_the_one_that_tagged(sample_model: LoadedModel, tagged
     assert "was tagged by" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("ray_sessions")
 def test_on_ray_tagging_and_assignment_give_the_local_report(sample_model: LoadedModel, tagged: Path,
                                                              tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'bazkhord[ray]')")
