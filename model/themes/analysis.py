@@ -63,6 +63,7 @@ from model.themes.zeroshot import ZeroShotAspects
 PERIODS = ("day", "week", "month")
 NEGATIVE = set(NEGATIVE_SENTIMENTS)
 HISTORY = 6
+LEANS_NEGATIVE = 0.5  # a statement this likely negative (or mixed) helps choose the report's taxonomy
 TREND_TEST = ("two-sided Fisher's exact test of the theme's share of comments in the latest complete period against "
               "the six periods before it pooled, at least 5 comments with the theme in those seven periods; p-values "
               "adjusted across the report's themes (Benjamini-Hochberg); rising/falling when the adjusted q < 0.05. A "
@@ -173,11 +174,15 @@ class Statement:
                    {str(a): str(p) for a, p in row["aspects"].items()}, bool(row["opinion"]), start=start, end=end)
 
     @property
+    def negative(self) -> bool:
+        """The model calls it, or one of its aspects, negative: the first condition of a complaint."""
+        return self.sentiment in NEGATIVE or any(p in NEGATIVE for p in self.aspects.values())
+
+    @property
     def may_complain(self) -> bool:
         """Whether the report can use it at all: only negative statements become complaints, and only those the
         model leans negative on decide the taxonomy; the rest are only counted."""
-        return (self.sentiment in NEGATIVE or any(p in NEGATIVE for p in self.aspects.values())
-                or self.negative_probability >= 0.5)
+        return self.negative or self.negative_probability >= LEANS_NEGATIVE
 
 
 def utc_naive(moment: datetime | None) -> datetime | None:
@@ -408,12 +413,17 @@ def map_locally(assign: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
     return (np.concatenate(labels), np.concatenate(scores)) if labels else (np.zeros(0, dtype=int), np.zeros(0))
 
 
+def seeded_sample(n: int, size: int, seed: int) -> np.ndarray:
+    """`size` of the indices 0..n-1, the same for the same seed, in order."""
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+
+
 def cluster_on_sample(texts: list[str], embedder: Embedder, reducer: Reducer, clusterer: Clusterer, size: int,
                       seed: int, mapper: Mapper = map_locally) -> tuple[np.ndarray, np.ndarray] | None:
     """Labels (-1: none) and closeness to the cluster centre of statements too many to cluster at once: embedder,
     reducer and clusterer fitted on a seeded sample of `size`, the rest given the nearest cluster by `mapper`.
     None when the steps cannot be fitted apart from use (steps of one's own)."""
-    chosen = np.sort(np.random.default_rng(seed).choice(len(texts), size, replace=False))
+    chosen = seeded_sample(len(texts), size, seed)
     projection = fit_projection(embedder, reducer, [texts[i] for i in chosen])
     if projection is None:
         return None
@@ -481,7 +491,8 @@ class ThemeAnalyzer:
             self.taxonomy = load_taxonomy(choice)
         else:
             # The shipped taxonomy whose seed phrases reach the most complaints, by the lexical similarity (fast).
-            pool = [st.normalised for st in statements if st.opinion and st.negative_probability >= 0.5][:3000]
+            pool = [st.normalised for st in statements if st.opinion and st.negative_probability >= LEANS_NEGATIVE]
+            pool = pool[:3000]
             candidates = [load_taxonomy(name) for name in taxonomy_names() if name != "default"]
             if own is not None and own.keys not in [t.keys for t in candidates]:
                 candidates.append(own)
@@ -508,9 +519,8 @@ class ThemeAnalyzer:
         """Which statements are complaints, and (zero-shot) what aspects they are about."""
         s = self.settings
         for st in statements:
-            negative = st.sentiment in NEGATIVE or any(p in NEGATIVE for p in st.aspects.values())
             sure = comment_sentiment[st.comment] in NEGATIVE or st.negative_probability >= s.strong_negative
-            st.complaint = st.opinion and negative and sure
+            st.complaint = st.opinion and st.negative and sure
             if self.zero_shot is not None:
                 st.aspects = {}  # the model's aspects belong to another taxonomy
         if self.zero_shot is not None:
@@ -705,7 +715,7 @@ class ThemeAnalyzer:
         size = self.settings.max_cluster_statements
         if len(texts) <= size:
             return texts
-        chosen = np.sort(np.random.default_rng(self.settings.seed).choice(len(texts), size, replace=False))
+        chosen = seeded_sample(len(texts), size, self.settings.seed)
         return [texts[i] for i in chosen]
 
     @staticmethod
