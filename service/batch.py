@@ -468,12 +468,12 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
             staged = staged_dir / f"{part.name}.parquet"
             columns: dict[str, list[Any]] = {"source": [part.source] * len(part.rows), "row": part.rows, "id": part.ids,
                                              "text": part.texts, "part": [part.name] * len(part.rows)}
-            fields = [("source", pa.string()), ("row", pa.int64()), ("id", pa.string()), ("text", pa.string()),
-                      ("part", pa.string())]
             if job.statements:
                 columns.update({name: [m[name] for m in part.metas] for name in META_COLUMNS})
-                fields += meta_fields()
-            pq.write_table(pa.table(columns, schema=pa.schema(fields)), staged)
+            # the output's types for the columns the actors read, and the part each row belongs to
+            output = arrow_schema(job.statements)
+            schema = pa.schema([output.field(name) if name != "part" else ("part", pa.string()) for name in columns])
+            pq.write_table(pa.table(columns, schema=schema), staged)
             pending.append((part.name, staged, len(part.texts)))
             job.write_rejects(part, staged_dir)  # final with the part, so `done` never sees half a part
 
