@@ -6,12 +6,15 @@ against a BERT-base-shaped reference in the same run; training time and peak mem
 encoder" section of docs/BENCHMARKS.md.
 
     python -m evaluation.benchmarks.e5 [--shared-data ../shared/data] [--work artifacts/benchmarks/e5] [--no-write]
-                                       [--only snappfood,deepsentipers] [--device cpu|cuda] [--skip-speed]
+                                       [--only snappfood,deepsentipers:5-class] [--device cpu|cuda] [--skip-speed]
+                                       [--section NAME]
 
 Every choice (epoch, threshold, temperature, ensemble weights, int8) is made on dev by the training run; each test
 split is read once, here, for the figures. Each step's result is kept in the work folder, so an interrupted run
 continues where it stopped (delete the folder to measure afresh); `--skip-speed` measures quality while the machine
-is busy and leaves the timing (which wants an idle machine) to a later run. Every figure is reproducible on a CPU.
+is busy and leaves the timing (which wants an idle machine) to a later run. `--only` names data sets or one task of a
+set (`deepsentipers:5-class`); with `--section NAME` such a partial run writes a section of its own ("e5-NAME"),
+leaving the whole run's section as it is. Every figure is reproducible on a CPU.
 """
 
 from __future__ import annotations
@@ -256,10 +259,16 @@ def cached(work: Path, key: str, make: Callable[[], Any]) -> Any:
     return value
 
 
+def selected(task: tuple[str, str | None, str, int], only: set[str]) -> bool:
+    """Whether `--only` (data sets, or `set:task` for one task of a set) takes this task; everything when empty."""
+    dataset, _, name, _ = task
+    return not only or dataset in only or f"{dataset}:{name}" in only
+
+
 def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: bool,
             say: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {"tasks": [], "skipped": [], "encoder": {}, "speed": [], "fast": None, "pretrain": None}
-    present = [t for t in TASKS if (shared / t[0] / "test.jsonl").exists() and (not only or t[0] in only)]
+    present = [t for t in TASKS if (shared / t[0] / "test.jsonl").exists() and selected(t, only)]
     if not present:
         out["skipped"].append(f"{shared} is absent: nothing to benchmark the encoder on")
         return out
@@ -356,8 +365,8 @@ on the training comments and on 4,000 unlabelled training comments of the other 
 the labels, alone and blended with TF-IDF where dev says so. Every figure is on the test split."""
 
 
-def render(result: dict[str, Any], seconds: float) -> str:
-    lines = [BEGIN, "## Pretrained encoder (multilingual-e5-small)", "",
+def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str = END, title: str = "") -> str:
+    lines = [begin, f"## {title or 'Pretrained encoder (multilingual-e5-small)'}", "",
              f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}, from the runs kept in the work folder "
              f"(this invocation {seconds / 60:.1f} min; a step kept from an earlier run is not re-timed).",
              *RECIPE.splitlines(), ""]
@@ -424,7 +433,7 @@ def render(result: dict[str, Any], seconds: float) -> str:
         lines.append(f"| **all** | | **{total:.1f} min** | | | | |")
     for message in result["skipped"]:
         lines.append(f"\nSkipped: {message}.")
-    lines.append(END)
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -512,7 +521,10 @@ def main(argv: list[str] | None = None) -> int:
                         default=Path(os.environ.get("BAZKHORD_SHARED_DATA", REPO.parent / "shared" / "data")))
     parser.add_argument("--work", type=Path, default=REPO / "artifacts" / "benchmarks" / "e5",
                         help="models, checkpoints and per-task results (kept, so a rerun continues)")
-    parser.add_argument("--only", default="", help="comma-separated data sets to run (default: all)")
+    parser.add_argument("--only", default="",
+                        help="comma-separated data sets (or set:task, e.g. deepsentipers:5-class) to run (default: all)")
+    parser.add_argument("--section", default="",
+                        help="write a section of its own, 'e5-NAME', for a partial run (default: the whole run's 'e5')")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     parser.add_argument("--cached-only", action="store_true", help="measure nothing: write what the work folder holds")
@@ -525,12 +537,19 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     only = {name for name in args.only.split(",") if name}
+    known = {t[0] for t in TASKS} | {f"{t[0]}:{t[2]}" for t in TASKS}
+    if only - known:
+        parser.error(f"--only: unknown {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}")
+    if args.section and not args.section.replace("-", "").isalnum():
+        parser.error(f"--section must be letters, digits and dashes, not {args.section!r}")
     result = collect(args.shared_data, args.work, only, args.device, not args.skip_speed,
                      lambda m: print(f"... {m}", file=sys.stderr, flush=True))
-    section = render(result, time.perf_counter() - started)
+    begin, end = (f"<!-- e5-{args.section}:begin -->", f"<!-- e5-{args.section}:end -->") if args.section else (BEGIN, END)
+    title = f"Pretrained encoder (multilingual-e5-small): {', '.join(sorted(only))}" if args.section else ""
+    section = render(result, time.perf_counter() - started, begin, end, title)
     print(section)
     if not args.no_write:
-        write_section(section, begin=BEGIN, end=END)
+        write_section(section, begin=begin, end=end)
         print("\nwrote docs/BENCHMARKS.md", file=sys.stderr)
     return 0
 
