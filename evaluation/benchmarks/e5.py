@@ -534,14 +534,14 @@ def main(argv: list[str] | None = None) -> int:
     global CACHED_ONLY
     CACHED_ONLY = args.cached_only
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    started = time.perf_counter()
-    args.work.mkdir(parents=True, exist_ok=True)
     only = {name for name in args.only.split(",") if name}
     known = {t[0] for t in TASKS} | {f"{t[0]}:{t[2]}" for t in TASKS}
     if only - known:
         parser.error(f"--only: unknown {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}")
     if args.section and not args.section.replace("-", "").isalnum():
         parser.error(f"--section must be letters, digits and dashes, not {args.section!r}")
+    started = time.perf_counter()
+    args.work.mkdir(parents=True, exist_ok=True)
     result = collect(args.shared_data, args.work, only, args.device, not args.skip_speed,
                      lambda m: print(f"... {m}", file=sys.stderr, flush=True))
     begin, end = (f"<!-- e5-{args.section}:begin -->", f"<!-- e5-{args.section}:end -->") if args.section else (BEGIN, END)

@@ -1,0 +1,53 @@
+"""The e5 benchmark's choices of what to run and where its section goes (the runs themselves are hours: benchmarks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from evaluation.benchmarks import e5
+
+
+def test_only_takes_data_sets_and_single_tasks() -> None:
+    five = next(t for t in e5.TASKS if t[2] == "5-class")
+    three = next(t for t in e5.TASKS if t[0] == "deepsentipers" and t[2] == "3-class")
+    movie = next(t for t in e5.TASKS if t[0] == "parsinlu_movie")
+    assert e5.selected(five, set()) and e5.selected(three, set())
+    assert e5.selected(five, {"deepsentipers"}) and e5.selected(three, {"deepsentipers"})
+    assert e5.selected(five, {"deepsentipers:5-class"}) and not e5.selected(three, {"deepsentipers:5-class"})
+    assert not e5.selected(movie, {"deepsentipers:5-class"})
+
+
+def test_unknown_names_are_refused_before_anything_runs(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        e5.main(["--only", "deepsentipers:7-class", "--work", str(tmp_path / "work"), "--no-write"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--only: unknown deepsentipers:7-class" in err and "deepsentipers:5-class" in err
+    assert not (tmp_path / "work").exists()
+    with pytest.raises(SystemExit):
+        e5.main(["--only", "parsinlu_movie", "--section", "a b", "--work", str(tmp_path / "work"), "--no-write"])
+    assert "--section must be letters, digits and dashes" in capsys.readouterr().err
+
+
+def figures(macro: float, weighted: float) -> dict[str, float]:
+    return {"accuracy": macro, "macro_f1": macro, "weighted_f1": weighted}
+
+
+def test_a_partial_run_has_its_own_markers_title_and_verdicts() -> None:
+    train = {"device": "cpu", "train_seconds": 600.0, "seconds": 660.0, "peak_mb": 2000.0, "epochs": 3, "best_epoch": 2,
+             "stopped_by": "epochs"}
+    task = {"dataset": "deepsentipers", "task": "5-class", "config": "deepsentipers_5class", "train": train,
+            "rows": [{"variant": "TF-IDF baseline", "task": "5-class", "rows": 1839, "figures": figures(0.50, 0.66)},
+                     {"variant": "saved model (ensemble-tagger, weight 0.5, none)", "task": "5-class", "rows": 1839,
+                      "figures": figures(0.55, 0.69)}],
+            "compact": None, "distilled": None}
+    result = {"tasks": [task], "skipped": [], "encoder": {}, "speed": [], "fast": None, "pretrain": None}
+    section = e5.render(result, 60.0, "<!-- e5-added:begin -->", "<!-- e5-added:end -->",
+                        "Pretrained encoder (multilingual-e5-small): deepsentipers:5-class")
+    lines = section.splitlines()
+    assert lines[0] == "<!-- e5-added:begin -->" and lines[-1] == "<!-- e5-added:end -->"
+    assert lines[1] == "## Pretrained encoder (multilingual-e5-small): deepsentipers:5-class"
+    assert "- deepsentipers 5-class: saved model macro-F1 0.550 against the baseline's 0.500 (+5.0 points): beaten" in lines
+    assert "  - target weighted_f1 >= 0.71: 0.690, missed by 2.0 points" in lines
+    assert "| e5, deepsentipers 5-class | cpu | 10.0 min | 11.0 min | 2000 MiB | 3 (2) | epochs |" in lines
+    assert e5.BEGIN not in section
