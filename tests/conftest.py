@@ -47,7 +47,7 @@ def write_jsonl(path: Path, rows: list[dict[str, object]] | list[str]) -> Path:
 @pytest.fixture
 def tiny_file(tmp_path: Path) -> Path:
     # Repeated with small variations so calibration folds see every class.
-    rows = [dict(r, text=r["text"] + suffix) for suffix in ("", "!", " واقعا") for r in TINY]
+    rows: list[dict[str, object]] = [dict(r, text=str(r["text"]) + suffix) for suffix in ("", "!", " واقعا") for r in TINY]
     return write_jsonl(tmp_path / "tiny.jsonl", rows)
 
 
