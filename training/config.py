@@ -81,7 +81,7 @@ class TransformerConfig:
                                                                     "distill": 1.0})
     aspect_threshold: float = 0.0  # 0: chosen on dev
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
-    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (when it lowers the dev log-loss), "never", "always"
+    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, macro-F1 kept), "never", "always"
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
     threads: int = 0  # torch threads for training; 0: torch's default
     max_minutes: float = 0.0  # stop after the epoch that passes this budget; 0: no budget

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from data.errors import ConfigError, TrainingStopped
 from data.record import FeedbackRecord
 from evaluation.evaluate import evaluate
+from evaluation.metrics import sentiment_metrics
 from model.folder import LoadedModel, list_models, load_model
 from model.transformer import (
     ENCODER_DIR,
@@ -327,6 +328,52 @@ def test_the_aspect_blend_is_chosen_on_dev(sample_subset: Path, tmp_path: Path) 
     assert weight < 1.0  # a transformer that detects nothing leaves the aspects to the baseline
     assert Blend.from_dict({"weight": 0.4, "temperature": 1.0, "aspects_from": "baseline"}).aspect_weight == 0.0
     assert Blend.from_dict({"weight": 0.4, "temperature": 1.0, "aspects_from": "transformer"}).aspect_weight == 1.0
+
+
+class FixedParts:
+    """A tagger stand-in whose two sentiment parts give fixed dev probabilities (choose_blend's inputs)."""
+
+    def __init__(self, transformer: np.ndarray, baseline: np.ndarray) -> None:
+        self.labels = ["a", "b", "c"]
+        self.meta = type("Meta", (), {"blend": Blend()})()
+        self.transformer, self.baseline = transformer, baseline
+
+    def transformer_proba(self, logits: np.ndarray) -> np.ndarray:
+        return self.transformer
+
+    def baseline_proba(self, texts: list[str]) -> np.ndarray:
+        return self.baseline
+
+
+def test_the_sentiment_blend_keeps_dev_macro_f1_and_then_lowers_the_log_loss() -> None:
+    from training.transformer import choose_blend, log_loss
+
+    # 80 common "a", 10 "b", 10 "c": the transformer finds the rare classes (a quarter of the a's read as b);
+    # the baseline says "a" for everything, confidently enough to have the lower log-loss.
+    gold = ["a"] * 80 + ["b"] * 10 + ["c"] * 10
+    transformer = np.array([[0.5, 0.25, 0.25]] * 60 + [[0.3, 0.4, 0.3]] * 20 + [[0.2, 0.6, 0.2]] * 10
+                           + [[0.2, 0.2, 0.6]] * 10)
+    baseline = np.array([[0.8, 0.1, 0.1]] * 100)
+    parts = FixedParts(transformer, baseline)
+    texts, logits, index = [""] * 100, np.zeros((100, 3)), np.array([["a", "b", "c"].index(g) for g in gold])
+
+    def f1(weight: float) -> float:
+        blended = weight * transformer + (1 - weight) * baseline
+        return sentiment_metrics(gold, [parts.labels[k] for k in blended.argmax(axis=1)], parts.labels)["macro_f1"]
+
+    weights = [w / 10 for w in range(11)]
+    by_log_loss = min(weights, key=lambda w: log_loss(w * transformer + (1 - w) * baseline, index))
+    assert f1(by_log_loss) < f1(1.0) - 0.2  # the fixture: log-loss alone would give away macro-F1
+    chosen = choose_blend(parts, texts, logits, gold, always=False).weight  # type: ignore[arg-type]
+    assert f1(chosen) >= max(f1(w) for w in weights) - 0.02
+    forced = choose_blend(parts, texts, logits, gold, always=True).weight  # type: ignore[arg-type]
+    assert forced < 1.0 and f1(forced) >= max(f1(w) for w in weights) - 0.02
+
+    # Where blending changes no decision, every weight ties on macro-F1 and the log-loss decides: a blend.
+    sharper = transformer ** 3 / (transformer ** 3).sum(axis=1, keepdims=True)
+    chosen = choose_blend(FixedParts(transformer, sharper), texts, logits, gold, always=False).weight  # type: ignore[arg-type]
+    assert chosen < 1.0
+    assert chosen == min(weights, key=lambda w: (round(log_loss(w * transformer + (1 - w) * sharper, index), 6), -w))
 
 
 def test_heads_fit_the_encoder_they_were_trained_with() -> None:
