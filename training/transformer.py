@@ -632,11 +632,17 @@ def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np
         labels = [str(gold[i]) for i in with_label]
         f1 = {w: sentiment_metrics(labels, [tagger.labels[k] for k in blends[w].argmax(axis=1)], tagger.labels)["macro_f1"]
               for w in weights}
-        smoothed = {w: float(np.mean([f1[v] for v in weights if abs(v - w) <= 0.1 + 1e-9])) for w in weights}
+        smoothed = over_neighbours(f1)
         top = max(smoothed.values())
         candidates = [w for w in weights if smoothed[w] >= top - BLEND_F1_TOLERANCE]
         blend.weight = min(candidates, key=lambda w: (round(losses[w], 6), -w))
     return blend
+
+
+def over_neighbours(scores: dict[float, float]) -> dict[float, float]:
+    """Each weight's dev score averaged with its neighbours' (0.1 either side): a lone peak on a few hundred dev
+    comments is noise, a plateau is not."""
+    return {w: float(np.mean([v for u, v in scores.items() if abs(u - w) <= 0.1 + 1e-9])) for w in scores}
 
 
 def choose_aspect_blend(tagger: TransformerTagger, rows: Sequence[FeedbackRecord], dev_texts: Sequence[str],
@@ -664,7 +670,7 @@ def choose_aspect_blend(tagger: TransformerTagger, rows: Sequence[FeedbackRecord
         blended = tagger.blended_presence(presence, dev_texts, w)
         candidates = [baseline_threshold] if w == 0.0 else thresholds
         best[w] = max(((f1(blended, th), th) for th in candidates), key=lambda pair: (round(pair[0], 9), -abs(pair[1] - 0.5)))
-    smoothed = {w: float(np.mean([best[v][0] for v in weights if abs(v - w) <= 0.1 + 1e-9])) for w in weights}
+    smoothed = over_neighbours({w: f1_at for w, (f1_at, _) in best.items()})
     chosen = max(weights, key=lambda w: (round(smoothed[w], 9), w))
     if best[0.0][0] >= best[chosen][0]:
         chosen = 0.0  # the blend must beat the baseline's own aspects at its own weight, not only on average
