@@ -472,7 +472,10 @@ class Trainer:
         if has_aspects:
             mask = targets.aspect_mask[index].to(device)
             if mask.any():
-                per_row = presence_loss(a_logits, targets.aspects[index].to(device)).mean(dim=1)
+                # Summed over the aspects: each aspect's yes/no weighs as much as the sentence's sentiment. Averaged
+                # (a sixth each on parsinlu_food's six aspects), the aspect head lagged: dev aspect micro-F1 0.56
+                # after 6 epochs of e5, 0.85 summed.
+                per_row = presence_loss(a_logits, targets.aspects[index].to(device)).sum(dim=1)
                 total = total + lw["aspects"] * (per_row * mask).sum() / mask.sum()
             polarity = targets.polarity[index].to(device)
             if has_polarities and (polarity != IGNORE).any():

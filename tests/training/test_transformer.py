@@ -36,6 +36,7 @@ from training.train import train
 from training.transformer import (
     IGNORE,
     STATE_FILE,
+    Trainer,
     build_targets,
     choose_max_length,
     class_weights,
@@ -249,6 +250,23 @@ def test_rows_without_a_label_kind_are_masked_out() -> None:
     assert targets.polarity.tolist() == [[IGNORE, IGNORE], [0, IGNORE], [IGNORE, IGNORE]]
     weights = class_weights(torch.tensor([0, 0, 0, 1, IGNORE]), 2)
     assert weights.tolist() == pytest.approx([4 / 6, 4 / 2])
+
+
+def test_each_aspect_weighs_in_the_loss_like_the_sentiment_does() -> None:
+    """The presence loss is summed over the aspects, not averaged: with six aspects an average gave each a sixth of
+    the sentiment's weight and the aspect head lagged behind."""
+    rows = [FeedbackRecord(text="a", sentiment=None, aspects={"price": "negative"}),
+            FeedbackRecord(text="b", sentiment=None, aspects={})]
+    aspects = ["delivery", "price", "quality"]
+    targets = build_targets(rows, "sentiment", ["negative", "positive"], aspects, ["negative", "positive"])
+    a_logits = torch.tensor([[0.5, -1.0, 2.0], [0.0, 1.5, -0.5]])
+    ignored = torch.nn.CrossEntropyLoss(ignore_index=IGNORE)
+    presence = torch.nn.BCEWithLogitsLoss(reduction="none")
+    total = Trainer.loss(targets, np.array([0, 1]), torch.zeros(2, 2), a_logits, torch.zeros(2, 3, 2), ignored, presence,
+                         ignored, {"sentiment": 1.0, "aspects": 1.0, "polarity": 0.0, "distill": 0.0}, True, False)
+    per_aspect = presence(a_logits, targets.aspects)
+    assert float(total) == pytest.approx(float(per_aspect.sum(dim=1).mean()))
+    assert float(total) > float(per_aspect.mean()) * 2
 
 
 def test_two_files_with_different_label_kinds_train_one_model(tmp_path: Path, tiny_file: Path) -> None:
