@@ -43,3 +43,25 @@ def _append(raw: str, start: int, end: int, spans: list[Evidence]) -> None:
     if right <= left or not _WORDY.search(piece):
         return
     spans.append(Evidence(raw[start + left : start + right], start + left, start + right))
+
+
+def locate_parts(whole: str, parts: list[str]) -> list[tuple[int, int]] | None:
+    """Character spans of `parts` (in order, each normalised on its own) inside `whole` (normalised as one text), or
+    None when one cannot be found. Spaces and half-spaces are ignored in the match, because the normaliser may place
+    them differently at a clause's edges than inside the whole comment."""
+    kept = [i for i, ch in enumerate(whole) if not _is_gap(ch)]
+    skeleton = "".join(whole[i] for i in kept)
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for part in parts:
+        key = "".join(ch for ch in part if not _is_gap(ch))
+        at = skeleton.find(key, cursor) if key else -1
+        if at < 0:
+            return None
+        spans.append((kept[at], kept[at + len(key) - 1] + 1))
+        cursor = at + len(key)
+    return spans
+
+
+def _is_gap(ch: str) -> bool:
+    return ch.isspace() or ch == "\u200c"

@@ -27,7 +27,8 @@ from data.errors import ConfigError
 from data.normalise import DEFAULT_NORMALISER, NormaliserConfig
 from data.taxonomy import Taxonomy
 from model.aspects import pick_evidence
-from model.base import AspectTag, Tag
+from model.base import AspectTag, Evidence, Tag
+from model.segments import locate_parts
 from model.tagger import BaseTagger, Tagger, make_tags
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ SUPPORTED_BACKBONES = ("bert", "albert", "roberta", "xlm-roberta", "distilbert",
 # `base_model` value that builds the compact encoder from scratch (no download, no pre-trained weights).
 SCRATCH = "scratch"
 THREADS_ENV = "BAZKHORD_TORCH_THREADS"
+EVIDENCE_MODES = ("spans", "clauses")  # see TransformerMeta.evidence
 ENCODER_MANIFEST = "bazkhord_encoder.json"  # written by `bazkhord encoder import` (training/encoder_import.py)
 
 # torch's eager int8 API warns that it moves to torchao; it is what torch 2.13 ships, and it is measured here.
@@ -250,9 +252,13 @@ class MultiTaskNet(nn.Module):
         self.n_polarities = n_polarities
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        pooled = self.dropout((hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0))
+        return self.heads(mean_pool(self.hidden_states(input_ids, attention_mask), attention_mask))
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pooled = self.dropout(pooled)
         polarity = self.polarity(pooled)
         if self.n_aspects and self.n_polarities:
             polarity = polarity.view(-1, self.n_aspects, self.n_polarities)
@@ -260,6 +266,12 @@ class MultiTaskNet(nn.Module):
 
     def heads_state(self) -> dict[str, torch.Tensor]:
         return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the token states where `mask` (batch, tokens) is 1."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 def quantize_int8(net: MultiTaskNet) -> MultiTaskNet:
@@ -272,15 +284,29 @@ def quantize_int8(net: MultiTaskNet) -> MultiTaskNet:
 @dataclass
 class Encoded:
     input_ids: list[list[int]]
+    # Per token, its (start, end) characters in the text without the prompt; (0, 0) for special tokens and the
+    # prompt's own. Only when asked for.
+    offsets: list[list[tuple[int, int]]] | None = None
 
     def lengths(self) -> np.ndarray:
         return np.array([len(ids) for ids in self.input_ids])
 
 
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int, prompt: str = "") -> Encoded:
+def encode(tokenizer: Any, texts: Sequence[str], max_length: int, prompt: str = "", offsets: bool = False) -> Encoded:
     """Token ids, `prompt` before every text (e5's "query: "), cut at `max_length` tokens."""
     texts = [prompt + text for text in texts] if prompt else list(texts)
-    return Encoded(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
+    if not offsets:
+        return Encoded(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
+    out = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
+    shift = len(prompt)
+    spans = [[(s - shift, e - shift) if s >= shift and e > s else (0, 0) for s, e in row] for row in out["offset_mapping"]]
+    return Encoded(out["input_ids"], spans)
+
+
+def token_groups(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[list[int]] | None:
+    """For each character span, the tokens that overlap it; None when a span has none (cut off by truncation)."""
+    groups = [[t for t, (s, e) in enumerate(offsets) if e > s and s < end and e > start] for start, end in spans]
+    return groups if all(groups) else None
 
 
 def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,6 +351,14 @@ class Blend:
 
 
 @dataclass
+class Outputs:
+    logits: np.ndarray  # (texts, labels) sentiment logits
+    presence: np.ndarray  # (texts, aspects) probabilities
+    polarity: np.ndarray  # (texts, aspects, polarities) probabilities
+    clause_presence: dict[int, np.ndarray] = field(default_factory=dict)  # text -> (clauses, aspects)
+
+
+@dataclass
 class TransformerMeta:
     labels: list[str]
     aspects: list[str]
@@ -339,6 +373,13 @@ class TransformerMeta:
     blend: Blend = field(default_factory=Blend)
     token_length_stats: dict[str, float] = field(default_factory=dict)
     prompt: str = ""  # put before every text: "query: " for e5 encoders
+    # How the clauses that speak of an aspect (the evidence) are scored: "spans" reads each clause's tokens from the
+    # comment's own pass; "clauses" encodes every clause again on its own (a second pass, ~40% of tag()'s time).
+    evidence: str = "spans"
+
+    def __post_init__(self) -> None:
+        if self.evidence not in EVIDENCE_MODES:
+            raise ValueError(f"evidence is {self.evidence!r}; expected one of {', '.join(EVIDENCE_MODES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -403,24 +444,56 @@ class TransformerTagger(BaseTagger):
     def network_outputs(self, normalised: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sentiment logits, aspect presence probabilities and polarity probabilities for normalised texts,
         in batches of similar length."""
+        out = self.forward_texts(normalised)
+        return out.logits, out.presence, out.polarity
+
+    def forward_texts(self, normalised: Sequence[str], clauses: dict[int, list[tuple[int, int]]] | None = None) -> Outputs:
+        """`network_outputs`, and for text i in `clauses` (character spans of its clauses in normalised[i]) each
+        clause's aspect presence, read from the same pass: the mean of the clause's token states through the aspect
+        head. A text whose clauses the tokenizer cannot place (no offsets, or cut off at `max_length`) is left out."""
         n = len(normalised)
-        logits = np.zeros((n, len(self.meta.labels)), dtype=np.float32)
-        presence = np.zeros((n, len(self.meta.aspects)), dtype=np.float32)
-        polarity = np.zeros((n, len(self.meta.aspects), len(self.meta.polarities)), dtype=np.float32)
+        out = Outputs(np.zeros((n, len(self.meta.labels)), dtype=np.float32),
+                      np.zeros((n, len(self.meta.aspects)), dtype=np.float32),
+                      np.zeros((n, len(self.meta.aspects), len(self.meta.polarities)), dtype=np.float32))
         if n == 0:
-            return logits, presence, polarity
-        encoded = encode(self.tokenizer, normalised, self.meta.max_length, self.meta.prompt)
+            return out
+        clauses = clauses if clauses and self.meta.aspects and getattr(self.tokenizer, "is_fast", False) else {}
+        encoded = encode(self.tokenizer, normalised, self.meta.max_length, self.meta.prompt, offsets=bool(clauses))
+        offsets = encoded.offsets or []
+        groups = {i: g for i, spans in clauses.items() if (g := token_groups(offsets[i], spans))}
         pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():
             for batch in length_buckets(encoded.lengths(), self.meta.batch_size):
                 ids, mask = pad_batch([encoded.input_ids[i] for i in batch], pad_id)
-                s, a, p = self.net(ids.to(self.device), mask.to(self.device))
-                logits[batch] = s[:, : logits.shape[1]].float().cpu().numpy()
+                mask = mask.to(self.device)
+                hidden = self.net.hidden_states(ids.to(self.device), mask)
+                s, a, p = self.net.heads(mean_pool(hidden, mask))
+                out.logits[batch] = s[:, : out.logits.shape[1]].float().cpu().numpy()
                 if self.meta.aspects:
-                    presence[batch] = torch.sigmoid(a).float().cpu().numpy()
+                    out.presence[batch] = torch.sigmoid(a).float().cpu().numpy()
                     if self.meta.polarities:
-                        polarity[batch] = torch.softmax(p, dim=-1).float().cpu().numpy()
-        return logits, presence, polarity
+                        out.polarity[batch] = torch.softmax(p, dim=-1).float().cpu().numpy()
+                    self._clause_presence(hidden, batch, groups, out.clause_presence)
+        return out
+
+    def _clause_presence(self, hidden: torch.Tensor, batch: np.ndarray, groups: dict[int, list[list[int]]],
+                         into: dict[int, np.ndarray]) -> None:
+        rows = [(b, int(i)) for b, i in enumerate(batch) if int(i) in groups]
+        if not rows:
+            return
+        owners = [b for b, i in rows for _ in groups[i]]
+        mask = torch.zeros((len(owners), hidden.shape[1]), device=hidden.device)
+        at = 0
+        for _, i in rows:
+            for tokens in groups[i]:
+                mask[at, tokens] = 1.0
+                at += 1
+        _, a, _ = self.net.heads(mean_pool(hidden[owners], mask))
+        presence = torch.sigmoid(a).float().cpu().numpy()
+        at = 0
+        for _, i in rows:
+            into[i] = presence[at : at + len(groups[i])]
+            at += len(groups[i])
 
     def transformer_proba(self, logits: np.ndarray) -> np.ndarray:
         scaled = logits / self.meta.blend.temperature
@@ -455,12 +528,23 @@ class TransformerTagger(BaseTagger):
         """Tag raw texts; `blend` overrides the saved one (evaluation uses it to score the parts alone)."""
         blend = blend or self.meta.blend
         normalised = list(normalised) if normalised is not None else self.normalise(texts)
-        logits, presence, polarity = self.network_outputs(normalised)
-        proba = self.blend_proba(logits, normalised, blend)
-        if self.baseline_aspects() is not None and blend.aspect_weight <= 0.0:
+        ours = self.meta.aspects and not (self.baseline_aspects() is not None and blend.aspect_weight <= 0.0)
+        # Evidence read from this one pass needs each clause's place in the normalised comment, found before it.
+        from_pass = ours and self.meta.evidence == "spans"
+        segments = {i: self._normalised_segments(t, normalised[i]) for i, t in enumerate(texts)} if from_pass else None
+        clauses: dict[int, list[tuple[int, int]]] = {}
+        for i, parts in (segments or {}).items():
+            if len(parts) > 1 and (found := locate_parts(normalised[i], [text for text, _ in parts])):
+                clauses[i] = found
+        out = self.forward_texts(normalised, clauses)
+        proba = self.blend_proba(out.logits, normalised, blend)
+        if ours:
+            aspects = self.aspect_tags(texts, normalised, out.presence, out.polarity, blend.aspect_weight,
+                                       segments, out.clause_presence)
+        elif self.meta.aspects:
             aspects = self.baseline.tag_aspects(texts, normalised)  # type: ignore[union-attr]
         else:
-            aspects = self.aspect_tags(texts, normalised, presence, polarity, blend.aspect_weight)
+            aspects = [[] for _ in texts]
         return make_tags(self.labels, proba, aspects)
 
     def baseline_aspects(self) -> Any:
@@ -500,27 +584,33 @@ class TransformerTagger(BaseTagger):
 
     def aspect_tags(
         self, texts: Sequence[str], normalised: Sequence[str], presence: np.ndarray, polarity: np.ndarray,
-        weight: float = 1.0,
+        weight: float = 1.0, segments: dict[int, list[tuple[str, Evidence]]] | None = None,
+        scored: dict[int, np.ndarray] | None = None,
     ) -> list[list[AspectTag]]:
         """Aspects over the threshold, each with its polarity and the clauses that speak of it (evidence); `weight` is
-        the transformer's share where the baseline's aspect model is blended in."""
+        the transformer's share where the baseline's aspect model is blended in. `segments` are the texts' clauses
+        when already split; `scored` the transformer's presence per clause where the comment's pass gave it."""
         results: list[list[AspectTag]] = [[] for _ in texts]
         if not self.meta.aspects:
             return results
         presence = self.blended_presence(presence, normalised, weight)
         hits = [[int(k) for k in np.argsort(-row, kind="stable") if row[k] >= self.meta.aspect_threshold] for row in presence]
         with_hits = [i for i, found in enumerate(hits) if found]
-        segments = {i: self._normalised_segments(texts[i], normalised[i]) for i in with_hits}
-        # Clauses of comments with more than one clause are scored in one call, to find the evidence.
+        segments = segments if segments is not None else {}
+        segments = {i: segments[i] if i in segments else self._normalised_segments(texts[i], normalised[i]) for i in with_hits}
+        scored = scored or {}
+        # Clauses of comments with more than one clause, to find the evidence: the ones the comment's pass did not
+        # score are encoded on their own, in one call.
         several = [i for i in with_hits if len(segments[i]) > 1]
+        again = [i for i in several if i not in scored]
+        _, encoded, _ = self.network_outputs([s for i in again for s, _ in segments[i]])
+        bounds = np.cumsum([0] + [len(segments[i]) for i in again])
+        scored = {**scored, **{i: encoded[bounds[j] : bounds[j + 1]] for j, i in enumerate(again)}}
         clause_texts = [s for i in several for s, _ in segments[i]]
-        _, clause_presence, _ = self.network_outputs(clause_texts)
+        clause_presence = np.vstack([scored[i] for i in several]) if several else np.zeros((0, len(self.meta.aspects)))
         clause_presence = self.blended_presence(clause_presence, clause_texts, weight)
-        scores: dict[int, np.ndarray] = {}
-        start = 0
-        for i in several:
-            scores[i] = clause_presence[start : start + len(segments[i])]
-            start += len(segments[i])
+        bounds = np.cumsum([0] + [len(segments[i]) for i in several])
+        scores = {i: clause_presence[bounds[j] : bounds[j + 1]] for j, i in enumerate(several)}
         jobs = [(i, k, pick_evidence(scores[i][:, k]) if i in scores else tuple(range(len(segments[i]))))
                 for i in with_hits for k in hits[i]]
         evidence = [" ".join(segments[i][j][0] for j in chosen) or normalised[i] for i, _, chosen in jobs]

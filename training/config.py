@@ -82,6 +82,9 @@ class TransformerConfig:
     aspect_threshold: float = 0.0  # 0: chosen on dev
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, macro-F1 kept), "never", "always"
+    # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
+    # or "clauses", each clause encoded again on its own (a little more precise); docs/BENCHMARKS.md "Evidence".
+    evidence: str = "spans"
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
     threads: int = 0  # torch threads for training; 0: torch's default
     max_minutes: float = 0.0  # stop after the epoch that passes this budget; 0: no budget
@@ -111,7 +114,7 @@ class TransformerConfig:
             raise ConfigError(f"transformer.aspect_threshold must be in [0, 1), not {self.aspect_threshold}")
         choices = {"class_weight": ("balanced", "none"), "quantize": ("auto", "int8", "none"),
                    "ensemble": ("auto", "never", "always"), "device": ("auto", "cpu", "cuda"),
-                   "freeze_embeddings": ("auto", "yes", "no")}
+                   "freeze_embeddings": ("auto", "yes", "no"), "evidence": ("spans", "clauses")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"transformer.{key} must be one of {allowed}, not {getattr(self, key)!r}")

@@ -288,7 +288,7 @@ class Trainer:
         if frozen:
             self.say(f"frozen: {', '.join(frozen)}")
         meta = TransformerMeta(labels, aspects, polarities, max_length, t.base_model, str(encoder.config.model_type),
-                               dropout=t.dropout, token_length_stats=length_stats, prompt=prompt)
+                               dropout=t.dropout, token_length_stats=length_stats, prompt=prompt, evidence=t.evidence)
         tagger = TransformerTagger(net, tokenizer, meta, self.normaliser, self.taxonomy)
 
         targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)

@@ -18,14 +18,18 @@ from data.record import FeedbackRecord
 from evaluation.evaluate import evaluate
 from evaluation.metrics import sentiment_metrics
 from model.folder import LoadedModel, list_models, load_model
+from model.segments import locate_parts
 from model.transformer import (
     ENCODER_DIR,
     HEADS_FILE,
     Blend,
     EncoderShape,
     MultiTaskNet,
+    TransformerMeta,
     TransformerTagger,
+    encode,
     load_backbone,
+    pad_batch,
     scratch_encoder,
     train_tokenizer,
 )
@@ -113,6 +117,79 @@ def test_evidence_points_into_the_raw_text(trained: LoadedModel) -> None:
         assert aspect.evidence
         for span in aspect.evidence:
             assert raw[span.start : span.end] == span.text
+
+
+MIXED = "ارسال خیلی دیر بود، ولی کیفیتش عالیه و قیمتش هم مناسبه"
+
+
+def encoded_texts(tagger: TransformerTagger, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Records the texts of every call to `network_outputs` (the second pass over clauses goes through it)."""
+    calls: list[list[str]] = []
+    original = tagger.network_outputs
+
+    def recording(texts: Any) -> Any:
+        calls.append(list(texts))
+        return original(texts)
+
+    monkeypatch.setattr(tagger, "network_outputs", recording)
+    return calls
+
+
+def test_evidence_is_read_from_the_comments_own_pass(trained: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A clause's presence is the aspect head over the mean of its own tokens' states in the comment's pass."""
+    tagger = trained.tagger
+    assert isinstance(tagger, TransformerTagger) and tagger.meta.evidence == "spans"
+    normalised = tagger.normalise([MIXED])
+    parts = [text for text, _ in tagger._normalised_segments(MIXED, normalised[0])]
+    spans = locate_parts(normalised[0], parts)
+    assert spans is not None and len(spans) == 2
+    out = tagger.forward_texts(normalised, {0: spans})
+    assert np.allclose(out.logits, tagger.network_outputs(normalised)[0], atol=1e-6)
+    encoded = encode(tagger.tokenizer, normalised, tagger.meta.max_length, tagger.meta.prompt, offsets=True)
+    assert encoded.offsets is not None
+    ids, mask = pad_batch(encoded.input_ids, tagger.tokenizer.pad_token_id)
+    with torch.inference_mode():
+        hidden = tagger.net.hidden_states(ids, mask)[0]
+        for c, (start, end) in enumerate(spans):
+            tokens = [t for t, (s, e) in enumerate(encoded.offsets[0]) if e > s and start <= s and e <= end]
+            pieces = "".join(tagger.tokenizer.convert_ids_to_tokens([encoded.input_ids[0][t] for t in tokens]))
+            assert pieces.replace("##", "") == parts[c].replace(" ", "").replace("،", "")
+            expected = torch.sigmoid(tagger.net.heads(hidden[tokens].mean(0, keepdim=True))[1])[0].numpy()
+            assert np.allclose(out.clause_presence[0][c], expected, atol=1e-5)
+    # tag() encodes nothing again; "clauses" (the older way) encodes both clauses on their own.
+    calls = encoded_texts(tagger, monkeypatch)
+    tagger.meta.aspect_threshold, threshold = 0.0, tagger.meta.aspect_threshold
+    try:
+        tagger.tag([MIXED])
+        assert not any(calls)
+        tagger.meta.evidence = "clauses"
+        tagger.tag([MIXED])
+        assert calls[-1] == parts
+    finally:
+        tagger.meta.aspect_threshold, tagger.meta.evidence = threshold, "spans"
+
+
+def test_clauses_cut_off_by_the_length_limit_are_encoded_on_their_own(trained: LoadedModel,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    tagger = trained.tagger
+    assert isinstance(tagger, TransformerTagger)
+    calls = encoded_texts(tagger, monkeypatch)
+    short = "کیفیتش عالیه، ولی ارسال خیلی دیر بود"  # the first clause alone fills 6 tokens
+    tagger.meta.aspect_threshold, threshold = 0.0, tagger.meta.aspect_threshold
+    tagger.meta.max_length, length = 6, tagger.meta.max_length
+    try:
+        tags = tagger.tag([short, MIXED])
+    finally:
+        tagger.meta.aspect_threshold, tagger.meta.max_length = threshold, length
+    assert len(calls[-1]) == 4  # both comments' clauses: each has one past the 6th token
+    for tag, raw in zip(tags, [short, MIXED], strict=True):
+        assert tag.aspects and all(a.evidence and raw[a.evidence[0].start : a.evidence[0].end] == a.evidence[0].text
+                                   for a in tag.aspects)
+
+
+def test_an_unknown_evidence_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="evidence is 'tokens'; expected one of spans, clauses"):
+        TransformerMeta(["a"], [], [], 8, "scratch", "bert", evidence="tokens")
 
 
 def test_batches_of_mixed_length_give_the_same_outputs_as_one_by_one(trained: LoadedModel) -> None:
