@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     multi = sum(1 for t in texts if len(tagger._normalised_segments(t)) > 1)
 
     lines = [f"## Evidence: from the comment's own pass or from a second one (`{args.model}`)", "",
-             f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.evidence`.",
+             f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.evidence`, "
+             f"model folder `{loaded.manifest['name']} {loaded.manifest['version']}`.",
              f"The shipped sample's {len(texts)} test comments ({multi} of them with two clauses or more). *clauses*: "
              "every clause of a multi-clause comment with an aspect is encoded again on its own to score it; *spans* "
              "(the default): each clause is scored from the comment's own pass, the mean of its tokens' states "
