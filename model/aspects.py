@@ -28,13 +28,14 @@ class AspectPrediction:
     evidence: tuple[int, ...]  # indices into the comment's segments
 
 
-def pick_evidence(segment_scores: np.ndarray) -> tuple[int, ...]:
-    """The clauses that speak of an aspect, best first, given their detector scores."""
+def pick_evidence(segment_scores: np.ndarray, share: float = EVIDENCE_SHARE) -> tuple[int, ...]:
+    """The clauses that speak of an aspect, in text order, given their detector scores: at most MAX_EVIDENCE of the
+    best, each scoring at least `share` of the best one's."""
     if segment_scores.size <= 1:
         return tuple(range(segment_scores.size))
     best = float(segment_scores.max())
     order = np.argsort(-segment_scores, kind="stable")
-    chosen = [int(i) for i in order if segment_scores[i] >= EVIDENCE_SHARE * best][:MAX_EVIDENCE]
+    chosen = [int(i) for i in order if segment_scores[i] >= share * best][:MAX_EVIDENCE]
     return tuple(sorted(chosen))
 
 

@@ -7,7 +7,10 @@ that carries an aspect is known: a comment's clauses are labelled with the aspec
 of, and an evidence clause is right when it carries the aspect it is given for. Only test comments whose every labelled
 aspect's clause is found in the text (noise can break the match) and that split into two clauses or more are judged.
 
-    python -m evaluation.benchmarks.evidence [--model sample-e5] [--repeats 3] [--no-write]
+    python -m evaluation.benchmarks.evidence [--model sample-e5] [--data MODEL=FILE ...] [--repeats 3] [--no-write]
+
+`--data` adds real labelled comments (a shared set's dev split, with a model trained on that set): no clause is
+known to carry an aspect there, so only polarity, agreement between the two and time are compared.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ def judge(judged: list[Judged], tags: list[Any]) -> dict[str, float]:
             hits.append(any(right))
             precision.append(float(np.mean(right)) if right else 0.0)
             sizes.append(len(aspect.evidence))
-    return {"pairs": len(hits), "hit": float(np.mean(hits)), "precision": float(np.mean(precision)),
+    return {"pairs": len(hits), "hit": float(np.mean(hits)), "precise": float(np.mean(precision)),
             "clauses": float(np.mean(sizes))}
 
 
@@ -109,68 +112,115 @@ def timed(tagger: Any, texts: list[str], repeats: int) -> float:
     return 1000 * best / len(texts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="sample-e5", help="model name or folder (a transformer tagger)")
-    parser.add_argument("--models-dir", type=Path, default=REPO / "artifacts" / "models")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode, interleaved; the best is kept")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
-    args = parser.parse_args(argv)
-    from model.folder import ModelFolderError, load_model
-    from model.transformer import TransformerTagger
-
-    try:
-        loaded = load_model(args.model, args.models_dir)
-    except ModelFolderError as error:
-        parser.error(f"{error} (train it first: make train)")
-    tagger = loaded.tagger
-    if not isinstance(tagger, TransformerTagger) or not tagger.meta.aspects:
-        parser.error(f"{args.model} is not a transformer tagger with aspects")
-    saved = tagger.meta.evidence
-    rows = [json.loads(line) for line in TEST_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+def compare(tagger: Any, rows: list[dict[str, Any]], judged: list[Judged] | None, repeats: int) -> dict[str, Any]:
+    """Both modes on `rows`: evidence judged on `judged` (when known), polarity, agreement and time per comment."""
     texts = [r["text"] for r in rows]
-    judged = judged_rows(rows, tagger)
+    saved = tagger.meta.evidence
     tagger.tag(texts[:BATCH])  # warm-up
     results: dict[str, dict[str, Any]] = {}
     for mode in MODES:
         tagger.meta.evidence = mode
         tags = tagger.tag(texts)
-        results[mode] = {"tags": tags, **judge(judged, tagger.tag([j.row["text"] for j in judged])),
-                         "polarity": aspect_metrics([r.get("aspects") for r in rows],
-                                                    [{a.aspect: a.polarity for a in t.aspects} for t in tags]),
-                         "ms": float("inf")}
-    for _ in range(args.repeats):  # interleaved, so both modes see the same noise from the machine
+        polarity = aspect_metrics([r.get("aspects") for r in rows], [{a.aspect: a.polarity for a in t.aspects} for t in tags])
+        results[mode] = {"tags": tags, "polarity": polarity["polarity_accuracy"] if polarity else float("nan"),
+                         "polarity_n": polarity["polarity_n"] if polarity else 0, "ms": float("inf"),
+                         **(judge(judged, tagger.tag([j.row["text"] for j in judged])) if judged is not None else {})}
+    for _ in range(repeats):  # interleaved, so both modes see the same noise from the machine
         for mode in MODES:
             tagger.meta.evidence = mode
             results[mode]["ms"] = min(results[mode]["ms"], timed(tagger, texts, 1))
     tagger.meta.evidence = saved
     pairs = [(a, b) for ta, tb in zip(results["clauses"]["tags"], results["spans"]["tags"], strict=True)
              for a in ta.aspects for b in tb.aspects if a.aspect == b.aspect]
-    same = float(np.mean([[e.start for e in a.evidence] == [e.start for e in b.evidence] for a, b in pairs]))
-    multi = sum(1 for t in texts if len(tagger._normalised_segments(t)) > 1)
+    return {"modes": results, "aspects": len(pairs),
+            "same": float(np.mean([[e.start for e in a.evidence] == [e.start for e in b.evidence] for a, b in pairs])),
+            "same_polarity": float(np.mean([a.polarity == b.polarity for a, b in pairs])),
+            "multi": sum(1 for t in texts if len(tagger._normalised_segments(t)) > 1), "n": len(texts)}
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="sample-e5", help="model name or folder (a transformer tagger)")
+    parser.add_argument("--models-dir", type=Path, default=REPO / "artifacts" / "models")
+    parser.add_argument("--data", action="append", default=[], metavar="MODEL=FILE",
+                        help="also compare on a labelled file (e.g. a shared set's dev split) with a model trained "
+                             "on that set: polarity, agreement and time (repeat)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per mode, interleaved; the best is kept")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    from data.readers import read_records
+
+    extra = []
+    for item in args.data:
+        model, _, path = item.partition("=")
+        if not model or not path or not Path(path).is_file():
+            parser.error(f"--data {item!r}: expected MODEL=FILE with an existing file")
+        extra.append((model, Path(path)))
+    rows = [json.loads(line) for line in TEST_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tagger, version = transformer(parser, args.model, args.models_dir)
+    judged_items = judged_rows(rows, tagger)
+    sample = compare(tagger, rows, judged_items, args.repeats)
+    others = []
+    for model, path in extra:
+        other, other_version = transformer(parser, model, args.models_dir)
+        records = read_records(path).records
+        others.append((other_version, path, compare(other, [{"text": r.text, "aspects": r.aspects} for r in records],
+                                                     None, args.repeats)))
+
+    judged = sample["modes"]["spans"]["pairs"]
     lines = [f"## Evidence: from the comment's own pass or from a second one (`{args.model}`)", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.evidence`, "
-             f"model folder `{loaded.manifest['name']} {loaded.manifest['version']}`.",
-             f"The shipped sample's {len(texts)} test comments ({multi} of them with two clauses or more). *clauses*: "
-             "every clause of a multi-clause comment with an aspect is encoded again on its own to score it; *spans* "
-             "(the default): each clause is scored from the comment's own pass, the mean of its tokens' states "
-             "through the aspect head. Evidence is judged on the "
-             f"{len(judged)} multi-clause test comments whose labelled aspects' written clauses are found in the text "
-             "(the sample is assembled from clauses written per aspect): *right* = the evidence holds a clause that "
-             "carries the aspect, *precise* = share of evidence clauses that carry it. Polarity accuracy over every "
+             f"model folder `{version}`.",
+             f"The shipped sample's {sample['n']} test comments ({sample['multi']} of them with two clauses or more). "
+             "*clauses*: every clause of a multi-clause comment with an aspect is encoded again on its own to score "
+             "it; *spans* (the default): each clause is scored from the comment's own pass, the mean of its tokens' "
+             f"states through the aspect head. Evidence is judged on the {len(judged_items)} multi-clause test comments "
+             "whose labelled aspects' written clauses are found in the text (the sample is assembled from clauses "
+             f"written per aspect), over the {judged} labelled aspects the model finds there: *right* = the evidence "
+             "holds a clause that carries the aspect, *precise* = share of evidence clauses that carry it. Polarity "
+             "accuracy over every "
              f"labelled aspect found; tag() in batches of {BATCH}, best of {args.repeats} interleaved runs.", "",
-             "| evidence | pairs judged | right | precise | clauses per aspect | aspect polarity accuracy | "
-             "tag() ms per comment |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "| evidence | right | precise | clauses per aspect | aspect polarity accuracy | tag() ms per comment |",
+             "|---|---:|---:|---:|---:|---:|"]
     for mode in MODES:
-        r = results[mode]
-        polarity = r["polarity"]["polarity_accuracy"] if r["polarity"] else float("nan")
-        lines.append(f"| {mode} | {r['pairs']} | {r['hit']:.3f} | {r['precision']:.3f} | {r['clauses']:.2f} | "
-                     f"{polarity:.3f} | {r['ms']:.1f} |")
-    lines += ["", f"The two choose the same evidence for {100 * same:.1f}% of the {len(pairs)} aspects both tag; "
-              f"*spans* costs {results['spans']['ms'] / results['clauses']['ms']:.2f}x the time of *clauses*.", ""]
+        r = sample["modes"][mode]
+        lines.append(f"| {mode} | {r['hit']:.3f} | {r['precise']:.3f} | {r['clauses']:.2f} | {r['polarity']:.3f} | "
+                     f"{r['ms']:.1f} |")
+    lines += ["", agreement(sample)]
+    if others:
+        lines += ["", "Other labelled files (no clause is known to carry an aspect there: polarity, agreement and time):",
+                  "", "| model | file | comments (multi-clause) | evidence | aspect polarity accuracy (n) | "
+                  "tag() ms per comment |", "|---|---|---:|---|---:|---:|"]
+        for other_version, path, result in others:
+            for mode in MODES:
+                r = result["modes"][mode]
+                lines.append(f"| {other_version} | {path.parent.name}/{path.name} | {result['n']} ({result['multi']}) | "
+                             f"{mode} | {r['polarity']:.3f} ({r['polarity_n']}) | {r['ms']:.1f} |")
+        lines += [""] + [f"{path.parent.name}/{path.name}: {agreement(result)}" for _, path, result in others]
+    lines.append("")
     publish(lines, BEGIN, END, write=not args.no_write)
     return 0
+
+
+def transformer(parser: argparse.ArgumentParser, model: str, models_dir: Path) -> tuple[Any, str]:
+    """The model's tagger and "name version"; a clear error where it is missing or not a transformer with aspects."""
+    from model.folder import ModelFolderError, load_model
+    from model.transformer import TransformerTagger
+
+    try:
+        loaded = load_model(model, models_dir)
+    except ModelFolderError as error:
+        parser.error(f"{error} (train it first: make train)")
+    if not isinstance(loaded.tagger, TransformerTagger) or not loaded.tagger.meta.aspects:
+        parser.error(f"{model} is not a transformer tagger with aspects")
+    return loaded.tagger, f"{loaded.manifest['name']} {loaded.manifest['version']}"
+
+
+def agreement(result: dict[str, Any]) -> str:
+    modes = result["modes"]
+    return (f"The two choose the same evidence for {100 * result['same']:.1f}% of the {result['aspects']} aspects "
+            f"found, and the same polarity for {100 * result['same_polarity']:.1f}%; *spans* takes "
+            f"{modes['spans']['ms'] / modes['clauses']['ms']:.2f}x the time of *clauses*.")
 
 
 if __name__ == "__main__":

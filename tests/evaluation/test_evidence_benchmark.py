@@ -45,9 +45,9 @@ def tag_with(item: evidence.Judged, pick: str) -> SimpleNamespace:
 
 def test_evidence_is_right_where_it_holds_the_clause_that_carries_the_aspect(judged: list[evidence.Judged]) -> None:
     right = evidence.judge(judged, [tag_with(j, "right") for j in judged])
-    assert right["hit"] == 1.0 and right["precision"] == 1.0 and right["pairs"] >= len(judged)
+    assert right["hit"] == 1.0 and right["precise"] == 1.0 and right["pairs"] >= len(judged)
     wrong = evidence.judge(judged, [tag_with(j, "wrong") for j in judged])
-    assert wrong["hit"] == 0.0 and wrong["precision"] == 0.0
+    assert wrong["hit"] == 0.0 and wrong["precise"] == 0.0
 
 
 def test_a_model_without_a_transformer_is_refused(sample_model, capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,3 +55,10 @@ def test_a_model_without_a_transformer_is_refused(sample_model, capsys: pytest.C
         evidence.main(["--model", str(sample_model.folder), "--no-write"])
     assert exit_info.value.code == 2
     assert "is not a transformer tagger with aspects" in capsys.readouterr().err
+
+
+def test_other_files_are_named_model_equals_file(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        evidence.main(["--data", str(tmp_path / "dev.jsonl"), "--no-write"])
+    assert exit_info.value.code == 2
+    assert "expected MODEL=FILE with an existing file" in capsys.readouterr().err

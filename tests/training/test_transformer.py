@@ -17,11 +17,13 @@ from data.errors import ConfigError, TrainingStopped
 from data.record import FeedbackRecord
 from evaluation.evaluate import evaluate
 from evaluation.metrics import sentiment_metrics
+from model.aspects import EVIDENCE_SHARE, pick_evidence
 from model.folder import LoadedModel, list_models, load_model
 from model.segments import locate_parts
 from model.transformer import (
     ENCODER_DIR,
     HEADS_FILE,
+    SPAN_EVIDENCE_SHARE,
     Blend,
     EncoderShape,
     MultiTaskNet,
@@ -167,6 +169,25 @@ def test_evidence_is_read_from_the_comments_own_pass(trained: LoadedModel, monke
         assert calls[-1] == parts
     finally:
         tagger.meta.aspect_threshold, tagger.meta.evidence = threshold, "spans"
+
+
+def test_clauses_scored_from_the_one_pass_need_a_larger_share_of_the_best(trained: LoadedModel) -> None:
+    """Clause scores from the comment's pass sit nearer each other: 0.6 of the best is evidence from a second pass
+    (share 0.5), not from the one pass (share 0.8)."""
+    tagger = trained.tagger
+    assert isinstance(tagger, TransformerTagger)
+    normalised = tagger.normalise([MIXED])
+    segments = {0: tagger._normalised_segments(MIXED, normalised[0])}
+    k = len(tagger.meta.aspects) - 1
+    presence = np.zeros((1, len(tagger.meta.aspects)), dtype=np.float32)
+    presence[0, k] = 0.99
+    polarity = np.full((1, len(tagger.meta.aspects), len(tagger.meta.polarities)), 1 / len(tagger.meta.polarities))
+    clauses = np.zeros((2, len(tagger.meta.aspects)), dtype=np.float32)
+    clauses[:, k] = [0.6, 1.0]
+    one_pass = tagger.aspect_tags([MIXED], normalised, presence, polarity, 1.0, segments, {0: clauses})[0]
+    assert [e.text for e in one_pass[0].evidence] == [segments[0][1][1].text]
+    assert SPAN_EVIDENCE_SHARE > 0.6 > EVIDENCE_SHARE
+    assert pick_evidence(clauses[:, k]) == (0, 1) and pick_evidence(clauses[:, k], SPAN_EVIDENCE_SHARE) == (1,)
 
 
 def test_clauses_cut_off_by_the_length_limit_are_encoded_on_their_own(trained: LoadedModel,
