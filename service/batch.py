@@ -463,10 +463,7 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
         staged_dir.mkdir(parents=True, exist_ok=True)
         pending: list[tuple[str, Path, int]] = []
         sizes: dict[str, int] = {}  # rows of each pending part, rejected ones included: the progress counts them too
-        # the output's types for the columns the actors read, and the part each row belongs to
         output = arrow_schema(job.statements)
-        names = ["source", "row", "id", "text", "part", *(META_COLUMNS if job.statements else ())]
-        schema = pa.schema([output.field(name) if name != "part" else ("part", pa.string()) for name in names])
         for part, _ in parts_to_tag(job, result):
             sizes[part.name] = part.size
             staged = staged_dir / f"{part.name}.parquet"
@@ -474,6 +471,8 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
                                              "text": part.texts, "part": [part.name] * len(part.rows)}
             if job.statements:
                 columns.update({name: [m[name] for m in part.metas] for name in META_COLUMNS})
+            # the output's types for the columns the actors read; the part each row belongs to is the one added
+            schema = pa.schema([output.field(name) if name != "part" else ("part", pa.string()) for name in columns])
             pq.write_table(pa.table(columns, schema=schema), staged)
             pending.append((part.name, staged, len(part.texts)))
             job.write_rejects(part, staged_dir)  # final with the part, so `done` never sees half a part
