@@ -21,7 +21,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,13 +116,17 @@ def run_one(
 
 
 def binary_figures(loaded: LoadedModel, test_path: Path) -> dict[str, float]:
-    """SentiPers binary task as ParsBERT reports it: neutral rows dropped, positive vs negative."""
-    records = [r for r in read_records(test_path).records if r.sentiment in ("positive", "negative")]
-    proba = loaded.tagger.predict_proba([r.text for r in records])
-    labels = loaded.tagger.labels
-    columns = [labels.index("negative"), labels.index("positive")]
+    return binary(loaded.tagger, read_records(test_path).records)
+
+
+def binary(tagger: Any, records: Sequence[Any]) -> dict[str, float]:
+    """SentiPers binary task as ParsBERT reports it: neutral rows dropped, positive vs negative (the model's
+    probabilities of those two compared)."""
+    kept = [r for r in records if r.sentiment in ("positive", "negative")]
+    proba = tagger.predict_proba([r.text for r in kept])
+    columns = [tagger.labels.index("negative"), tagger.labels.index("positive")]
     predicted = np.array(["negative", "positive"])[proba[:, columns].argmax(axis=1)]
-    gold = [r.sentiment for r in records]
+    gold = [r.sentiment for r in kept]
     return {
         "accuracy": round(float(np.mean(predicted == np.array(gold))), 4),
         "macro_f1": round(float(f1_score(gold, predicted, average="macro")), 4),

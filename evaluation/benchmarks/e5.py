@@ -30,9 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from evaluation.benchmarks.baseline import REPO, machine, speed, write_section
+from evaluation.benchmarks.baseline import REPO, binary, machine, speed, write_section
 from evaluation.benchmarks.transformer import (
-    binary,
     encoder_speed,
     in_process,
     own_peak_mb,

@@ -25,10 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from sklearn.metrics import f1_score
-
-from evaluation.benchmarks.baseline import REPO, machine, speed, timings, write_section
+from evaluation.benchmarks.baseline import REPO, binary, machine, speed, timings, write_section
 
 BEGIN, END = "<!-- transformer:begin -->", "<!-- transformer:end -->"
 PARSBERT = {"5-class": 0.7131, "binary": 0.9242}  # hooshvare/parsbert README, SentiPers
@@ -106,18 +103,6 @@ def score(tagger: Any, records: Sequence[Any], field: str) -> dict[str, float]:
         gold_aspects = [tagger.taxonomy.map_labels(a)[0] if a else a for a in gold_aspects]
     tags = tag_all(tagger.tag, [r.text for r in records])
     return headline(score_tags(tags, [gold_label(r, field) for r in records], gold_aspects, tagger.labels))
-
-
-def binary(tagger: Any, records: Sequence[Any]) -> dict[str, float]:
-    """SentiPers binary task as ParsBERT reports it: neutral rows dropped, positive vs negative."""
-    kept = [r for r in records if r.sentiment in ("positive", "negative")]
-    proba = tagger.predict_proba([r.text for r in kept])
-    columns = [tagger.labels.index("negative"), tagger.labels.index("positive")]
-    predicted = np.array(["negative", "positive"])[proba[:, columns].argmax(axis=1)]
-    gold = [r.sentiment for r in kept]
-    return {"accuracy": round(float(np.mean(predicted == np.array(gold))), 4),
-            "macro_f1": round(float(f1_score(gold, predicted, average="macro")), 4),
-            "weighted_f1": round(float(f1_score(gold, predicted, average="weighted")), 4)}
 
 
 def unseen(loaded: Any, path: Path) -> list[Any]:

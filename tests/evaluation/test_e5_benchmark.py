@@ -51,3 +51,22 @@ def test_a_partial_run_has_its_own_markers_title_and_verdicts() -> None:
     assert "  - target weighted_f1 >= 0.71: 0.690, missed by 2.0 points" in lines
     assert "| e5, deepsentipers 5-class | cpu | 10.0 min | 11.0 min | 2000 MiB | 3 (2) | epochs |" in lines
     assert e5.BEGIN not in section
+
+
+def test_binary_drops_neutral_rows_and_compares_positive_with_negative() -> None:
+    """As ParsBERT's SentiPers binary figure: a 3-class model answers by the larger of its two polar probabilities,
+    even where neutral is its most probable label."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from evaluation.benchmarks.baseline import binary
+
+    proba = {"a": [0.2, 0.7, 0.1], "b": [0.1, 0.3, 0.6], "c": [0.5, 0.1, 0.4], "d": [0.3, 0.4, 0.3]}
+    tagger = SimpleNamespace(labels=["negative", "neutral", "positive"],
+                             predict_proba=lambda texts: np.array([proba[t] for t in texts]))
+    rows = [SimpleNamespace(text=t, sentiment=s) for t, s in (("a", "negative"), ("b", "positive"), ("c", "positive"),
+                                                               ("d", "neutral"))]
+    figures = binary(tagger, rows)
+    assert figures["accuracy"] == round(2 / 3, 4)  # a -> negative (0.2 > 0.1), b right, c wrong; d dropped
+    assert figures["macro_f1"] == round((2 / 3 + 2 / 3) / 2, 4)
