@@ -83,7 +83,8 @@ class TransformerConfig:
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, macro-F1 kept), "never", "always"
     # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
-    # or "clauses", each clause encoded again on its own (a little more precise); docs/BENCHMARKS.md "Evidence".
+    # or "clauses", each clause encoded again on its own (on the sample's test comments its evidence holds the
+    # clause that carries the aspect a little more often, 0.916 against 0.899); docs/BENCHMARKS.md "Evidence".
     evidence: str = "spans"
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
     threads: int = 0  # torch threads for training; 0: torch's default

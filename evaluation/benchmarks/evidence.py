@@ -135,7 +135,23 @@ def compare(tagger: Any, rows: list[dict[str, Any]], judged: list[Judged] | None
     return {"modes": results, "aspects": len(pairs),
             "same": float(np.mean([[e.start for e in a.evidence] == [e.start for e in b.evidence] for a, b in pairs])),
             "same_polarity": float(np.mean([a.polarity == b.polarity for a, b in pairs])),
-            "multi": sum(1 for t in texts if len(tagger._normalised_segments(t)) > 1), "n": len(texts)}
+            "n": len(texts), **placed(tagger, texts)}
+
+
+def placed(tagger: Any, texts: list[str]) -> dict[str, int]:
+    """Comments of two clauses or more, and how many of them have every clause placed among the tokens of the one
+    pass (the others, cut off at the length limit, go through the second one)."""
+    from model.segments import locate_parts
+    from model.transformer import encode, token_groups
+
+    normalised = tagger.normalise(texts)
+    spans = {i: locate_parts(n, [p for p, _ in parts]) for i, (t, n) in enumerate(zip(texts, normalised, strict=True))
+             if len(parts := tagger._normalised_segments(t, n)) > 1}
+    found = [i for i, s in spans.items() if s is not None]
+    offsets = encode(tagger.tokenizer, [normalised[i] for i in found], tagger.meta.max_length, tagger.meta.prompt,
+                     offsets=True).offsets or []
+    return {"multi": len(spans), "placed": sum(token_groups(o, spans[i] or []) is not None
+                                               for i, o in zip(found, offsets, strict=True))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,14 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     for model, path in extra:
         other, other_version = transformer(parser, model, args.models_dir)
         records = read_records(path).records
-        others.append((other_version, path, compare(other, [{"text": r.text, "aspects": r.aspects} for r in records],
+        others.append((other, other_version, path, compare(other, [{"text": r.text, "aspects": r.aspects} for r in records],
                                                      None, args.repeats)))
 
     judged = sample["modes"]["spans"]["pairs"]
     lines = [f"## Evidence: from the comment's own pass or from a second one (`{args.model}`)", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()} by `python -m evaluation.benchmarks.evidence`, "
              f"model folder `{version}`.",
-             f"The shipped sample's {sample['n']} test comments ({sample['multi']} of them with two clauses or more). "
+             f"The shipped sample's {sample['n']} test comments ({sample['multi']} of them with two clauses or more, "
+             f"{sample['placed']} of those placed whole in the one pass). "
              "*clauses*: every clause of a multi-clause comment with an aspect is encoded again on its own to score "
              "it; *spans* (the default): each clause is scored from the comment's own pass, the mean of its tokens' "
              f"states through the aspect head. Evidence is judged on the {len(judged_items)} multi-clause test comments "
@@ -189,14 +206,16 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", agreement(sample)]
     if others:
         lines += ["", "Other labelled files (no clause is known to carry an aspect there: polarity, agreement and time):",
-                  "", "| model | file | comments (multi-clause) | evidence | aspect polarity accuracy (n) | "
+                  "", "| model | file | comments (multi-clause, placed whole) | evidence | aspect polarity accuracy (n) | "
                   "tag() ms per comment |", "|---|---|---:|---|---:|---:|"]
-        for other_version, path, result in others:
+        for _, other_version, path, result in others:
             for mode in MODES:
                 r = result["modes"][mode]
-                lines.append(f"| {other_version} | {path.parent.name}/{path.name} | {result['n']} ({result['multi']}) | "
-                             f"{mode} | {r['polarity']:.3f} ({r['polarity_n']}) | {r['ms']:.1f} |")
-        lines += [""] + [f"{path.parent.name}/{path.name}: {agreement(result)}" for _, path, result in others]
+                counts = f"{result['n']} ({result['multi']}, {result['placed']})"
+                lines.append(f"| {other_version} | {path.parent.name}/{path.name} | {counts} | {mode} | "
+                             f"{r['polarity']:.3f} ({r['polarity_n']}) | {r['ms']:.1f} |")
+        lines += [""] + [f"{path.parent.name}/{path.name}: {agreement(result)}" for _, _, path, result in others]
+        lines += ["", "Models: " + "; ".join(dict.fromkeys(described(t, v) for t, v, _, _ in others)) + "."]
     lines.append("")
     publish(lines, BEGIN, END, write=not args.no_write)
     return 0
@@ -214,6 +233,12 @@ def transformer(parser: argparse.ArgumentParser, model: str, models_dir: Path) -
     if not isinstance(loaded.tagger, TransformerTagger) or not loaded.tagger.meta.aspects:
         parser.error(f"{model} is not a transformer tagger with aspects")
     return loaded.tagger, f"{loaded.manifest['name']} {loaded.manifest['version']}"
+
+
+def described(tagger: Any, version: str) -> str:
+    """What a model is, for readers of the section: its folder, encoder and training rows."""
+    rows = tagger.manifest.get("training_rows", "?")
+    return f"`{version}` ({Path(tagger.meta.base_model).name} fine-tuned on {rows} rows, {tagger.meta.quantize})"
 
 
 def agreement(result: dict[str, Any]) -> str:
