@@ -290,7 +290,8 @@ def quantize_int8(net: MultiTaskNet) -> MultiTaskNet:
 class Encoded:
     input_ids: list[list[int]]
     # Per token, its (start, end) characters in the text without the prompt; (0, 0) for special tokens and the
-    # prompt's own. Only when asked for.
+    # prompt's own. A SentencePiece token's span starts at the space before its word: for the text's first word,
+    # that space is the prompt's last character, so the span is cut at the prompt's end. Only when asked for.
     offsets: list[list[tuple[int, int]]] | None = None
 
     def lengths(self) -> np.ndarray:
@@ -304,7 +305,8 @@ def encode(tokenizer: Any, texts: Sequence[str], max_length: int, prompt: str = 
         return Encoded(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
     out = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
     shift = len(prompt)
-    spans = [[(s - shift, e - shift) if s >= shift and e > s else (0, 0) for s, e in row] for row in out["offset_mapping"]]
+    spans = [[(max(s, shift) - shift, e - shift) if e > max(s, shift) else (0, 0) for s, e in row]
+             for row in out["offset_mapping"]]
     return Encoded(out["input_ids"], spans)
 
 

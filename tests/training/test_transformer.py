@@ -171,6 +171,17 @@ def test_evidence_is_read_from_the_comments_own_pass(trained: LoadedModel, monke
         tagger.meta.aspect_threshold, tagger.meta.evidence = threshold, "spans"
 
 
+def test_offsets_drop_the_prompt_but_keep_the_first_word() -> None:
+    """e5's SentencePiece gives "▁word" the space before it: the first word's space is the prompt's last character."""
+    def tokenizer(texts: list[str], **_: Any) -> dict[str, Any]:
+        assert texts == ["query: ارسال دیر"]
+        return {"input_ids": [[0, 1, 2, 3, 4, 5, 6, 2]],
+                "offset_mapping": [[(0, 0), (0, 3), (3, 5), (5, 6), (6, 12), (12, 16), (0, 0), (0, 0)]]}
+
+    encoded = encode(tokenizer, ["ارسال دیر"], 16, "query: ", offsets=True)
+    assert encoded.offsets == [[(0, 0), (0, 0), (0, 0), (0, 0), (0, 5), (5, 9), (0, 0), (0, 0)]]
+
+
 def test_clauses_scored_from_the_one_pass_need_a_larger_share_of_the_best(trained: LoadedModel) -> None:
     """Clause scores from the comment's pass sit nearer each other: 0.6 of the best is evidence from a second pass
     (share 0.5), not from the one pass (share 0.8)."""
