@@ -537,13 +537,7 @@ class TransformerTagger(BaseTagger):
         blend = blend or self.meta.blend
         normalised = list(normalised) if normalised is not None else self.normalise(texts)
         ours = self.meta.aspects and not (self.baseline_aspects() is not None and blend.aspect_weight <= 0.0)
-        # Evidence read from this one pass needs each clause's place in the normalised comment, found before it.
-        from_pass = ours and self.meta.evidence == "spans"
-        segments = {i: self._normalised_segments(t, normalised[i]) for i, t in enumerate(texts)} if from_pass else None
-        clauses: dict[int, list[tuple[int, int]]] = {}
-        for i, parts in (segments or {}).items():
-            if len(parts) > 1 and (found := locate_parts(normalised[i], [text for text, _ in parts])):
-                clauses[i] = found
+        segments, clauses = self.clause_spans(texts, normalised) if ours and self.meta.evidence == "spans" else (None, {})
         out = self.forward_texts(normalised, clauses)
         proba = self.blend_proba(out.logits, normalised, blend)
         if ours:
@@ -554,6 +548,15 @@ class TransformerTagger(BaseTagger):
         else:
             aspects = [[] for _ in texts]
         return make_tags(self.labels, proba, aspects)
+
+    def clause_spans(self, texts: Sequence[str], normalised: Sequence[str]
+                     ) -> tuple[dict[int, list[tuple[str, Evidence]]], dict[int, list[tuple[int, int]]]]:
+        """Every text's clauses, and for each text of two clauses or more their character spans in its normalised
+        text: evidence read from the comment's own pass needs them before the pass."""
+        segments = {i: self._normalised_segments(t, normalised[i]) for i, t in enumerate(texts)}
+        clauses = {i: found for i, parts in segments.items()
+                   if len(parts) > 1 and (found := locate_parts(normalised[i], [text for text, _ in parts]))}
+        return segments, clauses
 
     def baseline_aspects(self) -> Any:
         """The baseline's aspect model when it has one over this model's aspects, else None."""

@@ -101,15 +101,12 @@ def judge(judged: list[Judged], tags: list[Any]) -> dict[str, float]:
             "clauses": float(np.mean(sizes))}
 
 
-def timed(tagger: Any, texts: list[str], repeats: int) -> float:
-    """Best of `repeats` runs, milliseconds per comment, tag() in batches of BATCH."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for i in range(0, len(texts), BATCH):
-            tagger.tag(texts[i : i + BATCH])
-        best = min(best, time.perf_counter() - started)
-    return 1000 * best / len(texts)
+def timed(tagger: Any, texts: list[str]) -> float:
+    """Milliseconds per comment, tag() in batches of BATCH."""
+    started = time.perf_counter()
+    for i in range(0, len(texts), BATCH):
+        tagger.tag(texts[i : i + BATCH])
+    return 1000 * (time.perf_counter() - started) / len(texts)
 
 
 def compare(tagger: Any, rows: list[dict[str, Any]], judged: list[Judged] | None, repeats: int) -> dict[str, Any]:
@@ -128,7 +125,7 @@ def compare(tagger: Any, rows: list[dict[str, Any]], judged: list[Judged] | None
     for _ in range(repeats):  # interleaved, so both modes see the same noise from the machine
         for mode in MODES:
             tagger.meta.evidence = mode
-            results[mode]["ms"] = min(results[mode]["ms"], timed(tagger, texts, 1))
+            results[mode]["ms"] = min(results[mode]["ms"], timed(tagger, texts))
     tagger.meta.evidence = saved
     pairs = [(a, b) for ta, tb in zip(results["clauses"]["tags"], results["spans"]["tags"], strict=True)
              for a in ta.aspects for b in tb.aspects if a.aspect == b.aspect]
@@ -139,19 +136,12 @@ def compare(tagger: Any, rows: list[dict[str, Any]], judged: list[Judged] | None
 
 
 def placed(tagger: Any, texts: list[str]) -> dict[str, int]:
-    """Comments of two clauses or more, and how many of them have every clause placed among the tokens of the one
-    pass (the others, cut off at the length limit, go through the second one)."""
-    from model.segments import locate_parts
-    from model.transformer import encode, token_groups
-
+    """Comments of two clauses or more, and how many of them the one pass scored clause by clause (the others, cut
+    off at the length limit, go through the second pass)."""
     normalised = tagger.normalise(texts)
-    spans = {i: locate_parts(n, [p for p, _ in parts]) for i, (t, n) in enumerate(zip(texts, normalised, strict=True))
-             if len(parts := tagger._normalised_segments(t, n)) > 1}
-    found = [i for i, s in spans.items() if s is not None]
-    offsets = encode(tagger.tokenizer, [normalised[i] for i in found], tagger.meta.max_length, tagger.meta.prompt,
-                     offsets=True).offsets or []
-    return {"multi": len(spans), "placed": sum(token_groups(o, spans[i] or []) is not None
-                                               for i, o in zip(found, offsets, strict=True))}
+    segments, clauses = tagger.clause_spans(texts, normalised)
+    scored = tagger.forward_texts(normalised, clauses).clause_presence
+    return {"multi": sum(len(parts) > 1 for parts in segments.values()), "placed": len(scored)}
 
 
 def main(argv: list[str] | None = None) -> int:
