@@ -54,13 +54,18 @@ def locate_parts(whole: str, parts: list[str]) -> list[tuple[int, int]] | None:
     spans: list[tuple[int, int]] = []
     cursor = 0
     for part in parts:
-        key = "".join(ch for ch in part if not _is_gap(ch))
+        key = without_gaps(part)
         at = skeleton.find(key, cursor) if key else -1
         if at < 0:
             return None
         spans.append((kept[at], kept[at + len(key) - 1] + 1))
         cursor = at + len(key)
     return spans
+
+
+def without_gaps(text: str) -> str:
+    """`text` without spaces and half-spaces (ZWNJ)."""
+    return "".join(ch for ch in text if not _is_gap(ch))
 
 
 def _is_gap(ch: str) -> bool:

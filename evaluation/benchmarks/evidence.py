@@ -49,8 +49,9 @@ def written_clauses() -> dict[str, list[str]]:
 def skeleton(text: str, tagger: Any) -> str:
     """The normalised text without spaces and half-spaces, so noise in spacing does not hide a match."""
     from data.normalise import normalise
+    from model.segments import without_gaps
 
-    return "".join(ch for ch in normalise(text, tagger.normaliser) if not ch.isspace() and ch != "\u200c")
+    return without_gaps(normalise(text, tagger.normaliser))
 
 
 @dataclass
