@@ -7,14 +7,15 @@ encoder" section of docs/BENCHMARKS.md.
 
     python -m evaluation.benchmarks.e5 [--shared-data ../shared/data] [--work artifacts/benchmarks/e5] [--no-write]
                                        [--only snappfood,deepsentipers:5-class] [--device cpu|cuda] [--skip-speed]
-                                       [--section NAME]
+                                       [--section NAME] [--accurate-only]
 
 Every choice (epoch, threshold, temperature, ensemble weights, int8) is made on dev by the training run; each test
 split is read once, here, for the figures. Each step's result is kept in the work folder, so an interrupted run
 continues where it stopped (delete the folder to measure afresh); `--skip-speed` measures quality while the machine
 is busy and leaves the timing (which wants an idle machine) to a later run. `--only` names data sets or one task of a
 set (`deepsentipers:5-class`); with `--section NAME` such a partial run writes a section of its own ("e5-NAME"),
-leaving the whole run's section as it is. Every figure is reproducible on a CPU.
+leaving the whole run's section as it is; `--accurate-only` measures the accurate profile beside the TF-IDF baseline
+and nothing else (to re-measure a recipe change in an hour rather than three). Every figure is reproducible on a CPU.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ MAX_MINUTES = 45.0
 # is kept only where dev says so (on e5 it cost 2-4 points of macro-F1 in a trial, per-channel weights no better).
 ACCURATE = ["transformer.freeze_layers=6", "transformer.patience=2", "transformer.learning_rate=1e-4",
             "transformer.head_learning_rate=1e-3", "transformer.max_length_cap=128"]
+# Per data set, what its dev split chose over the recipe above (applied after it, so a key here wins).
+ACCURATE_BY_SET: dict[str, list[str]] = {}
 FAST = ["transformer.keep_layers=4", "transformer.freeze_layers=0", "transformer.epochs=2", "transformer.patience=1",
         "transformer.learning_rate=1e-4", "transformer.head_learning_rate=1e-3", "transformer.max_length_cap=128",
         'transformer.ensemble="never"', 'transformer.quantize="auto"']
@@ -141,7 +144,7 @@ def step_finetune(config_name: str | None, folder: str, encoder: str, models: st
     return {"folder": str(result.folder), "seconds": time.perf_counter() - started, "peak_mb": own_peak_mb(),
             "dev": result.metrics["dev_by_model"], "epochs": report["epochs_run"], "best_epoch": report["best_epoch"],
             "stopped_by": report["stopped_by"], "train_seconds": report["train_seconds"], "device": report["device"],
-            "choices": report.get("dev_choices", {})}
+            "choices": report.get("dev_choices", {}), "recipe": recipe}
 
 
 def choice_of(loaded: Any) -> str:
@@ -266,7 +269,7 @@ def selected(task: tuple[str, str | None, str, int], only: set[str]) -> bool:
 
 
 def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: bool,
-            say: Callable[[str], None]) -> dict[str, Any]:
+            say: Callable[[str], None], accurate_only: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"tasks": [], "skipped": [], "encoder": {}, "speed": [], "fast": None, "pretrain": None}
     present = [t for t in TASKS if (shared / t[0] / "test.jsonl").exists() and selected(t, only)]
     if not present:
@@ -302,11 +305,14 @@ def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: b
             out["skipped"].append(f"{dataset} {task}: not measured yet (the run was stopped before it)")
             continue
         say(f"fine-tuning e5 on {key} ({epochs} epochs at most)")
-        run = finetune(key, config_name, dataset, pruned["folder"], MAX_MINUTES, [*ACCURATE, f"transformer.epochs={epochs}"])
+        recipe = [*ACCURATE, f"transformer.epochs={epochs}", *ACCURATE_BY_SET.get(dataset, [])]
+        run = finetune(key, config_name, dataset, pruned["folder"], MAX_MINUTES, recipe)
         say(f"scoring {key} on its test split")
         out["tasks"].append({"dataset": dataset, "task": task, "config": config_name, "train": run,
                              "rows": scored(key, run, dataset, task, "e5"), "compact": None, "distilled": None})
 
+    if accurate_only:
+        return out
     # 2. The fast profile with e5's lowest 4 layers, beside the accurate one on deepsentipers 3-class.
     accurate = next((t for t in out["tasks"] if t["dataset"] == "deepsentipers" and t["task"] == "3-class"), None)
     if accurate is not None:
@@ -369,7 +375,7 @@ def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str 
     lines = [begin, f"## {title or 'Pretrained encoder (multilingual-e5-small)'}", "",
              f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}, from the runs kept in the work folder "
              f"(this invocation {seconds / 60:.1f} min; a step kept from an earlier run is not re-timed).",
-             *RECIPE.splitlines(), ""]
+             *RECIPE.splitlines(), *own_recipes(result), ""]
     encoder = result.get("encoder") or {}
     if encoder:
         p, f, e = encoder["pruned"], encoder["full"], encoder["effect"]
@@ -437,6 +443,17 @@ def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str 
     return "\n".join(lines)
 
 
+def own_recipes(result: dict[str, Any]) -> list[str]:
+    """A line for each accurate run trained with settings of its own (`ACCURATE_BY_SET`, chosen on that set's dev)."""
+    lines = []
+    for task in result["tasks"]:
+        own = [o for o in task["train"].get("recipe", []) if o not in ACCURATE and not o.startswith("transformer.epochs=")]
+        if own:
+            lines.append(f"{task['dataset']} {task['task']} was trained with its own {', '.join(f'`{o}`' for o in own)} "
+                         "(chosen on its dev split).")
+    return lines
+
+
 def all_rows(task: dict[str, Any]) -> list[dict[str, Any]]:
     return [*task["rows"], *((task.get("compact") or {}).get("rows", [])), *((task.get("distilled") or {}).get("rows", []))]
 
@@ -446,6 +463,8 @@ def summary(result: dict[str, Any]) -> list[str]:
     columns = [("TF-IDF", "TF-IDF"), ("compact", "compact"), ("e5 alone fp32", "e5 fp32"), ("e5 alone int8", "e5 int8"),
                ("distilled", "distilled student alone"), ("distilled + TF-IDF", "distilled student +"),
                ("**saved e5 model**", "saved model")]
+    every = [r for task in result["tasks"] for r in all_rows(task)]
+    columns = [(c, prefix) for c, prefix in columns if any(r["variant"].startswith(prefix) for r in every)]
     lines = ["Macro-F1 on each test split (aspect micro-F1 after the slash), by variant:", "",
              "| data set | task | " + " | ".join(c for c, _ in columns) + " |", "|---|---|" + "---:|" * len(columns)]
     for task in result["tasks"]:
@@ -530,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cached-only", action="store_true", help="measure nothing: write what the work folder holds")
     parser.add_argument("--skip-speed", action="store_true",
                         help="leave the timing (which wants an idle machine) to a later run; quality only")
+    parser.add_argument("--accurate-only", action="store_true",
+                        help="the accurate profile and the TF-IDF baseline only: no fast, compact or distilled tier "
+                             "and no timing (to re-measure a recipe change)")
     args = parser.parse_args(argv)
     global CACHED_ONLY
     CACHED_ONLY = args.cached_only
@@ -543,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     result = collect(args.shared_data, args.work, only, args.device, not args.skip_speed,
-                     lambda m: print(f"... {m}", file=sys.stderr, flush=True))
+                     lambda m: print(f"... {m}", file=sys.stderr, flush=True), args.accurate_only)
     begin, end = (f"<!-- e5-{args.section}:begin -->", f"<!-- e5-{args.section}:end -->") if args.section else (BEGIN, END)
     title = f"Pretrained encoder (multilingual-e5-small): {', '.join(sorted(only))}" if args.section else ""
     section = render(result, time.perf_counter() - started, begin, end, title)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from evaluation.benchmarks import e5
@@ -51,6 +53,18 @@ def test_a_partial_run_has_its_own_markers_title_and_verdicts() -> None:
     assert "  - target weighted_f1 >= 0.71: 0.690, missed by 2.0 points" in lines
     assert "| e5, deepsentipers 5-class | cpu | 10.0 min | 11.0 min | 2000 MiB | 3 (2) | epochs |" in lines
     assert e5.BEGIN not in section
+    # Only the variants the run measured have a column; no run had settings of its own.
+    assert "| data set | task | TF-IDF | **saved e5 model** |" in lines
+    assert not any("trained with its own" in line for line in lines)
+
+
+def test_a_run_with_settings_of_its_own_says_so() -> None:
+    recipe = [*e5.ACCURATE, "transformer.epochs=3", "transformer.freeze_layers=0"]
+    task = {"dataset": "deepsentipers", "task": "3-class", "train": {"recipe": recipe}, "rows": []}
+    assert e5.own_recipes({"tasks": [task]}) == [
+        "deepsentipers 3-class was trained with its own `transformer.freeze_layers=0` (chosen on its dev split)."]
+    task["train"]["recipe"] = [*e5.ACCURATE, "transformer.epochs=3"]
+    assert e5.own_recipes({"tasks": [task]}) == []
 
 
 def test_binary_drops_neutral_rows_and_compares_positive_with_negative() -> None:
@@ -70,3 +84,32 @@ def test_binary_drops_neutral_rows_and_compares_positive_with_negative() -> None
     figures = binary(tagger, rows)
     assert figures["accuracy"] == round(2 / 3, 4)  # a -> negative (0.2 > 0.1), b right, c wrong; d dropped
     assert figures["macro_f1"] == round((2 / 3 + 2 / 3) / 2, 4)
+
+
+def test_accurate_only_trains_each_set_with_its_own_settings_and_nothing_else(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path) -> None:
+    """The steps are replaced by stand-ins that record what they were asked; the real ones take hours."""
+    shared = tmp_path / "shared"
+    for name in ("deepsentipers", "parsinlu_movie"):
+        (shared / name).mkdir(parents=True)
+        (shared / name / "test.jsonl").write_text("", encoding="utf-8")
+    calls: list[tuple[str, tuple]] = []
+
+    def stand_in(function: Any, *args: Any) -> dict[str, Any]:
+        calls.append((function.__name__, args))
+        if function.__name__ == "step_finetune":
+            return {"folder": "m", "recipe": args[6]}
+        return {"folder": "e", "rows": []}
+
+    monkeypatch.setattr(e5, "in_process", stand_in)
+    monkeypatch.setitem(e5.ACCURATE_BY_SET, "deepsentipers", ["transformer.freeze_layers=0"])
+    result = e5.collect(shared, tmp_path / "work", {"deepsentipers", "parsinlu_movie"}, "cpu", True, lambda m: None,
+                        accurate_only=True)
+    steps = [name for name, _ in calls]
+    assert steps.count("step_finetune") == 3 and "step_pretrain" not in steps and "step_speed" not in steps
+    assert result["fast"] is None and result["pretrain"] is None and result["speed"] == []
+    recipes = {(t["dataset"], t["task"]): t["train"]["recipe"] for t in result["tasks"]}
+    assert recipes[("deepsentipers", "3-class")][-1] == "transformer.freeze_layers=0"
+    assert recipes[("deepsentipers", "5-class")][-1] == "transformer.freeze_layers=0"
+    assert "transformer.freeze_layers=0" not in recipes[("parsinlu_movie", "3+mixed")]
+    assert "transformer.freeze_layers=6" in recipes[("parsinlu_movie", "3+mixed")]
