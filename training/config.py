@@ -80,6 +80,10 @@ class TransformerConfig:
     loss_weights: dict[str, float] = field(default_factory=lambda: {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0,
                                                                     "distill": 1.0})
     aspect_threshold: float = 0.0  # 0: chosen on dev
+    # The dev measure that early stopping, the ensemble weight and the int8 check maximise: "macro_f1" (every class
+    # counts the same) or "weighted_f1" (classes by their share, e.g. SentiPers 5-class); averaged with aspect
+    # micro-F1 where the dev data has aspects.
+    select_by: str = "macro_f1"
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, macro-F1 kept), "never", "always"
     # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
@@ -115,7 +119,8 @@ class TransformerConfig:
             raise ConfigError(f"transformer.aspect_threshold must be in [0, 1), not {self.aspect_threshold}")
         choices = {"class_weight": ("balanced", "none"), "quantize": ("auto", "int8", "none"),
                    "ensemble": ("auto", "never", "always"), "device": ("auto", "cpu", "cuda"),
-                   "freeze_embeddings": ("auto", "yes", "no"), "evidence": ("spans", "clauses")}
+                   "freeze_embeddings": ("auto", "yes", "no"), "evidence": ("spans", "clauses"),
+                   "select_by": ("macro_f1", "weighted_f1")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"transformer.{key} must be one of {allowed}, not {getattr(self, key)!r}")

@@ -52,7 +52,7 @@ BEST_FILE = "best.safetensors"
 LOG_FILE = "training_log.jsonl"
 CHECKPOINTS_DIR = ".checkpoints"
 TOKENIZER_DIR = "tokenizer"
-# Quantised int8 is kept only when the dev score drops by at most this much (0.5 points of macro-F1).
+# Quantised int8 is kept only when the dev score (transformer.select_by) drops by at most this much (0.5 points).
 QUANTIZE_TOLERANCE = 0.005
 # The sentiment blend's candidates: weights whose (smoothed) dev macro-F1 is within a point of the best.
 BLEND_F1_TOLERANCE = 0.01
@@ -379,7 +379,7 @@ class Trainer:
                             raise KeyboardInterrupt
                 net.eval()
                 scores = self.dev_scores(tagger, dev_rows, dev_texts, 0.5)
-                score = selection_score(scores)
+                score = selection_score(scores, t.select_by)
                 state["epoch"], state["batch"] = epoch + 1, 0
                 state["seconds"] = time.perf_counter() - started
                 improved = score > state["best"]
@@ -490,10 +490,10 @@ class Trainer:
                                    tagger.labels))
 
 
-def selection_score(scores: dict[str, float]) -> float:
-    """What early stopping and the dev choices maximise: sentiment macro-F1, averaged with aspect micro-F1
-    where the dev data has aspects."""
-    parts = [scores[k] for k in ("macro_f1", "aspect_micro_f1") if k in scores]
+def selection_score(scores: dict[str, float], measure: str = "macro_f1") -> float:
+    """What early stopping and the dev choices maximise: the sentiment `measure` (transformer.select_by: macro-F1
+    or weighted-F1), averaged with aspect micro-F1 where the dev data has aspects."""
+    parts = [scores[k] for k in (measure, "aspect_micro_f1") if k in scores]
     return float(np.mean(parts)) if parts else 0.0
 
 
@@ -565,7 +565,7 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         tagger.baseline = baseline
         base_tags = baseline.tag([r.text for r in dev], dev_texts)
         scores["baseline"] = headline(score_tags(base_tags, gold, [r.aspects for r in dev], baseline.labels))
-        blend = choose_blend(tagger, dev_texts, logits, gold, t.ensemble == "always")
+        blend = choose_blend(tagger, dev_texts, logits, gold, t.ensemble == "always", t.select_by)
         if tagger.baseline_aspects() is not None:
             blend.aspect_weight, threshold = choose_aspect_blend(tagger, dev, dev_texts, presence)
             tagger.meta.aspect_threshold = t.aspect_threshold or threshold
@@ -583,7 +583,7 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         tagger.net = quantize_int8(fp32)
         quantized = trainer.dev_scores(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
         scores["quantized"] = quantized
-        drop = selection_score(chosen) - selection_score(quantized)
+        drop = selection_score(chosen, t.select_by) - selection_score(quantized, t.select_by)
         if t.quantize == "int8" or drop <= QUANTIZE_TOLERANCE:
             tagger.meta.quantize = "int8"
             chosen = quantized
@@ -611,9 +611,9 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
 
 
 def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np.ndarray,
-                 gold: Sequence[str | None], always: bool) -> Blend:
+                 gold: Sequence[str | None], always: bool, measure: str = "macro_f1") -> Blend:
     """The transformer's weight in sentence sentiment (0.0-1.0 in steps of 0.1): the lowest dev log-loss among the
-    weights whose dev macro-F1 is within a point of the best.
+    weights whose dev macro-F1 (or `measure`, transformer.select_by) is within a point of the best.
 
     Log-loss alone is smooth in the weight (on a few hundred dev rows macro-F1 moves by points between
     neighbouring weights, so picking its maximum picks noise), but it also rewards the calibrated baseline's lean
@@ -633,7 +633,7 @@ def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np
         blends = {w: w * transformer + (1 - w) * baseline for w in weights}
         losses = {w: log_loss(blends[w], gold_index) for w in weights}
         labels = [str(gold[i]) for i in with_label]
-        f1 = {w: sentiment_metrics(labels, [tagger.labels[k] for k in blends[w].argmax(axis=1)], tagger.labels)["macro_f1"]
+        f1 = {w: sentiment_metrics(labels, [tagger.labels[k] for k in blends[w].argmax(axis=1)], tagger.labels)[measure]
               for w in weights}
         smoothed = over_neighbours(f1)
         top = max(smoothed.values())

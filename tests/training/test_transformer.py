@@ -503,6 +503,47 @@ def test_the_sentiment_blend_keeps_dev_macro_f1_and_then_lowers_the_log_loss() -
     assert chosen == min(weights, key=lambda w: (round(log_loss(w * transformer + (1 - w) * sharper, index), 6), -w))
 
 
+def test_the_blend_follows_the_dev_measure_the_config_names() -> None:
+    from training.transformer import choose_blend
+
+    # 80 "a", 10 "b", 10 "c": the transformer finds the rare classes but calls half of the a's b or c; the baseline
+    # says "a" for everything. Macro-F1 prefers the transformer, weighted-F1 (classes by their share) the baseline.
+    gold = ["a"] * 80 + ["b"] * 10 + ["c"] * 10
+    transformer = np.array([[0.6, 0.2, 0.2]] * 40 + [[0.1, 0.8, 0.1]] * 20 + [[0.1, 0.1, 0.8]] * 20
+                           + [[0.4, 0.5, 0.1]] * 10 + [[0.4, 0.1, 0.5]] * 10)
+    baseline = np.array([[0.8, 0.1, 0.1]] * 100)
+    parts = FixedParts(transformer, baseline)
+    texts, logits = [""] * 100, np.zeros((100, 3))
+
+    def score(weight: float, measure: str) -> float:
+        blended = weight * transformer + (1 - weight) * baseline
+        return float(sentiment_metrics(gold, [parts.labels[k] for k in blended.argmax(axis=1)], parts.labels)[measure])
+
+    weights = [w / 10 for w in range(11)]
+    assert score(1.0, "macro_f1") > score(0.0, "macro_f1") and score(0.0, "weighted_f1") > score(1.0, "weighted_f1")
+    by_macro = choose_blend(parts, texts, logits, gold, False).weight  # type: ignore[arg-type]
+    by_weighted = choose_blend(parts, texts, logits, gold, False, "weighted_f1").weight  # type: ignore[arg-type]
+    assert score(by_macro, "macro_f1") == max(score(w, "macro_f1") for w in weights)
+    assert score(by_weighted, "weighted_f1") == max(score(w, "weighted_f1") for w in weights)
+    assert by_weighted < by_macro
+
+
+def test_early_stopping_scores_each_epoch_by_the_chosen_measure(sample_subset: Path, tmp_path: Path) -> None:
+    result = train(config_for(tmp_path, sample_subset, "transformer.epochs=2", 'transformer.select_by="weighted_f1"',
+                              'transformer.ensemble="never"', 'transformer.quantize="none"'))
+    epochs = [json.loads(line) for line in (result.folder / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(epochs) == 2
+    for entry in epochs:
+        dev = entry["dev"]
+        assert dev["weighted_f1"] != dev["macro_f1"]  # the check below tells the two apart
+        assert entry["dev_score"] == round((dev["weighted_f1"] + dev["aspect_micro_f1"]) / 2, 4)
+
+
+def test_an_unknown_dev_measure_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"transformer.select_by must be one of \('macro_f1', 'weighted_f1'\), not 'f1'"):
+        load_config(None, ['transformer.select_by="f1"'])
+
+
 def test_heads_fit_the_encoder_they_were_trained_with() -> None:
     tokenizer = train_tokenizer(["یک دو سه"] * 5, 50, 1)
     net = MultiTaskNet(scratch_encoder(len(tokenizer), EncoderShape(16, 1, 2, 32)), 3, 2, 2)
