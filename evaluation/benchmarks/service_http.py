@@ -270,6 +270,16 @@ def serving(model: Path, workdir: Path, **settings: Any) -> Iterator[tuple[Serve
         server.stop()
 
 
+def describe(model: Path) -> str:
+    """What a model folder serves with, for the section: its kind and, for a transformer, its precision."""
+    kind = json.loads((model / "manifest.json").read_text(encoding="utf-8")).get("kind", "?")
+    meta = model / "transformer.json"
+    if not meta.exists():
+        return kind
+    quantize = json.loads(meta.read_text(encoding="utf-8")).get("quantize", "none")
+    return f"{kind}, {'int8' if quantize == 'int8' else 'fp32'}"
+
+
 def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,
             latency_only: bool = False) -> tuple[list[Result], str]:
     from model.folder import resolve
@@ -310,13 +320,14 @@ def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,
 
 def render(results: list[Result], model_name: str, seconds: float, begin: str = BEGIN, end: str = END,
            title: str = "## Service over HTTP", command: str = "python -m evaluation.benchmarks.service_http",
-           model_note: str = "the baseline") -> str:
+           model_note: str = "the baseline", model_detail: str = "") -> str:
+    detail = f" ({model_detail})" if model_detail else ""
     lines = [
         begin,
         title,
         "",
         f"`{command}`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; "
-        f"server and load generator share the machine, {seconds:.0f} s in all. Model: {model_note} `{model_name}`. "
+        f"server and load generator share the machine, {seconds:.0f} s in all. Model: {model_note} `{model_name}`{detail}. "
         "`bazkhord serve` (one uvicorn process, JSON logs on, SQLite store) answers `POST /v1/tag`; "
         "the load generator (plain HTTP/1.1 keep-alive on asyncio, its own process) runs closed loops, each request "
         "a distinct comment. "
@@ -355,11 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     results, model_name = collect(args.requests, args.seconds, args.model, args.latency_only)
     begin, end, options = BEGIN, END, {}
     if args.latency_only:
+        from model.folder import resolve
+
         kind = model_name.split()[0]
         begin, end = f"<!-- service-{kind}:begin -->", f"<!-- service-{kind}:end -->"
         options = {"title": f"## Service over HTTP: `{kind}`, one comment a request",
                    "command": f"python -m evaluation.benchmarks.service_http --model {args.model} --latency-only",
-                   "model_note": "the model folder"}
+                   "model_note": "the model folder", "model_detail": describe(resolve(args.model, REPO / "artifacts" / "models"))}
     section = render(results, model_name, time.perf_counter() - started, begin, end, **options)
     print(section)
     if not args.no_write:
