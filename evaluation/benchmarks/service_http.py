@@ -272,16 +272,20 @@ def serving(model: Path, workdir: Path, **settings: Any) -> Iterator[tuple[Serve
 
 def describe(model: Path) -> str:
     """What a model folder serves with, for the section: its kind and, for a transformer, its precision."""
-    kind = json.loads((model / "manifest.json").read_text(encoding="utf-8")).get("kind", "?")
-    meta = model / "transformer.json"
+    from model.folder import read_manifest
+    from model.transformer import META_FILE
+
+    kind = read_manifest(model)["kind"]
+    meta = model / META_FILE
     if not meta.exists():
-        return kind
+        return str(kind)
     quantize = json.loads(meta.read_text(encoding="utf-8")).get("quantize", "none")
     return f"{kind}, {'int8' if quantize == 'int8' else 'fp32'}"
 
 
 def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,
-            latency_only: bool = False) -> tuple[list[Result], str]:
+            latency_only: bool = False) -> tuple[list[Result], str, str]:
+    """The scenarios' results, the served folder's name and version, and what it is (`describe`)."""
     from model.folder import resolve
 
     texts = [json.loads(line)["text"] for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()]
@@ -291,12 +295,12 @@ def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,
             ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         workdir = Path(tmp)
         model = resolve(model_ref, REPO / "artifacts" / "models") if model_ref else sample_model(workdir)
-        model_name = f"{model.parent.name} {model.name}"
+        model_name, detail = f"{model.parent.name} {model.name}", describe(model)
         if latency_only:
             with serving(model, workdir, max_queue_texts="4096") as (server, key):
                 for clients in (1, 16):
                     results.append(scenario(pool, server, key, texts, "1 comment", clients, 1, max_requests, max_seconds))
-            return results, model_name
+            return results, model_name, detail
 
         def run(server: Server, key: str, name: str, clients: int, per_request: int, warm: bool = True) -> None:
             requests, seconds = (max_requests, max_seconds) if warm else (20_000, OVERLOAD_SECONDS)
@@ -315,7 +319,7 @@ def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,
                 run(server, key, f"{name}, model in a thread", 16, per_request)
         with serving(model, workdir, max_queue_texts="128") as (server, key):
             run(server, key, "overload: queue of 128 texts", 64, 32, warm=False)
-    return results, model_name
+    return results, model_name, detail
 
 
 def render(results: list[Result], model_name: str, seconds: float, begin: str = BEGIN, end: str = END,
@@ -363,16 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-only", action="store_true", help="only one comment a request at 1 and 16 clients")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    results, model_name = collect(args.requests, args.seconds, args.model, args.latency_only)
-    begin, end, options = BEGIN, END, {}
+    results, model_name, detail = collect(args.requests, args.seconds, args.model, args.latency_only)
+    begin, end, options = BEGIN, END, {"model_detail": detail}
     if args.latency_only:
-        from model.folder import resolve
-
         kind = model_name.split()[0]
         begin, end = f"<!-- service-{kind}:begin -->", f"<!-- service-{kind}:end -->"
         options = {"title": f"## Service over HTTP: `{kind}`, one comment a request",
                    "command": f"python -m evaluation.benchmarks.service_http --model {args.model} --latency-only",
-                   "model_note": "the model folder", "model_detail": describe(resolve(args.model, REPO / "artifacts" / "models"))}
+                   "model_note": "the model folder", "model_detail": detail}
     section = render(results, model_name, time.perf_counter() - started, begin, end, **options)
     print(section)
     if not args.no_write:

@@ -11,7 +11,9 @@ from evaluation.benchmarks.service_http import describe, render
 
 def folder(tmp_path: Path, kind: str, quantize: str | None) -> Path:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "manifest.json").write_text(json.dumps({"kind": kind}), encoding="utf-8")
+    manifest = {"format_version": 1, "kind": kind, "name": "m", "version": "1", "files": {}, "normaliser": {},
+                "labels": {}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     if quantize is not None:
         (tmp_path / "transformer.json").write_text(json.dumps({"quantize": quantize}), encoding="utf-8")
     return tmp_path
