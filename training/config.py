@@ -85,7 +85,7 @@ class TransformerConfig:
     # micro-F1 where the dev data has aspects.
     select_by: str = "macro_f1"
     quantize: str = "auto"  # "int8", "none", or "auto": int8 when the dev score drops by at most 0.5 points
-    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, macro-F1 kept), "never", "always"
+    ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, select_by's F1 kept), "never", "always"
     # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
     # or "clauses", each clause encoded again on its own (on the sample's test comments its evidence holds the
     # clause that carries the aspect a little more often, 0.916 against 0.899); docs/BENCHMARKS.md "Evidence".

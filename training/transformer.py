@@ -54,7 +54,7 @@ CHECKPOINTS_DIR = ".checkpoints"
 TOKENIZER_DIR = "tokenizer"
 # Quantised int8 is kept only when the dev score (transformer.select_by) drops by at most this much (0.5 points).
 QUANTIZE_TOLERANCE = 0.005
-# The sentiment blend's candidates: weights whose (smoothed) dev macro-F1 is within a point of the best.
+# The sentiment blend's candidates: weights whose (smoothed) dev F1 (transformer.select_by) is within a point of the best.
 BLEND_F1_TOLERANCE = 0.01
 
 Event = Callable[[dict[str, Any]], None]
