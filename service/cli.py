@@ -67,9 +67,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         refit = ", before the final refit on train + dev" if result.metrics.get("dev_scored_before_refit") else ""
         print(f"  dev (held out of the training data and used for its choices{refit}; not a test figure): "
               + ", ".join(f"{k}={v:.3f}" for k, v in result.metrics["dev"].items()))
-    for name, scores in result.metrics.get("dev_by_model", {}).items():
-        if name != "chosen":
-            print(f"    {name:<12} " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
+    by_model = {name: scores for name, scores in result.metrics.get("dev_by_model", {}).items() if name != "chosen"}
+    width = max((len(name) for name in by_model), default=0)
+    for name, scores in by_model.items():
+        print(f"    {name:<{width}} " + ", ".join(f"{k}={v:.3f}" for k, v in scores.items()))
     print(f"model folder: {result.folder}")
     print(f"test figures: bazkhord evaluate {config.model.name} --data HELD_OUT_FILE (bazkhord models shows both)")
     return 0

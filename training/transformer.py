@@ -35,9 +35,11 @@ from model.transformer import (
     TransformerMeta,
     TransformerTagger,
     encode,
+    encoder_layers,
     encoder_prompt,
     load_backbone,
     pad_batch,
+    precision_name,
     quantize_int8,
     scratch_encoder,
     train_tokenizer,
@@ -159,7 +161,7 @@ def run_key(config: TrainConfig, data_hash: str) -> str:
 def keep_lowest_layers(encoder: Any, layers: int) -> Any:
     """The encoder with only its lowest `layers` transformer layers (0: all): a smaller, faster model that keeps
     the pretrained lower layers as they are."""
-    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    stack = encoder_layers(encoder)
     if not layers or stack is None or layers >= len(stack):
         return encoder
     encoder.encoder.layer = stack[:layers]
@@ -178,7 +180,7 @@ def freeze(net: MultiTaskNet, embeddings: bool, layers: int) -> list[str]:
     if embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
         frozen.append("word embeddings")
-    stack = getattr(getattr(encoder, "encoder", None), "layer", None)
+    stack = encoder_layers(encoder)
     if layers and stack is not None:
         modules = [getattr(encoder, "embeddings", None), *list(stack)[:layers]]
         for module in modules:
@@ -578,28 +580,27 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
             notes.append("ensemble not better on dev: the transformer alone tags (the baseline is kept for comparison)")
 
     chosen = scores.get("ensemble", scores["transformer"])
+    fp32 = tagger.net
     if t.quantize != "none":
-        fp32 = tagger.net
-        tagger.net = quantize_int8(fp32)
-        quantized = trainer.dev_scores(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
-        scores["quantized"] = quantized
-        drop = selection_score(chosen, t.select_by) - selection_score(quantized, t.select_by)
-        if t.quantize == "int8" or drop <= QUANTIZE_TOLERANCE:
-            tagger.meta.quantize = "int8"
-            chosen = quantized
-            notes.append(f"int8 kept: the dev score moved by {-drop * 100:+.2f} points")
-        else:
-            notes.append(f"int8 refused: the dev score fell by {drop * 100:.2f} points (tolerance 0.5)")
+        def dev_score(net: MultiTaskNet) -> dict[str, float]:
+            tagger.net = net
+            return trainer.dev_scores(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
+
+        precision = choose_precision(fp32, dev_score, chosen, t.quantize == "int8", t.select_by)
         tagger.net = fp32  # the folder keeps fp32 weights; loading quantises them again when meta says int8
+        scores.update(precision.scores)
+        notes.extend(precision.notes)
+        if precision.from_layer is not None:
+            tagger.meta.quantize, tagger.meta.int8_from_layer = "int8", precision.from_layer
+            chosen = precision.chosen
     fitted.dev_scores = {"chosen": chosen, **scores}
     from training.train import dev_confusion
 
     if tagger.meta.quantize == "int8":
-        tagger.net = quantize_int8(tagger.net)  # as the folder will tag once loaded
+        tagger.net = quantize_int8(fp32, tagger.meta.int8_from_layer)  # as the folder will tag once loaded
     fitted.confusion = dev_confusion(score_tags(tagger.tag([r.text for r in dev], dev_texts), gold,
                                                 [r.aspects for r in dev], tagger.labels))
-    if tagger.meta.quantize == "int8":
-        tagger.net = fp32
+    tagger.net = fp32
     fitted.notes = notes
     fitted.baseline_refit = baseline_fit
     fitted.report["dev_choices"] = {"aspect_threshold": tagger.meta.aspect_threshold,
@@ -608,6 +609,45 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
     for note in notes:
         say(note)
     return fitted
+
+
+@dataclass
+class Precision:
+    from_layer: int | None  # int8 with the encoder's lowest `from_layer` layers in fp32; None: fp32 throughout
+    chosen: dict[str, float]  # the dev scores at that precision
+    scores: dict[str, dict[str, float]]  # every trial's dev scores, for the manifest's dev_by_model
+    notes: list[str]
+
+
+def int8_trials(layers: int) -> list[int]:
+    """quantize = "auto"'s trials, fastest first: int8 everywhere, then the lowest quarter, half and three quarters
+    of the encoder's layers kept in fp32."""
+    return sorted({0, *(layers * k // 4 for k in (1, 2, 3))})
+
+
+def choose_precision(fp32: MultiTaskNet, dev_score: Callable[[MultiTaskNet], dict[str, float]],
+                     chosen: dict[str, float], forced: bool, measure: str = "macro_f1") -> Precision:
+    """int8 for the most layers whose dev score (`measure`, transformer.select_by) is at most QUANTIZE_TOLERANCE
+    below fp32's `chosen`; `forced` (quantize = "int8"): every layer, whatever dev says.
+
+    A fine-tuned lower layer's int8 error is carried through every layer above it, so where int8 everywhere costs
+    too much, int8 in the upper layers alone often costs nothing and still saves part of the time.
+    """
+    stack = encoder_layers(fp32.encoder)
+    trials = [0] if forced or stack is None else int8_trials(len(stack))
+    result = Precision(None, chosen, {}, [])
+    for from_layer in trials:
+        scores = dev_score(quantize_int8(fp32, from_layer))
+        result.scores["quantized" if not from_layer else f"quantized_from_layer_{from_layer}"] = scores
+        drop = selection_score(chosen, measure) - selection_score(scores, measure)
+        name = precision_name("int8", from_layer)
+        if forced or drop <= QUANTIZE_TOLERANCE:
+            result.from_layer, result.chosen = from_layer, scores
+            moved = -drop * 100 or 0.0  # not "-0.00"
+            result.notes.append(f"{name} kept: the dev score moved by {moved:+.2f} points")
+            break
+        result.notes.append(f"{name} refused: the dev score fell by {drop * 100:.2f} points (tolerance 0.5)")
+    return result
 
 
 def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np.ndarray,

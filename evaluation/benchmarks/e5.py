@@ -159,7 +159,7 @@ def choice_of(loaded: Any) -> str:
     parts = [loaded.manifest["kind"], f"weight {blend.weight}"]
     if saved.meta.aspects:
         parts.append(f"aspect weight {blend.aspect_weight}")
-    return ", ".join([*parts, saved.meta.quantize])
+    return ", ".join([*parts, saved.meta.precision()])
 
 
 def step_score(folder: str, test: str, task: str, kind: str) -> dict[str, Any]:
@@ -181,8 +181,7 @@ def step_score(folder: str, test: str, task: str, kind: str) -> dict[str, Any]:
     elif kind == "fast":
         taggers = {f"fast: e5 lowest 4 layers ({choice})": saved}
     else:
-        alone = parts["int8"] if saved.meta.quantize == "int8" else parts["fp32"]  # the transformer alone
-        taggers = {f"distilled student alone ({saved.meta.quantize})": alone}
+        taggers = {f"distilled student alone ({saved.meta.precision()})": parts["alone"]}
         if saved.meta.blend.uses_baseline:
             taggers[f"distilled student + TF-IDF ({choice})"] = saved
     rows = []

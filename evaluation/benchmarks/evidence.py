@@ -229,7 +229,7 @@ def transformer(parser: argparse.ArgumentParser, model: str, models_dir: Path) -
 def described(tagger: Any, version: str) -> str:
     """What a model is, for readers of the section: its folder, encoder and training rows."""
     rows = tagger.manifest.get("training_rows", "?")
-    return f"`{version}` ({Path(tagger.meta.base_model).name} fine-tuned on {rows} rows, {tagger.meta.quantize})"
+    return f"`{version}` ({Path(tagger.meta.base_model).name} fine-tuned on {rows} rows, {tagger.meta.precision()})"
 
 
 def agreement(result: dict[str, Any]) -> str:

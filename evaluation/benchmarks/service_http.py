@@ -273,14 +273,14 @@ def serving(model: Path, workdir: Path, **settings: Any) -> Iterator[tuple[Serve
 def describe(model: Path) -> str:
     """What a model folder serves with, for the section: its kind and, for a transformer, its precision."""
     from model.folder import read_manifest
-    from model.transformer import META_FILE
+    from model.transformer import META_FILE, precision_name
 
     kind = read_manifest(model)["kind"]
     meta = model / META_FILE
     if not meta.exists():
         return str(kind)
-    quantize = json.loads(meta.read_text(encoding="utf-8")).get("quantize", "none")
-    return f"{kind}, {'int8' if quantize == 'int8' else 'fp32'}"
+    values = json.loads(meta.read_text(encoding="utf-8"))
+    return f"{kind}, {precision_name(values.get('quantize', 'none'), values.get('int8_from_layer', 0))}"
 
 
 def collect(max_requests: int, max_seconds: float, model_ref: str | None = None,

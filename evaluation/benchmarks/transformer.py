@@ -80,7 +80,8 @@ def in_process(function: Callable[..., dict[str, Any]], *args: Any) -> dict[str,
 
 # -- scoring -------------------------------------------------------------------------------------------------------
 def variants(folder: Path) -> dict[str, Any]:
-    """Taggers of one folder: the saved model as it is, and its transformer in fp32 and int8."""
+    """Taggers of one folder: the saved model as it is, and its transformer alone in fp32, in int8 (every Linear
+    layer) and at the saved precision ("alone")."""
     from model.folder import load_model
     from model.transformer import Blend, TransformerTagger
 
@@ -89,9 +90,12 @@ def variants(folder: Path) -> dict[str, Any]:
     assert isinstance(saved, TransformerTagger)
     fp32 = TransformerTagger.load_components(folder, saved.normaliser, saved.taxonomy, quantize="none")
     int8 = TransformerTagger.load_components(folder, saved.normaliser, saved.taxonomy, quantize="int8")
-    for tagger in (fp32, int8):
+    alone = {"fp32": fp32, "int8": int8}.get(saved.meta.precision())
+    if alone is None:  # int8 above fp32 lower layers
+        alone = TransformerTagger.load_components(folder, saved.normaliser, saved.taxonomy)
+    for tagger in (fp32, int8, alone):
         tagger.meta.blend = Blend(1.0, saved.meta.blend.temperature, 1.0)
-    return {"loaded": loaded, "saved": saved, "fp32": fp32, "int8": int8}
+    return {"loaded": loaded, "saved": saved, "fp32": fp32, "int8": int8, "alone": alone}
 
 
 def score(tagger: Any, records: Sequence[Any], field: str) -> dict[str, float]:
@@ -167,7 +171,8 @@ def collect(shared: Path, work: Path, say: Callable[[str], None]) -> dict[str, A
         records = unseen(loaded, shared / dataset / "test.jsonl")
         saved = parts["saved"]
         blend = saved.meta.blend
-        choice = f"{loaded.manifest['kind']}, weight {blend.weight}, aspect weight {blend.aspect_weight}, {saved.meta.quantize}"
+        choice = (f"{loaded.manifest['kind']}, weight {blend.weight}, aspect weight {blend.aspect_weight}, "
+                  f"{saved.meta.precision()}")
         taggers = {"baseline": saved.baseline, "transformer fp32": parts["fp32"], "transformer int8": parts["int8"],
                    f"saved model ({choice})": saved}
         for variant, tagger in taggers.items():

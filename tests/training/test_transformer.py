@@ -4,6 +4,7 @@ int8 quantisation."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from data.record import FeedbackRecord
 from evaluation.evaluate import evaluate
 from evaluation.metrics import sentiment_metrics
 from model.aspects import EVIDENCE_SHARE, pick_evidence
-from model.folder import LoadedModel, list_models, load_model
+from model.folder import LoadedModel, list_models, load_model, save_model
 from model.segments import locate_parts
 from model.transformer import (
     ENCODER_DIR,
@@ -32,6 +33,8 @@ from model.transformer import (
     encode,
     load_backbone,
     pad_batch,
+    precision_name,
+    quantize_int8,
     scratch_encoder,
     train_tokenizer,
 )
@@ -45,7 +48,9 @@ from training.transformer import (
     Trainer,
     build_targets,
     choose_max_length,
+    choose_precision,
     class_weights,
+    int8_trials,
 )
 
 from ..conftest import SAMPLE, TINY, write_jsonl
@@ -414,6 +419,74 @@ def test_ensemble_and_int8_are_saved_loaded_and_scored_side_by_side(sample_subse
     metrics = evaluate(loaded, SAMPLE.parent / "feedback_test.jsonl", "test").metrics
     assert set(metrics["side_by_side"]) == {"baseline", "transformer", "ensemble"}
     assert metrics["side_by_side"]["ensemble"]["macro_f1"] == metrics["summary"]["macro_f1"]
+
+
+def dynamic_int8(module: torch.nn.Module) -> bool:
+    return type(module).__module__.startswith("torch.ao.nn.quantized.dynamic")
+
+
+def four_layer_net() -> MultiTaskNet:
+    torch.manual_seed(0)
+    encoder = scratch_encoder(50, EncoderShape(hidden=16, layers=4, heads=2, intermediate=32, max_positions=32))
+    return MultiTaskNet(encoder, 3, 2, 3).eval()
+
+
+def test_int8_from_a_layer_keeps_the_layers_below_it_in_fp32() -> None:
+    fp32 = four_layer_net()
+    partly = quantize_int8(fp32, 2)
+    layers = partly.encoder.encoder.layer
+    for index, layer in enumerate(layers):
+        linears = [m for m in layer.modules() if isinstance(m, torch.nn.Linear) or dynamic_int8(m)]
+        assert linears and all(dynamic_int8(m) == (index >= 2) for m in linears)
+    assert dynamic_int8(partly.sentiment) and dynamic_int8(partly.aspect) and dynamic_int8(partly.polarity)
+    everywhere = quantize_int8(fp32)
+    assert all(dynamic_int8(m) for m in everywhere.encoder.encoder.layer[0].modules()
+               if isinstance(m, torch.nn.Linear) or dynamic_int8(m))
+    assert not any(dynamic_int8(m) for m in fp32.modules())  # the fp32 net is left as it was
+    ids, mask = torch.tensor([[2, 7, 9, 11, 3]]), torch.ones(1, 5, dtype=torch.long)
+    with torch.no_grad():
+        exact, part, full = (net(ids, mask)[0] for net in (fp32, partly, everywhere))
+    assert not torch.equal(exact, part) and torch.allclose(exact, part, atol=0.1) and torch.allclose(exact, full, atol=0.1)
+    assert precision_name("int8", 2) == "int8, lowest 2 layers fp32" and precision_name("none", 2) == "fp32"
+
+
+def test_auto_precision_keeps_the_fewest_fp32_layers_that_dev_allows() -> None:
+    fp32 = four_layer_net()
+    best = {"macro_f1": 0.90, "aspect_micro_f1": 0.80}
+
+    def lowest_layer_fp32(net: MultiTaskNet) -> dict[str, float]:
+        """Dev scores of a net whose quality hangs on its lowest layer staying fp32."""
+        exact = not any(dynamic_int8(m) for m in net.encoder.encoder.layer[0].modules())
+        return dict(best) if exact else {"macro_f1": 0.80, "aspect_micro_f1": 0.80}
+
+    assert int8_trials(12) == [0, 3, 6, 9] and int8_trials(2) == [0, 1]
+    chosen = choose_precision(fp32, lowest_layer_fp32, best, forced=False)
+    assert chosen.from_layer == 1 and chosen.chosen == best
+    assert set(chosen.scores) == {"quantized", "quantized_from_layer_1"}
+    assert chosen.notes[0].startswith("int8 refused: the dev score fell by 5.00 points")
+    assert chosen.notes[1].startswith("int8, lowest 1 layer fp32 kept: the dev score moved by +0.00")
+    forced = choose_precision(fp32, lowest_layer_fp32, best, forced=True)
+    assert forced.from_layer == 0 and forced.chosen["macro_f1"] == 0.80
+    refused = choose_precision(fp32, lambda net: {"macro_f1": 0.5}, {"macro_f1": 0.9}, forced=False)
+    assert refused.from_layer is None and refused.chosen == {"macro_f1": 0.9}
+    assert set(refused.scores) == {"quantized", "quantized_from_layer_1", "quantized_from_layer_2", "quantized_from_layer_3"}
+    assert len(refused.notes) == 4 and all("refused" in note for note in refused.notes)
+
+
+def test_a_partly_int8_folder_is_saved_and_loaded_alike(trained: LoadedModel, tmp_path: Path) -> None:
+    tagger = copy.deepcopy(trained.tagger)
+    assert isinstance(tagger, TransformerTagger)
+    tagger.meta.quantize, tagger.meta.int8_from_layer = "int8", 1
+    loaded = load_model(save_model(tagger, tmp_path, "partly"))
+    reloaded = loaded.tagger
+    assert isinstance(reloaded, TransformerTagger) and reloaded.meta.precision() == "int8, lowest 1 layer fp32"
+    layers = reloaded.net.encoder.encoder.layer
+    assert not any(dynamic_int8(m) for m in layers[0].modules()) and any(dynamic_int8(m) for m in layers[1].modules())
+    tagger.net = quantize_int8(tagger.net, 1)
+    texts = ["ارسال خیلی دیر بود", "کیفیت عالی بود"]
+    assert np.allclose(reloaded.predict_proba(texts), tagger.predict_proba(texts))
+    with pytest.raises(ValueError, match="int8_from_layer is -1"):
+        TransformerMeta.from_dict({**tagger.meta.to_dict(), "int8_from_layer": -1})
 
 
 def test_aspects_blend_the_baseline_by_their_own_weight(sample_subset: Path, tmp_path: Path) -> None:
