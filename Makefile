@@ -69,6 +69,7 @@ benchmark: install
 	$(BIN)/python -m evaluation.benchmarks.e5
 	$(BIN)/python -m evaluation.benchmarks.finglish
 	$(BIN)/python -m evaluation.benchmarks.evidence
+	$(BIN)/python -m evaluation.benchmarks.precision
 	$(BIN)/python -m evaluation.benchmarks.batch
 	$(BIN)/python -m evaluation.benchmarks.processes
 
