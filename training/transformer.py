@@ -605,7 +605,8 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
     fitted.baseline_refit = baseline_fit
     fitted.report["dev_choices"] = {"aspect_threshold": tagger.meta.aspect_threshold,
                                     "temperature": tagger.meta.blend.temperature, "blend": tagger.meta.blend.__dict__,
-                                    "quantize": tagger.meta.quantize, "notes": notes}
+                                    "quantize": tagger.meta.quantize, "int8_from_layer": tagger.meta.int8_from_layer,
+                                    "notes": notes}
     for note in notes:
         say(note)
     return fitted
@@ -643,7 +644,7 @@ def choose_precision(fp32: MultiTaskNet, dev_score: Callable[[MultiTaskNet], dic
         name = precision_name("int8", from_layer)
         if forced or drop <= QUANTIZE_TOLERANCE:
             result.from_layer, result.chosen = from_layer, scores
-            moved = -drop * 100 or 0.0  # not "-0.00"
+            moved = round(-drop * 100, 2) + 0.0  # + 0.0: "+0.00", not "-0.00"
             result.notes.append(f"{name} kept: the dev score moved by {moved:+.2f} points")
             break
         result.notes.append(f"{name} refused: the dev score fell by {drop * 100:.2f} points (tolerance 0.5)")
