@@ -32,6 +32,7 @@ from model.transformer import (
     Blend,
     EncoderShape,
     MultiTaskNet,
+    Outputs,
     TransformerMeta,
     TransformerTagger,
     encode,
@@ -44,7 +45,7 @@ from model.transformer import (
     scratch_encoder,
     train_tokenizer,
 )
-from training.config import TrainConfig
+from training.config import DEFAULT_LOSS_WEIGHTS, TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,16 @@ class Targets:
     aspect_mask: torch.Tensor  # (n,) 1 where the row has aspect labels
     polarity: torch.Tensor  # (n, A) polarity index or IGNORE
     soft: torch.Tensor | None = None  # (n, labels) a teacher's sentiment probabilities; rows of zeros: none
+    teacher_aspects: TeacherAspects | None = None  # a teacher's aspect presence and polarity, where it has aspects
+
+
+@dataclass
+class TeacherAspects:
+    """A teacher's aspect outputs as soft targets, in the student's aspect and polarity order."""
+
+    presence: torch.Tensor  # (n, A) probability that the comment speaks of the aspect (as the teacher tags: blended)
+    polarity: torch.Tensor  # (n, A, P) polarity probabilities per aspect
+    known: torch.Tensor  # (A,) 1 for the aspects the teacher has, 0 for the others (no target there)
 
 
 def label_of(record: FeedbackRecord, field_name: str) -> str | None:
@@ -260,8 +271,9 @@ class Trainer:
             raise ConfigError("the transformer needs dev comments for early stopping: give data.dev or keep dev_fraction > 0")
         labels, aspects, polarities = self.label_space(train_rows)
         soft: np.ndarray | None = None
+        taught: TeacherAspects | None = None
         if t.teacher:
-            train_rows, soft = self.teacher_targets(train_rows, dev_rows, labels)
+            train_rows, soft, taught = self.teacher_targets(train_rows, dev_rows, labels, aspects, polarities)
         folder = checkpoint_root(self.config) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / STATE_FILE
@@ -296,6 +308,7 @@ class Trainer:
         targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)
         if soft is not None:
             targets.soft = torch.from_numpy(soft).float()
+        targets.teacher_aspects = taught
         encoded = encode(tokenizer, train_texts, max_length, prompt)
         lengths = encoded.lengths()
         weights = class_weights(targets.sentiment, len(labels)) if t.class_weight == "balanced" else None
@@ -307,7 +320,7 @@ class Trainer:
         positives = labelled.sum(0)
         pos_weight = ((len(labelled) - positives) / positives.clamp(min=1)).clamp(min=1.0).sqrt()
         presence_loss = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight.to(self.device))
-        lw = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, "distill": 1.0, **t.loss_weights}
+        lw = {**DEFAULT_LOSS_WEIGHTS, **t.loss_weights}
 
         batches_per_epoch = math.ceil(len(train_rows) / t.batch_size)
         steps_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)
@@ -420,15 +433,18 @@ class Trainer:
                   "labels": labels, "aspects": aspects, "polarities": polarities}
         if t.teacher:
             report["teacher"] = {"model": t.teacher, "comments": len(train_rows),
-                                 "unlabelled": len(train_rows) - len(splits["train"])}
+                                 "unlabelled": len(train_rows) - len(splits["train"]),
+                                 "aspects": int(taught.known.sum()) if taught is not None else 0}
         fitted = Fitted(tagger, {}, report, (folder / LOG_FILE).read_text(encoding="utf-8"))
         fitted.extra_texts = [r.text for r in train_rows[len(splits["train"]):]]
         return fitted
 
-    def teacher_targets(self, train_rows: list[FeedbackRecord], dev_rows: Sequence[FeedbackRecord],
-                        labels: list[str]) -> tuple[list[FeedbackRecord], np.ndarray]:
+    def teacher_targets(self, train_rows: list[FeedbackRecord], dev_rows: Sequence[FeedbackRecord], labels: list[str],
+                        aspects: list[str], polarities: list[str]
+                        ) -> tuple[list[FeedbackRecord], np.ndarray, TeacherAspects | None]:
         """The training rows plus the unlabelled comments (none that dev holds, no repeats), and the teacher's
-        sentiment probabilities for every one of them, in this model's label order."""
+        sentiment probabilities for every one of them, in this model's label order; its aspect outputs too where it
+        is a transformer with aspects in common with this model."""
         from data.readers import read_records
         from model.folder import load_model
 
@@ -449,12 +465,20 @@ class Trainer:
                               f"none of this model's {labels}")
         rows = [*train_rows, *extra]
         self.say(f"teacher {self.t.teacher}: soft labels for {len(train_rows)} training and {len(extra)} unlabelled comments")
-        proba = teacher.predict_proba([r.text for r in rows])
+        texts = [r.text for r in rows]
+        taught = None
+        if isinstance(teacher, TransformerTagger) and set(aspects) & set(teacher.meta.aspects):
+            normalised = teacher.normalise(texts)
+            outputs = teacher.forward_texts(normalised)
+            proba = teacher.blend_proba(outputs.logits, normalised)
+            taught = teacher_aspects(teacher, outputs, normalised, aspects, polarities)
+        else:
+            proba = teacher.predict_proba(texts)
         soft = np.zeros((len(rows), len(labels)), dtype=np.float32)
         for label in shared:
             soft[:, labels.index(label)] = proba[:, teacher.labels.index(label)]
         soft /= np.clip(soft.sum(axis=1, keepdims=True), 1e-9, None)
-        return rows, soft
+        return rows, soft, taught
 
     @staticmethod
     def loss(targets: Targets, batch: np.ndarray, s_logits: torch.Tensor, a_logits: torch.Tensor, p_logits: torch.Tensor,
@@ -468,6 +492,18 @@ class Trainer:
             # Cross-entropy against the teacher's probabilities (KL divergence up to the teacher's own entropy).
             soft = targets.soft[index].to(device)
             total = total - lw["distill"] * (soft * torch.log_softmax(s_logits, dim=-1)).sum(dim=1).mean()
+        taught = targets.teacher_aspects
+        if taught is not None and has_aspects and lw["distill_aspects"]:
+            # The teacher's aspect presence, summed over the aspects it has as the labelled presence loss is; its
+            # polarity wherever it sees the aspect, weighed by how surely it sees it.
+            known = taught.known.to(device)
+            presence = taught.presence[index].to(device)
+            per_row = nn.functional.binary_cross_entropy_with_logits(a_logits, presence, reduction="none")
+            total = total + lw["distill_aspects"] * (per_row * known).sum(dim=1).mean()
+            if has_polarities:
+                cross = -(taught.polarity[index].to(device) * torch.log_softmax(p_logits, dim=-1)).sum(dim=-1)
+                weight = presence * known
+                total = total + lw["distill_aspects"] * (cross * weight).sum() / weight.sum().clamp(min=1e-6)
         sentiment = targets.sentiment[index].to(device)
         if (sentiment != IGNORE).any():
             total = total + lw["sentiment"] * sentiment_loss(s_logits, sentiment)
@@ -490,6 +526,28 @@ class Trainer:
         tags = tagger.tag([r.text for r in rows], texts)
         return headline(score_tags(tags, [label_of(r, self.config.data.label) for r in rows], [r.aspects for r in rows],
                                    tagger.labels))
+
+
+def teacher_aspects(teacher: TransformerTagger, outputs: Outputs, normalised: Sequence[str], aspects: list[str],
+                    polarities: list[str]) -> TeacherAspects:
+    """The teacher's aspect presence (blended with its baseline's detectors as it tags) and polarity probabilities,
+    moved into the student's `aspects` and `polarities` order; aspects the teacher lacks are masked out."""
+    n = len(normalised)
+    presence = teacher.blended_presence(outputs.presence, normalised, teacher.meta.blend.aspect_weight)
+    soft_presence = np.zeros((n, len(aspects)), dtype=np.float32)
+    soft_polarity = np.zeros((n, len(aspects), max(len(polarities), 1)), dtype=np.float32)
+    known = np.zeros(len(aspects), dtype=np.float32)
+    for j, aspect in enumerate(aspects):
+        if aspect not in teacher.meta.aspects:
+            continue
+        k = teacher.meta.aspects.index(aspect)
+        known[j] = 1.0
+        soft_presence[:, j] = presence[:, k]
+        for q, name in enumerate(polarities):
+            if name in teacher.meta.polarities:
+                soft_polarity[:, j, q] = outputs.polarity[:, k, teacher.meta.polarities.index(name)]
+    soft_polarity /= np.clip(soft_polarity.sum(axis=-1, keepdims=True), 1e-9, None)
+    return TeacherAspects(torch.from_numpy(soft_presence), torch.from_numpy(soft_polarity), torch.from_numpy(known))
 
 
 def selection_score(scores: dict[str, float], measure: str = "macro_f1") -> float:
