@@ -82,8 +82,8 @@ FAST = ["transformer.keep_layers=4", "transformer.freeze_layers=0", "transformer
         'transformer.ensemble="never"', 'transformer.quantize="auto"']
 # The compact encoder (3 layers, 256 wide) pre-trained here by masked-language modelling on every training text,
 # then fine-tuned as the transformer benchmark does; the distilled student is the same, with the e5 model's
-# sentiment probabilities on its training comments and on unlabelled ones as soft targets. Both may blend in the
-# TF-IDF baseline where dev says so: that blend costs little time.
+# sentiment probabilities, aspect presence and polarity on its training comments and on unlabelled ones as soft
+# targets. Both may blend in the TF-IDF baseline where dev says so: that blend costs little time.
 PRETRAIN_MINUTES = 15.0
 COMPACT = ["transformer.epochs=20", "transformer.patience=4", "transformer.learning_rate=3e-4",
            "transformer.max_length_cap=128", "transformer.freeze_embeddings=\"no\"", 'transformer.quantize="auto"']
