@@ -468,6 +468,7 @@ class Trainer:
         texts = [r.text for r in rows]
         taught = None
         if isinstance(teacher, TransformerTagger) and set(aspects) & set(teacher.meta.aspects):
+            # predict_proba's steps, so one pass over the comments gives the sentiment and the aspects alike.
             normalised = teacher.normalise(texts)
             outputs = teacher.forward_texts(normalised)
             proba = teacher.blend_proba(outputs.logits, normalised)
@@ -684,6 +685,11 @@ def int8_trials(layers: int) -> list[int]:
     return sorted({0, *(layers * k // 4 for k in (1, 2, 3))})
 
 
+def quantized_key(from_layer: int) -> str:
+    """The name of an int8 trial's dev scores in the manifest's dev_by_model."""
+    return f"quantized_from_layer_{from_layer}" if from_layer else "quantized"
+
+
 def choose_precision(fp32: MultiTaskNet, dev_score: Callable[[MultiTaskNet], dict[str, float]],
                      chosen: dict[str, float], forced: bool, measure: str = "macro_f1") -> Precision:
     """int8 for the most layers whose dev score (`measure`, transformer.select_by) is at most QUANTIZE_TOLERANCE
@@ -697,7 +703,7 @@ def choose_precision(fp32: MultiTaskNet, dev_score: Callable[[MultiTaskNet], dic
     result = Precision(None, chosen, {}, [])
     for from_layer in trials:
         scores = dev_score(quantize_int8(fp32, from_layer))
-        result.scores["quantized" if not from_layer else f"quantized_from_layer_{from_layer}"] = scores
+        result.scores[quantized_key(from_layer)] = scores
         drop = selection_score(chosen, measure) - selection_score(scores, measure)
         name = precision_name("int8", from_layer)
         if forced or drop <= QUANTIZE_TOLERANCE:

@@ -13,7 +13,6 @@ of `--repeats` interleaved runs, so every precision sees the same noise from the
 from __future__ import annotations
 
 import argparse
-import time
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,8 +46,8 @@ def variants(loaded: Any) -> dict[str, Any]:
 def dev_recorded(loaded: Any) -> dict[str, float | None]:
     """precision name -> the dev score (transformer.select_by's F1 with aspect micro-F1) the training run recorded."""
     from model.folder import CONFIG_FILE
-    from model.transformer import precision_name
-    from training.transformer import selection_score
+    from model.transformer import encoder_layers, precision_name
+    from training.transformer import int8_trials, quantized_key, selection_score
 
     config = loaded.folder / CONFIG_FILE
     settings = tomllib.loads(config.read_text(encoding="utf-8")) if config.exists() else {}
@@ -57,23 +56,15 @@ def dev_recorded(loaded: Any) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     fp32 = by_model.get("ensemble", by_model.get("transformer"))
     out["fp32"] = selection_score(fp32, measure) if fp32 else None
-    for key, scores in by_model.items():
-        if key == "quantized":
-            out[precision_name("int8", 0)] = selection_score(scores, measure)
-        elif key.startswith("quantized_from_layer_"):
-            out[precision_name("int8", int(key.rsplit("_", 1)[1]))] = selection_score(scores, measure)
+    layers = encoder_layers(loaded.tagger.net.encoder)
+    for from_layer in int8_trials(len(layers)) if layers is not None else [0]:
+        scores = by_model.get(quantized_key(from_layer))
+        out[precision_name("int8", from_layer)] = selection_score(scores, measure) if scores else None
     return out
 
 
-def timed(tagger: Any, texts: list[str], batch: int) -> float:
-    """Milliseconds per comment, tag() in batches of `batch`."""
-    started = time.perf_counter()
-    for i in range(0, len(texts), batch):
-        tagger.tag(texts[i : i + batch])
-    return 1000 * (time.perf_counter() - started) / len(texts)
-
-
 def compare(taggers: dict[str, Any], records: list[Any], field: str, repeats: int) -> dict[str, dict[str, float]]:
+    from evaluation.benchmarks.evidence import timed
     from evaluation.benchmarks.transformer import score
 
     texts = [r.text for r in records]
