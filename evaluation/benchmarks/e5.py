@@ -7,7 +7,7 @@ encoder" section of docs/BENCHMARKS.md.
 
     python -m evaluation.benchmarks.e5 [--shared-data ../shared/data] [--work artifacts/benchmarks/e5] [--no-write]
                                        [--only snappfood,deepsentipers:5-class] [--device cpu|cuda] [--skip-speed]
-                                       [--section NAME] [--accurate-only]
+                                       [--section NAME] [--accurate-only] [--pool-size N] [--student-minutes M]
 
 Every choice (epoch, threshold, temperature, ensemble weights, int8) is made on dev by the training run; each test
 split is read once, here, for the figures. Each step's result is kept in the work folder, so an interrupted run
@@ -15,7 +15,9 @@ continues where it stopped (delete the folder to measure afresh); `--skip-speed`
 is busy and leaves the timing (which wants an idle machine) to a later run. `--only` names data sets or one task of a
 set (`deepsentipers:5-class`); with `--section NAME` such a partial run writes a section of its own ("e5-NAME"),
 leaving the whole run's section as it is; `--accurate-only` measures the accurate profile beside the TF-IDF baseline
-and nothing else (to re-measure a recipe change in an hour rather than three). Every figure is reproducible on a CPU.
+and nothing else (to re-measure a recipe change in an hour rather than three). `--pool-size` and `--student-minutes`
+change the distilled students' unlabelled pool and time budget; their runs are kept under keys of their own, so one
+work folder holds both settings side by side. Every figure is reproducible on a CPU.
 """
 
 from __future__ import annotations
@@ -273,9 +275,17 @@ def selected(task: tuple[str, str | None, str, int], only: set[str]) -> bool:
     return not only or dataset in only or f"{dataset}:{name}" in only
 
 
+def distilled_key(key: str, pool_size: int, minutes: float) -> str:
+    """The work folder's key of a distilled run: the plain one for the default pool and budget (so folders written
+    before these settings existed are still read), and one naming both otherwise."""
+    return key if (pool_size, minutes) == (POOL_SIZE, COMPACT_MINUTES) else f"{key}-pool{pool_size}-{minutes:g}min"
+
+
 def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: bool,
-            say: Callable[[str], None], accurate_only: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {"tasks": [], "skipped": [], "encoder": {}, "speed": [], "fast": None, "pretrain": None}
+            say: Callable[[str], None], accurate_only: bool = False, pool_size: int = POOL_SIZE,
+            student_minutes: float = COMPACT_MINUTES) -> dict[str, Any]:
+    out: dict[str, Any] = {"tasks": [], "skipped": [], "encoder": {}, "speed": [], "fast": None, "pretrain": None,
+                           "pool_size": pool_size, "student_minutes": student_minutes}
     present = [t for t in TASKS if (shared / t[0] / "test.jsonl").exists() and selected(t, only)]
     if not present:
         out["skipped"].append(f"{shared} is absent: nothing to benchmark the encoder on")
@@ -339,15 +349,17 @@ def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: b
             say(f"fine-tuning the compact encoder on {key}")
             run = finetune(f"compact-{key}", entry["config"], dataset, compact_encoder, COMPACT_MINUTES, COMPACT)
             entry["compact"] = {"train": run, "rows": scored(f"compact-{key}", run, dataset, task, "compact")}
-        if CACHED_ONLY and not (work / "results" / f"score-distilled-{key}.json").exists():
+        student = distilled_key(f"distilled-{key}", pool_size, student_minutes)
+        if CACHED_ONLY and not (work / "results" / f"score-{student}.json").exists():
             continue
-        pool = cached(work, f"pool-{dataset}", lambda d=dataset: step_pool(  # type: ignore[misc]
-            str(shared), d, str(work / "pools" / f"{d}.jsonl"), POOL_SIZE))
+        pool_name = dataset if pool_size == POOL_SIZE else f"{dataset}-{pool_size}"
+        pool = cached(work, f"pool-{pool_name}", lambda n=pool_name, d=dataset: step_pool(  # type: ignore[misc]
+            str(shared), d, str(work / "pools" / f"{n}.jsonl"), pool_size))
         say(f"distilling the e5 model of {key} into the compact student ({pool['comments']} unlabelled comments)")
         recipe = [*COMPACT, f"transformer.teacher={json.dumps(entry['train']['folder'])}",
                   f"data.unlabelled={json.dumps([pool['path']])}"]
-        run = finetune(f"distilled-{key}", entry["config"], dataset, compact_encoder, COMPACT_MINUTES, recipe)
-        entry["distilled"] = {"train": run, "rows": scored(f"distilled-{key}", run, dataset, task, "distilled")}
+        run = finetune(student, entry["config"], dataset, compact_encoder, student_minutes, recipe)
+        entry["distilled"] = {"train": run, "rows": scored(student, run, dataset, task, "distilled")}
 
     # 4. Speed, all in one process (wants a machine with nothing else to do).
     if accurate is not None and out["fast"] is not None and (with_speed or (work / "results" / "speed.json").exists()):
@@ -373,8 +385,16 @@ chose on dev (the encoder alone or blended with the baseline in sentiment and in
 figure is on the test split."""
 TIERS = """`compact` is the 3-layer, 256-wide encoder pre-trained here on every training text (masked words) and fine-tuned
 the same way; `distilled student` is that compact encoder taught by the task's saved e5 model (its sentiment
-probabilities on the training comments and on 4,000 unlabelled training comments of the other sets, never a test
-text) beside the labels, alone and blended with TF-IDF where dev says so."""
+probabilities, aspect presence and aspect polarity on the training comments and on {pool:,} unlabelled training
+comments of the other sets, never a test text; a budget of {minutes:g} minutes) beside the labels, alone and blended
+with TF-IDF where dev says so."""
+
+
+def tiers(result: dict[str, Any]) -> list[str]:
+    """What the compact and distilled rows are, with the run's pool and budget (results kept before these were
+    recorded had the defaults)."""
+    return TIERS.format(pool=result.get("pool_size", POOL_SIZE),
+                        minutes=result.get("student_minutes", COMPACT_MINUTES)).splitlines()
 
 
 def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str = END, title: str = "") -> str:
@@ -385,7 +405,7 @@ def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str 
              f"({timing}).",
              *RECIPE.splitlines(), *own_recipes(result)]
     if any(task.get("compact") or task.get("distilled") for task in result["tasks"]):
-        lines += TIERS.splitlines()
+        lines += tiers(result)
     else:
         lines.append("Only the accurate profile and the TF-IDF baseline were measured (`--accurate-only`).")
     lines.append("")
@@ -565,6 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accurate-only", action="store_true",
                         help="the accurate profile and the TF-IDF baseline only: no fast, compact or distilled tier "
                              "and no timing (to re-measure a recipe change)")
+    parser.add_argument("--pool-size", type=int, default=POOL_SIZE,
+                        help=f"unlabelled comments for each distilled student (default {POOL_SIZE})")
+    parser.add_argument("--student-minutes", type=float, default=COMPACT_MINUTES,
+                        help=f"each distilled student's training budget in minutes (default {COMPACT_MINUTES:g})")
     args = parser.parse_args(argv)
     global CACHED_ONLY
     CACHED_ONLY = args.cached_only
@@ -573,12 +597,16 @@ def main(argv: list[str] | None = None) -> int:
     known = {t[0] for t in TASKS} | {f"{t[0]}:{t[2]}" for t in TASKS}
     if only - known:
         parser.error(f"--only: unknown {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}")
+    if args.pool_size < 1 or args.student_minutes <= 0:
+        parser.error(f"--pool-size must be at least 1 (not {args.pool_size}) and --student-minutes more than 0 "
+                     f"(not {args.student_minutes:g})")
     if args.section and not args.section.replace("-", "").isalnum():
         parser.error(f"--section must be letters, digits and dashes, not {args.section!r}")
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)
     result = collect(args.shared_data, args.work, only, args.device, not args.skip_speed,
-                     lambda m: print(f"... {m}", file=sys.stderr, flush=True), args.accurate_only)
+                     lambda m: print(f"... {m}", file=sys.stderr, flush=True), args.accurate_only, args.pool_size,
+                     args.student_minutes)
     begin, end = (f"<!-- e5-{args.section}:begin -->", f"<!-- e5-{args.section}:end -->") if args.section else (BEGIN, END)
     title = f"Pretrained encoder (multilingual-e5-small): {', '.join(sorted(only))}" if args.section else ""
     section = render(result, time.perf_counter() - started, begin, end, title)

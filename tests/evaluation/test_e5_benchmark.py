@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -119,3 +120,47 @@ def test_accurate_only_trains_each_set_with_its_own_settings_and_nothing_else(mo
     assert recipes[("deepsentipers", "5-class")][-1] == "transformer.freeze_layers=0"
     assert "transformer.freeze_layers=0" not in recipes[("parsinlu_movie", "3+mixed")]
     assert "transformer.freeze_layers=6" in recipes[("parsinlu_movie", "3+mixed")]
+
+
+def test_a_larger_pool_and_budget_are_kept_beside_the_default_students(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--pool-size` and `--student-minutes` reach the pool and the student's run, under keys of their own, so the
+    default students kept in the same work folder are neither reused for them nor overwritten."""
+    shared = tmp_path / "shared"
+    (shared / "parsinlu_movie").mkdir(parents=True)
+    (shared / "parsinlu_movie" / "test.jsonl").write_text("", encoding="utf-8")
+    finetunes: dict[str, tuple] = {}
+    pools: list[tuple] = []
+
+    def stand_in(function: Any, *args: Any) -> dict[str, Any]:
+        if function.__name__ == "step_finetune":
+            finetunes[args[7]] = args
+            return {"folder": f"models/{args[7]}", "recipe": args[6]}
+        return {"folder": "e", "rows": [], "vocab_size": 1, "size_mb": 1.0}
+
+    def pool_stand_in(shared_dir: str, dataset: str, out: str, size: int) -> dict[str, Any]:
+        pools.append((dataset, Path(out).name, size))
+        return {"path": out, "comments": size, "from": []}
+
+    monkeypatch.setattr(e5, "in_process", stand_in)
+    monkeypatch.setattr(e5, "step_pool", pool_stand_in)
+    work = tmp_path / "work"
+    e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None)
+    default = "distilled-parsinlu_movie-3+mixed"
+    assert finetunes[default][5] == e5.COMPACT_MINUTES and pools == [("parsinlu_movie", "parsinlu_movie.jsonl", 4000)]
+    finetunes.clear()
+    result = e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None, pool_size=16000,
+                        student_minutes=20.0)
+    # Only the new student ran: the teacher, the compact encoder and its pre-training were kept from the first run.
+    larger = f"{default}-pool16000-20min"
+    assert list(finetunes) == [larger] and finetunes[larger][5] == 20.0
+    assert pools[-1] == ("parsinlu_movie", "parsinlu_movie-16000.jsonl", 16000)
+    assert any("data.unlabelled=" in item and "parsinlu_movie-16000.jsonl" in item for item in finetunes[larger][6])
+    assert (work / "results" / f"train-{default}.json").exists() and (work / "results" / f"train-{larger}.json").exists()
+    assert result["tasks"][0]["distilled"]["train"]["folder"] == f"models/{larger}"
+    described = " ".join(e5.tiers(result))
+    assert "on 16,000 unlabelled training" in described and "a budget of 20 minutes" in described
+    assert "on 4,000 unlabelled training" in " ".join(e5.tiers({})) and "budget of 6 minutes" in " ".join(e5.tiers({}))
+    with pytest.raises(SystemExit):
+        e5.main(["--pool-size", "0", "--work", str(tmp_path / "other"), "--no-write"])
+    assert "--pool-size must be at least 1 (not 0)" in capsys.readouterr().err
