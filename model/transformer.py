@@ -391,6 +391,7 @@ class Outputs:
     presence: np.ndarray  # (texts, aspects) probabilities
     polarity: np.ndarray  # (texts, aspects, polarities) probabilities
     clause_presence: dict[int, np.ndarray] = field(default_factory=dict)  # text -> (clauses, aspects)
+    pooled: np.ndarray | None = None  # (texts, hidden) the mean-pooled sentence vectors, where asked for
 
 
 @dataclass
@@ -489,14 +490,18 @@ class TransformerTagger(BaseTagger):
         out = self.forward_texts(normalised)
         return out.logits, out.presence, out.polarity
 
-    def forward_texts(self, normalised: Sequence[str], clauses: dict[int, list[tuple[int, int]]] | None = None) -> Outputs:
+    def forward_texts(self, normalised: Sequence[str], clauses: dict[int, list[tuple[int, int]]] | None = None,
+                      pooled: bool = False) -> Outputs:
         """`network_outputs`, and for text i in `clauses` (character spans of its clauses in normalised[i]) each
         clause's aspect presence, read from the same pass: the mean of the clause's token states through the aspect
-        head. A text whose clauses the tokenizer cannot place (no offsets, or cut off at `max_length`) is left out."""
+        head. A text whose clauses the tokenizer cannot place (no offsets, or cut off at `max_length`) is left out.
+        With `pooled`, the sentence vectors the heads read too (a teacher's, for distillation)."""
         n = len(normalised)
         out = Outputs(np.zeros((n, len(self.meta.labels)), dtype=np.float32),
                       np.zeros((n, len(self.meta.aspects)), dtype=np.float32),
                       np.zeros((n, len(self.meta.aspects), len(self.meta.polarities)), dtype=np.float32))
+        if pooled:
+            out.pooled = np.zeros((n, hidden_size(self.net.encoder)), dtype=np.float32)
         if n == 0:
             return out
         clauses = clauses if clauses and self.meta.aspects and getattr(self.tokenizer, "is_fast", False) else {}
@@ -509,7 +514,10 @@ class TransformerTagger(BaseTagger):
                 ids, mask = pad_batch([encoded.input_ids[i] for i in batch], pad_id)
                 mask = mask.to(self.device)
                 hidden = self.net.hidden_states(ids.to(self.device), mask)
-                s, a, p = self.net.heads(mean_pool(hidden, mask))
+                sentence = mean_pool(hidden, mask)
+                if out.pooled is not None:
+                    out.pooled[batch] = sentence.float().cpu().numpy()
+                s, a, p = self.net.heads(sentence)
                 out.logits[batch] = s[:, : out.logits.shape[1]].float().cpu().numpy()
                 if self.meta.aspects:
                     out.presence[batch] = torch.sigmoid(a).float().cpu().numpy()

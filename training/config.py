@@ -47,7 +47,8 @@ class ModelConfig:
 # (2026-12-03; e5 teacher, compact student, 4,000 unlabelled comments) distill_aspects 0, 0.3 and 1.0 gave the student
 # macro-F1 0.641, 0.693, 0.594 and aspect micro-F1 0.825, 0.866, 0.883: summed over the aspects, the teacher's
 # aspects at full weight cost the sentiment more than they gave the aspects.
-DEFAULT_LOSS_WEIGHTS = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, "distill": 1.0, "distill_aspects": 0.3}
+DEFAULT_LOSS_WEIGHTS = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, "distill": 1.0, "distill_aspects": 0.3,
+                        "distill_embedding": 0.0}
 
 
 @dataclass
