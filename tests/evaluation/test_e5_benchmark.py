@@ -125,7 +125,8 @@ def test_accurate_only_trains_each_set_with_its_own_settings_and_nothing_else(mo
 def test_a_larger_pool_and_budget_are_kept_beside_the_default_students(monkeypatch: pytest.MonkeyPatch,
                                                                         tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     """`--pool-size` and `--student-minutes` reach the pool and the student's run, under keys of their own, so the
-    default students kept in the same work folder are neither reused for them nor overwritten."""
+    students of the earlier setting kept in the same work folder (under the plain keys) are neither reused for them
+    nor overwritten."""
     shared = tmp_path / "shared"
     (shared / "parsinlu_movie").mkdir(parents=True)
     (shared / "parsinlu_movie" / "test.jsonl").write_text("", encoding="utf-8")
@@ -145,12 +146,11 @@ def test_a_larger_pool_and_budget_are_kept_beside_the_default_students(monkeypat
     monkeypatch.setattr(e5, "in_process", stand_in)
     monkeypatch.setattr(e5, "step_pool", pool_stand_in)
     work = tmp_path / "work"
-    e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None)
+    e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None, pool_size=4000, student_minutes=6.0)
     default = "distilled-parsinlu_movie-3+mixed"
-    assert finetunes[default][5] == e5.COMPACT_MINUTES and pools == [("parsinlu_movie", "parsinlu_movie.jsonl", 4000)]
+    assert finetunes[default][5] == 6.0 and pools == [("parsinlu_movie", "parsinlu_movie.jsonl", 4000)]
     finetunes.clear()
-    result = e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None, pool_size=16000,
-                        student_minutes=20.0)
+    result = e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None)
     # Only the new student ran: the teacher, the compact encoder and its pre-training were kept from the first run.
     larger = f"{default}-pool16000-20min"
     assert list(finetunes) == [larger] and finetunes[larger][5] == 20.0
@@ -160,7 +160,8 @@ def test_a_larger_pool_and_budget_are_kept_beside_the_default_students(monkeypat
     assert result["tasks"][0]["distilled"]["train"]["folder"] == f"models/{larger}"
     described = " ".join(e5.tiers(result))
     assert "on 16,000 unlabelled training" in described and "a budget of 20 minutes" in described
-    assert "on 4,000 unlabelled training" in " ".join(e5.tiers({})) and "budget of 6 minutes" in " ".join(e5.tiers({}))
+    earlier = " ".join(e5.tiers({}))  # results kept before the pool and budget were recorded
+    assert "on 4,000 unlabelled training" in earlier and "budget of 6 minutes" in earlier
     with pytest.raises(SystemExit):
         e5.main(["--pool-size", "0", "--work", str(tmp_path / "other"), "--no-write"])
     assert "--pool-size must be at least 1 (not 0)" in capsys.readouterr().err
