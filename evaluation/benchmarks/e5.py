@@ -390,14 +390,14 @@ chose on dev (the encoder alone or blended with the baseline in sentiment and in
 figure is on the test split."""
 TIERS = """`compact` is the 3-layer, 256-wide encoder pre-trained here on every training text (masked words) and fine-tuned
 the same way; `distilled student` is that compact encoder taught by the task's saved e5 model (its sentiment
-probabilities, aspect presence and aspect polarity on the training comments and on {pool:,} unlabelled training
-comments of the other sets, never a test text; a budget of {minutes:g} minutes) beside the labels, alone and blended
-with TF-IDF where dev says so."""
+probabilities, and where the set has aspects their presence and polarity, on the training comments and on
+{pool:,} unlabelled training comments of the other sets, never a test text; a budget of {minutes:g} minutes) beside
+the labels, alone and blended with TF-IDF where dev says so."""
 
 
 def tiers(result: dict[str, Any]) -> list[str]:
     """What the compact and distilled rows are, with the run's pool and budget (results kept before these were
-    recorded had the defaults)."""
+    recorded had the earlier setting)."""
     return TIERS.format(pool=result.get("pool_size", EARLIER_STUDENT[0]),
                         minutes=result.get("student_minutes", EARLIER_STUDENT[1])).splitlines()
 
