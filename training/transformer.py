@@ -317,10 +317,10 @@ class Trainer:
         targets.teacher_aspects = taught
         # The teacher's sentence vectors, matched by a linear map of the student's (trained here, not saved): a richer
         # target than its few output probabilities, though on DeepSentiPers' dev split it gained nothing beyond noise
-        # (DEFAULT_LOSS_WEIGHTS says how much). Centred first: a teacher's
-        # vectors share a common direction (DeepSentiPers' fine-tuned e5: mean cosine 0.46 between two dev comments),
-        # which the map's bias alone matches. Uncentred, the test's student drove the loss to 0.03 and its vectors
-        # explained 0.31 of the teacher's against 0.27 untaught; centred, 0.43.
+        # (DEFAULT_LOSS_WEIGHTS says how much). Centred first: a teacher's vectors share a common direction
+        # (DeepSentiPers' fine-tuned e5: mean cosine 0.46 between two dev comments), which the map's bias alone
+        # matches. Uncentred, the test's student drove the loss to 0.03 and its vectors explained 0.31 of the
+        # teacher's against 0.27 untaught; centred, 0.43.
         projection: nn.Linear | None = None
         if teacher_pooled is not None:
             targets.teacher_pooled = torch.from_numpy(teacher_pooled - teacher_pooled.mean(axis=0)).float()

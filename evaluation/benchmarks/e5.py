@@ -51,7 +51,8 @@ TARGETS = {("deepsentipers", "binary"): ("weighted_f1", 0.92), ("deepsentipers",
            ("deepsentipers", "3-class"): ("macro_f1", 0.72), ("snappfood", "binary"): ("macro_f1", 0.88)}
 
 # data set, training config (None: the generic one), task, epochs of the accurate profile (the best on dev is kept;
-# the learning rate decays over them). The larger sets get 2-3 epochs, the small ones more; about 3 hours on 2 cores.
+# the learning rate decays over them). The larger sets get 2-3 epochs, the small ones more; about 3 hours on 2 cores with the
+# earlier distillation pool, an hour more with the current one (each student 6-7 minutes longer on the two sets tried).
 # snappfood with 4 (dev, 2026-12-03): e5 alone 0.862 -> 0.866, the saved blend 0.864 -> 0.862, for twice the time.
 TASKS: list[tuple[str, str | None, str, int]] = [
     ("deepsentipers", "deepsentipers", "3-class", 3),
