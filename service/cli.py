@@ -84,10 +84,12 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     for key in ("epochs", "max_minutes", "vocab_size"):
         if getattr(args, key) is not None:
             overrides.append(f"{key}={getattr(args, key)}")
+    if args.teacher is not None:
+        overrides.append(f"teacher={json.dumps(args.teacher)}")
     config = PretrainConfig.from_overrides(overrides)
     with Display("pretrain", args.quiet) as display:
         result = pretrain(args.data, args.out, config, display.phase, display.event)
-    print(f"pre-trained on {result.texts} texts in {result.seconds:.0f}s; held-out masked-token loss {result.heldout_loss}")
+    print(f"pre-trained on {result.texts} texts in {result.seconds:.0f}s; held-out {result.measure} {result.heldout_loss}")
     print(f"encoder folder: {result.folder}  (use it as: --set transformer.base_model={json.dumps(str(result.folder))})")
     return 0
 
@@ -462,12 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=cmd_train)
 
-    pre = commands.add_parser("pretrain", help="masked-language-model pre-training of the compact encoder on unlabelled text")
+    pre = commands.add_parser("pretrain", help="pre-training of the compact encoder on unlabelled text: masked words, "
+                                               "or a pretrained encoder's token states (--teacher)")
     pre.add_argument("--data", action="append", required=True, help="a file of comments (repeat for several); labels are ignored")
     pre.add_argument("--out", type=Path, required=True, help="new folder for the encoder and its tokenizer")
     pre.add_argument("--epochs", type=int)
     pre.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this budget")
     pre.add_argument("--vocab-size", type=int)
+    pre.add_argument("--teacher", help="an encoder folder (e.g. artifacts/encoders/multilingual-e5-small): take its "
+                                       "tokenizer and learn its token states instead of masked words")
     pre.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a pre-training key, e.g. hidden=384")
     pre.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pre.set_defaults(run=cmd_pretrain)

@@ -1,8 +1,13 @@
-"""Masked-language-model pre-training of the compact encoder on unlabelled comment text (labels ignored).
+"""Pre-training of the compact encoder on unlabelled comment text (labels ignored), by one of two objectives.
 
 `bazkhord pretrain --data A.jsonl --data B.jsonl --out artifacts/pretrained/fa-compact` learns a WordPiece
-vocabulary and a small BERT from every text given; the output folder is a normal transformers checkpoint, so
-it can be a training config's `transformer.base_model`.
+vocabulary and a small BERT from every text given by masked-language modelling. With `--teacher FOLDER` (e.g. the
+imported multilingual-e5-small) the compact encoder instead takes the teacher's tokenizer, starts from the
+teacher's word and position embeddings projected onto their leading principal directions, and learns to reproduce
+the teacher's last-layer token states through a linear map (general distillation, as TinyBERT's first stage): it
+inherits what the teacher knows of Persian rather than what a few thousand comments teach by masked words. Either
+way the output folder is a normal transformers checkpoint, so it can be a training config's
+`transformer.base_model`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import dataclasses
 import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,9 +31,13 @@ from data.normalise import NormaliserConfig, normalise_many
 from data.readers import read_records
 from model.transformer import EncoderShape, pad_batch, quiet_transformers, train_tokenizer
 from training.config import apply_override
+from training.encoder_import import NOTICE_FILE
 from training.transformer import epoch_batches
 
 log = logging.getLogger(__name__)
+
+# The teacher's states are kept for later epochs up to this size (fp16); beyond it they are computed again.
+TEACHER_CACHE_MB = 3072
 
 REPORT_FILE = "pretrain_report.json"
 Event = Callable[[dict[str, Any]], None]
@@ -51,6 +61,9 @@ class PretrainConfig:
     max_minutes: float = 0.0  # stop after the epoch that passes this budget; 0: no budget
     threads: int = 0
     normaliser: dict[str, Any] = field(default_factory=dict)
+    # An encoder folder or hub id whose token states the compact encoder learns (its tokenizer replaces the learned
+    # vocabulary, so vocab_size is unused); empty: masked words.
+    teacher: str = ""
 
     def __post_init__(self) -> None:
         for key in ("vocab_size", "hidden", "layers", "heads", "intermediate", "max_length", "epochs", "batch_size"):
@@ -60,6 +73,8 @@ class PretrainConfig:
             raise ConfigError(f"pretrain hidden ({self.hidden}) must be a multiple of heads ({self.heads})")
         if not 0 < self.mask_probability < 1 or not 0 <= self.holdout_fraction < 0.5:
             raise ConfigError("pretrain mask_probability must be in (0, 1) and holdout_fraction in [0, 0.5)")
+        if not isinstance(self.teacher, str):
+            raise ConfigError(f"pretrain teacher must be an encoder folder or hub id (a string), not {self.teacher!r}")
 
     @classmethod
     def from_overrides(cls, overrides: Sequence[str]) -> PretrainConfig:
@@ -80,6 +95,7 @@ class PretrainResult:
     heldout_loss: float | None
     seconds: float
     epochs: list[dict[str, float]]
+    measure: str = "masked-token loss"  # what heldout_loss is
 
 
 def read_texts(paths: Sequence[str | Path], normaliser: NormaliserConfig, say: Callable[[str], None]) -> list[str]:
@@ -111,10 +127,159 @@ def mask_tokens(ids: torch.Tensor, attention: torch.Tensor, tokenizer: Any, prob
     return masked, labels
 
 
+class MaskedWords:
+    """BERT's masked-language objective over a WordPiece vocabulary learned from the training texts."""
+
+    measure = "masked-token loss"
+
+    def __init__(self, train_texts: list[str], config: PretrainConfig, shape: EncoderShape,
+                 say: Callable[[str], None]) -> None:
+        from transformers import BertConfig, BertForMaskedLM
+
+        say(f"learning a {config.vocab_size}-piece vocabulary from {len(train_texts)} texts")
+        self.config = config
+        self.tokenizer = train_tokenizer(train_texts, config.vocab_size)
+        self.model = BertForMaskedLM(BertConfig(
+            vocab_size=len(self.tokenizer), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
+            num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
+            max_position_embeddings=shape.max_positions,
+        ))
+        self.trainable: torch.nn.Module = self.model
+        self.generator = torch.Generator().manual_seed(config.seed)
+
+    def prepare(self, encoded: list[list[int]]) -> None:
+        pass
+
+    def loss(self, split: str, encoded: list[list[int]], rows: np.ndarray) -> torch.Tensor:
+        ids, attention = pad_batch([encoded[i] for i in rows], self.tokenizer.pad_token_id)
+        masked, labels = mask_tokens(ids, attention, self.tokenizer, self.config.mask_probability, self.generator)
+        return self.model(input_ids=masked, attention_mask=attention, labels=labels).loss
+
+    def heldout(self, held: list[list[int]]) -> float:
+        return heldout_loss(self.model, held, self.tokenizer, self.config)
+
+    def save(self, out: Path) -> dict[str, Any]:
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        return {"objective": "masked words"}
+
+
+class TeacherStates:
+    """General distillation: the compact encoder, on the teacher's tokenizer and starting from its embeddings
+    projected onto their leading principal directions, learns to reproduce the teacher's last-layer token states
+    through a linear map. The states are standardised per dimension (multilingual-e5's last layer has a few
+    dimensions hundreds of times wider than the rest), so the loss is the share of their variance left unexplained:
+    1.0 for a student that outputs their mean, 0.0 for a perfect one."""
+
+    measure = "unexplained share of the teacher's token states"
+
+    def __init__(self, train_texts: list[str], config: PretrainConfig, shape: EncoderShape,
+                 say: Callable[[str], None]) -> None:
+        from transformers import BertConfig, BertModel
+
+        from model.transformer import hidden_size, load_backbone
+
+        say(f"loading the teacher {config.teacher}")
+        self.config = config
+        teacher, self.tokenizer = load_backbone(config.teacher)
+        self.teacher = teacher.eval().requires_grad_(False)
+        rows = self.teacher.get_input_embeddings().weight.shape[0]
+        self.student = BertModel(BertConfig(
+            vocab_size=rows, hidden_size=shape.hidden, num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+            intermediate_size=shape.intermediate, max_position_embeddings=shape.max_positions,
+            pad_token_id=self.tokenizer.pad_token_id,
+        ), add_pooling_layer=False)
+        self.variance_kept = project_embeddings(self.teacher, self.student)
+        say(f"the student's embeddings keep {self.variance_kept:.0%} of the teacher's word-embedding variance")
+        self.projection = torch.nn.Linear(shape.hidden, hidden_size(self.teacher))
+        self.trainable = torch.nn.ModuleDict({"student": self.student, "projection": self.projection})
+        self.cache: dict[tuple[str, int], torch.Tensor] = {}
+        self.cached_bytes = 0
+        self.scale: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def prepare(self, encoded: list[list[int]]) -> None:
+        """The per-dimension mean and spread of the teacher's token states, from up to 512 training texts."""
+        states = [self.teacher_states(encoded[i : i + 64], standardised=False) for i in range(0, min(len(encoded), 512), 64)]
+        flat = torch.cat(states)
+        self.scale = flat.mean(0), flat.std(0).clamp_min(1e-6)
+
+    def teacher_states(self, rows: Sequence[Sequence[int]], standardised: bool = True) -> torch.Tensor:
+        """The real tokens' states of `rows`, concatenated (padding dropped)."""
+        ids, attention = pad_batch(rows, self.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            states = self.teacher(input_ids=ids, attention_mask=attention).last_hidden_state[attention.bool()]
+        if standardised and self.scale is not None:
+            states = (states - self.scale[0]) / self.scale[1]
+        return states.clone()
+
+    def targets(self, split: str, encoded: list[list[int]], rows: np.ndarray) -> torch.Tensor:
+        """The teacher's standardised states for `rows`, kept in fp16 (up to TEACHER_CACHE_MB) so later epochs need
+        no teacher pass."""
+        keys = [(split, int(i)) for i in rows]
+        if not all(k in self.cache for k in keys):
+            states = self.teacher_states([encoded[i] for i in rows])
+            pieces = torch.split(states, [len(encoded[i]) for i in rows])
+            for key, piece in zip(keys, pieces, strict=True):
+                size = piece.numel() * 2
+                if self.cached_bytes + size <= TEACHER_CACHE_MB * 2**20:
+                    self.cache[key] = piece.half()
+                    self.cached_bytes += size
+            return states
+        return torch.cat([self.cache[k] for k in keys]).float()
+
+    def loss(self, split: str, encoded: list[list[int]], rows: np.ndarray) -> torch.Tensor:
+        ids, attention = pad_batch([encoded[i] for i in rows], self.tokenizer.pad_token_id)
+        states = self.student(input_ids=ids, attention_mask=attention).last_hidden_state[attention.bool()]
+        return torch.nn.functional.mse_loss(self.projection(states), self.targets(split, encoded, rows))
+
+    def heldout(self, held: list[list[int]]) -> float:
+        if not held:
+            return float("nan")
+        total, count = 0.0, 0
+        with torch.inference_mode():
+            for start in range(0, len(held), self.config.batch_size):
+                rows = np.arange(start, min(start + self.config.batch_size, len(held)))
+                n = sum(len(held[i]) for i in rows)
+                total += float(self.loss("held", held, rows)) * n
+                count += n
+        return round(total / max(count, 1), 4)
+
+    def save(self, out: Path) -> dict[str, Any]:
+        self.student.save_pretrained(out)
+        self.tokenizer.save_pretrained(out)
+        notice = Path(self.config.teacher) / NOTICE_FILE
+        if notice.is_file():  # the student's embeddings derive from the teacher's: its licence notices travel along
+            shutil.copyfile(notice, out / NOTICE_FILE)
+        return {"objective": "teacher token states", "teacher": self.config.teacher,
+                "embedding_variance_kept": round(self.variance_kept, 4),
+                "teacher_states_cached_mb": round(self.cached_bytes / 2**20, 1)}
+
+
+def project_embeddings(teacher: Any, student: Any) -> float:
+    """Set the student's word (and, for a BERT teacher, position and token-type) embeddings to the teacher's projected
+    onto the leading principal directions of its word embeddings; one map for all three, so their sum, which the
+    embedding LayerNorm reads, is the projection of the teacher's sum. Returns the share of the word embeddings'
+    variance those directions keep."""
+    words = teacher.get_input_embeddings().weight.detach().float()
+    _, singular, directions = torch.linalg.svd(words - words.mean(0), full_matrices=False)
+    k = min(student.config.hidden_size, directions.shape[0])
+    basis = directions[:k].T  # (teacher hidden, k)
+
+    def copy(target: torch.Tensor, source: torch.Tensor) -> None:
+        rows = min(target.shape[0], source.shape[0])
+        target.zero_()
+        target[:rows, :k] = source.detach().float()[:rows] @ basis
+
+    with torch.no_grad():
+        copy(student.get_input_embeddings().weight, words)
+        if teacher.config.model_type == "bert":  # RoBERTa-like encoders count positions from the padding id + 1
+            copy(student.embeddings.position_embeddings.weight, teacher.embeddings.position_embeddings.weight)
+            copy(student.embeddings.token_type_embeddings.weight, teacher.embeddings.token_type_embeddings.weight)
+    return float((singular[:k] ** 2).sum() / (singular**2).sum())
+
+
 def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say: Callable[[str], None] | None = None,
              on_event: Event | None = None) -> PretrainResult:
-    from transformers import BertConfig, BertForMaskedLM
-
     say = say or (lambda message: log.info(message))
     on_event = on_event or (lambda event: None)
     if out.exists() and any(out.iterdir()):
@@ -130,23 +295,22 @@ def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say
     n_holdout = int(len(texts) * config.holdout_fraction)
     heldout = [texts[i] for i in order[:n_holdout]]
     train_texts = [texts[i] for i in order[n_holdout:]]
-    say(f"learning a {config.vocab_size}-piece vocabulary from {len(train_texts)} texts ({len(heldout)} held out)")
-    tokenizer = train_tokenizer(train_texts, config.vocab_size)
+    say(f"{len(train_texts)} texts to learn from, {len(heldout)} held out")
     shape = EncoderShape(config.hidden, config.layers, config.heads, config.intermediate)
-    model = BertForMaskedLM(BertConfig(
-        vocab_size=len(tokenizer), hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-        num_attention_heads=shape.heads, intermediate_size=shape.intermediate, max_position_embeddings=shape.max_positions,
-    ))
+    objective: MaskedWords | TeacherStates = (TeacherStates if config.teacher else MaskedWords)(
+        train_texts, config, shape, say)
+    tokenizer = objective.tokenizer
     encoded = tokenizer(train_texts, truncation=True, max_length=config.max_length)["input_ids"]
     held = tokenizer(heldout, truncation=True, max_length=config.max_length)["input_ids"]
+    objective.prepare(encoded)
     lengths = np.array([len(ids) for ids in encoded])
     steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
     total = steps_per_epoch * config.epochs
     warmup = max(1, int(config.warmup_fraction * total))
+    model = objective.trainable
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=0.01)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))))
-    generator = torch.Generator().manual_seed(config.seed)
     on_event({"kind": "start", "total_steps": total, "step": 0})
     history: list[dict[str, float]] = []
     step = 0
@@ -155,9 +319,7 @@ def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say
         running = 0.0
         batches = epoch_batches(lengths, config.batch_size, config.seed, epoch)
         for n, batch in enumerate(batches, 1):
-            ids, attention = pad_batch([encoded[i] for i in batch], tokenizer.pad_token_id)
-            masked, labels = mask_tokens(ids, attention, tokenizer, config.mask_probability, generator)
-            loss = model(input_ids=masked, attention_mask=attention, labels=labels).loss
+            loss = objective.loss("train", encoded, batch)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -166,8 +328,10 @@ def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say
             running += float(loss.detach())
             step += 1
             on_event({"kind": "step", "step": step, "total_steps": total, "epoch": epoch + 1, "loss": running / n})
+        model.eval()
         entry = {"epoch": epoch + 1, "train_loss": round(running / len(batches), 4),
-                 "heldout_loss": heldout_loss(model, held, tokenizer, config), "seconds": round(time.perf_counter() - started, 1)}
+                 "heldout_loss": objective.heldout(held),
+                 "seconds": round(time.perf_counter() - started, 1)}
         history.append(entry)
         on_event({"kind": "epoch", **entry})
         if config.max_minutes and entry["seconds"] > 60 * config.max_minutes:
@@ -175,16 +339,17 @@ def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say
             break
     out.mkdir(parents=True, exist_ok=True)
     quiet_transformers()
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    described = objective.save(out)
     seconds = time.perf_counter() - started
     final = history[-1]["heldout_loss"] if history else None
     report = {"files": [str(p) for p in paths], "texts": len(texts), "train_texts": len(train_texts),
-              "heldout_texts": len(heldout), "config": dataclasses.asdict(config), "epochs": history,
-              "heldout_loss": final, "heldout_perplexity": round(math.exp(final), 2) if final is not None else None,
+              "heldout_texts": len(heldout), "config": dataclasses.asdict(config), **described,
+              "heldout_measure": objective.measure, "epochs": history, "heldout_loss": final,
               "seconds": round(seconds, 1)}
+    if isinstance(objective, MaskedWords):
+        report["heldout_perplexity"] = round(math.exp(final), 2) if final is not None else None
     (out / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
-    return PretrainResult(out, len(texts), final, seconds, history)
+    return PretrainResult(out, len(texts), final, seconds, history, objective.measure)
 
 
 def heldout_loss(model: Any, held: list[list[int]], tokenizer: Any, config: PretrainConfig) -> float:
