@@ -8,6 +8,7 @@ encoder" section of docs/BENCHMARKS.md.
     python -m evaluation.benchmarks.e5 [--shared-data ../shared/data] [--work artifacts/benchmarks/e5] [--no-write]
                                        [--only snappfood,deepsentipers:5-class] [--device cpu|cuda] [--skip-speed]
                                        [--section NAME] [--accurate-only] [--pool-size N] [--student-minutes M]
+                                       [--compact-from masked|e5]
 
 Every choice (epoch, threshold, temperature, ensemble weights, int8) is made on dev by the training run; each test
 split is read once, here, for the figures. Each step's result is kept in the work folder, so an interrupted run
@@ -17,7 +18,8 @@ set (`deepsentipers:5-class`); with `--section NAME` such a partial run writes a
 leaving the whole run's section as it is; `--accurate-only` measures the accurate profile beside the TF-IDF baseline
 and nothing else (to re-measure a recipe change in an hour rather than three). `--pool-size` and `--student-minutes`
 change the distilled students' unlabelled pool and time budget; their runs are kept under keys of their own, so one
-work folder holds both settings side by side. Every figure is reproducible on a CPU.
+work folder holds both settings side by side; so are those of `--compact-from e5`, which pre-trains the compact
+encoder from e5's token states rather than by masked words. Every figure is reproducible on a CPU.
 """
 
 from __future__ import annotations
@@ -99,6 +101,11 @@ COMPACT_MINUTES = 6.0
 POOL_SIZE = 16000
 STUDENT_MINUTES = 20.0
 EARLIER_STUDENT = (4000, 6.0)
+# How the compact encoder is pre-trained: "masked" words, or "e5": taught e5's token states from e5's tokenizer and
+# its embeddings projected onto 256 principal directions (training/pretrain.py).
+COMPACT_FROM = "masked"
+COMPACT_HOW = {"masked": "masked words",
+               "e5": "taught e5's last-layer token states, on e5's tokenizer, from e5's embeddings projected to 256 wide"}
 
 
 def step_import(out: str, corpus: list[str], prune: bool) -> dict[str, Any]:
@@ -282,6 +289,12 @@ def selected(task: tuple[str, str | None, str, int], only: set[str]) -> bool:
     return not only or dataset in only or f"{dataset}:{name}" in only
 
 
+def compact_suffix(compact_from: str) -> str:
+    """What the work folder's compact keys carry: nothing for masked words (the earlier, plain keys), "-taught" for a
+    compact encoder pre-trained from e5's token states."""
+    return "" if compact_from == "masked" else "-taught"
+
+
 def distilled_key(key: str, pool_size: int, minutes: float) -> str:
     """The work folder's key of a distilled run: the plain one for the earlier pool and budget (which work folders
     written before these settings existed hold), and one naming both otherwise."""
@@ -290,9 +303,9 @@ def distilled_key(key: str, pool_size: int, minutes: float) -> str:
 
 def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: bool,
             say: Callable[[str], None], accurate_only: bool = False, pool_size: int = POOL_SIZE,
-            student_minutes: float = STUDENT_MINUTES) -> dict[str, Any]:
+            student_minutes: float = STUDENT_MINUTES, compact_from: str = COMPACT_FROM) -> dict[str, Any]:
     out: dict[str, Any] = {"tasks": [], "skipped": [], "encoder": {}, "speed": [], "fast": None, "pretrain": None,
-                           "pool_size": pool_size, "student_minutes": student_minutes}
+                           "pool_size": pool_size, "student_minutes": student_minutes, "compact_from": compact_from}
     present = [t for t in TASKS if (shared / t[0] / "test.jsonl").exists() and selected(t, only)]
     if not present:
         out["skipped"].append(f"{shared} is absent: nothing to benchmark the encoder on")
@@ -343,20 +356,23 @@ def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: b
         out["fast"] = {"train": fast, "rows": scored("fast-deepsentipers", fast, "deepsentipers", "3-class", "fast")}
 
     # 3. The compact encoder, pre-trained here, then fine-tuned on every set alone and as a distilled student.
-    compact_encoder = str(work / "compact-pretrained")
+    suffix = compact_suffix(compact_from)
+    compact_encoder = str(work / f"compact-pretrained{suffix}")
     if out["tasks"]:
-        say(f"pre-training the compact encoder on every training text ({PRETRAIN_MINUTES:.0f} min)")
-        out["pretrain"] = cached(work, "pretrain-compact", lambda: in_process(
-            step_pretrain, train_texts, compact_encoder, PRETRAIN_MINUTES))
+        how = "masked words" if compact_from == "masked" else "e5's token states"
+        say(f"pre-training the compact encoder on every training text from {how} ({PRETRAIN_MINUTES:.0f} min)")
+        teacher = "" if compact_from == "masked" else pruned["folder"]
+        out["pretrain"] = cached(work, f"pretrain-compact{suffix}", lambda: in_process(
+            step_pretrain, train_texts, compact_encoder, PRETRAIN_MINUTES, teacher))
     # Per set, the compact encoder alone and then the distilled student, so a stopped run has both for the sets
     # it reached.
     for entry in out["tasks"]:
         dataset, task, key = entry["dataset"], entry["task"], f"{entry['dataset']}-{entry['task']}"
-        if not (CACHED_ONLY and not (work / "results" / f"score-compact-{key}.json").exists()):
+        if not (CACHED_ONLY and not (work / "results" / f"score-compact{suffix}-{key}.json").exists()):
             say(f"fine-tuning the compact encoder on {key}")
-            run = finetune(f"compact-{key}", entry["config"], dataset, compact_encoder, COMPACT_MINUTES, COMPACT)
-            entry["compact"] = {"train": run, "rows": scored(f"compact-{key}", run, dataset, task, "compact")}
-        student = distilled_key(f"distilled-{key}", pool_size, student_minutes)
+            run = finetune(f"compact{suffix}-{key}", entry["config"], dataset, compact_encoder, COMPACT_MINUTES, COMPACT)
+            entry["compact"] = {"train": run, "rows": scored(f"compact{suffix}-{key}", run, dataset, task, "compact")}
+        student = distilled_key(f"distilled{suffix}-{key}", pool_size, student_minutes)
         if CACHED_ONLY and not (work / "results" / f"score-{student}.json").exists():
             continue
         pool_name = dataset if pool_size == EARLIER_STUDENT[0] else f"{dataset}-{pool_size}"
@@ -390,7 +406,7 @@ by data set size (the best on dev kept; the training table says how many each ru
 text, mean pooling. `TF-IDF baseline` is trained in the same run on the same rows; `saved model` is what the run
 chose on dev (the encoder alone or blended with the baseline in sentiment and in aspects; fp32 or int8). Every
 figure is on the test split."""
-TIERS = """`compact` is the 3-layer, 256-wide encoder pre-trained here on every training text (masked words) and fine-tuned
+TIERS = """`compact` is the 3-layer, 256-wide encoder pre-trained here on every training text ({how}) and fine-tuned
 the same way; `distilled student` is that compact encoder taught by the task's saved e5 model (its sentiment
 probabilities, and where the set has aspects their presence and polarity, on the training comments and on
 {pool:,} unlabelled training comments of the other sets, never a test text; a budget of {minutes:g} minutes) beside
@@ -401,7 +417,8 @@ def tiers(result: dict[str, Any]) -> list[str]:
     """What the compact and distilled rows are, with the run's pool and budget (results kept before these were
     recorded had the earlier setting)."""
     return TIERS.format(pool=result.get("pool_size", EARLIER_STUDENT[0]),
-                        minutes=result.get("student_minutes", EARLIER_STUDENT[1])).splitlines()
+                        minutes=result.get("student_minutes", EARLIER_STUDENT[1]),
+                        how=COMPACT_HOW[result.get("compact_from", "masked")]).splitlines()
 
 
 def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str = END, title: str = "") -> str:
@@ -472,9 +489,7 @@ def render(result: dict[str, Any], seconds: float, begin: str = BEGIN, end: str 
                          f"{run['peak_mb']:.0f} MiB | {run['epochs']} ({run['best_epoch']}) | {run['stopped_by']} |")
         pre = result.get("pretrain")
         if pre:
-            lines.append(f"| compact pre-training (masked words, {pre['texts']:,} texts) | cpu | "
-                         f"{pre['seconds'] / 60:.1f} min | | {pre['peak_mb']:.0f} MiB | {pre['epochs']} | "
-                         f"held-out loss {pre['heldout_loss']:.3f} |")
+            lines.append(pretrain_row(result))
         total = (sum(run["train_seconds"] for _, run in runs) + (pre["seconds"] if pre else 0)) / 60
         lines.append(f"| **all** | | **{total:.1f} min** | | | | |")
     for message in result["skipped"]:
@@ -574,6 +589,16 @@ def targets(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def pretrain_row(result: dict[str, Any]) -> str:
+    """The compact encoder's pre-training in the training table (results kept before the objective was recorded were
+    masked words)."""
+    pre = result["pretrain"]
+    how = "masked words" if result.get("compact_from", "masked") == "masked" else "e5's token states"
+    return (f"| compact pre-training ({how}, {pre['texts']:,} texts) | cpu | {pre['seconds'] / 60:.1f} min | | "
+            f"{pre['peak_mb']:.0f} MiB | {pre['epochs']} | held-out {pre.get('measure', 'masked-token loss')} "
+            f"{pre['heldout_loss']:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared-data", type=Path,
@@ -596,6 +621,9 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"unlabelled comments for each distilled student (default {POOL_SIZE})")
     parser.add_argument("--student-minutes", type=float, default=STUDENT_MINUTES,
                         help=f"each distilled student's training budget in minutes (default {STUDENT_MINUTES:g})")
+    parser.add_argument("--compact-from", choices=tuple(COMPACT_HOW), default=COMPACT_FROM,
+                        help=f"pre-train the compact encoder by masked words or from e5's token states "
+                             f"(default {COMPACT_FROM})")
     args = parser.parse_args(argv)
     global CACHED_ONLY
     CACHED_ONLY = args.cached_only
@@ -613,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     result = collect(args.shared_data, args.work, only, args.device, not args.skip_speed,
                      lambda m: print(f"... {m}", file=sys.stderr, flush=True), args.accurate_only, args.pool_size,
-                     args.student_minutes)
+                     args.student_minutes, args.compact_from)
     begin, end = (f"<!-- e5-{args.section}:begin -->", f"<!-- e5-{args.section}:end -->") if args.section else (BEGIN, END)
     title = f"Pretrained encoder (multilingual-e5-small): {', '.join(sorted(only))}" if args.section else ""
     section = render(result, time.perf_counter() - started, begin, end, title)

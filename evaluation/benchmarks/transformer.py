@@ -46,13 +46,14 @@ def own_peak_mb() -> float:
 
 
 # -- steps, each run in a fresh process -------------------------------------------------------------------------
-def step_pretrain(paths: list[str], out: str, minutes: float) -> dict[str, Any]:
+def step_pretrain(paths: list[str], out: str, minutes: float, teacher: str = "") -> dict[str, Any]:
+    """The compact encoder pre-trained on `paths`: by masked words, or from `teacher`'s token states."""
     from training.pretrain import PretrainConfig, pretrain
 
-    config = PretrainConfig(epochs=12, max_minutes=minutes)
+    config = PretrainConfig(epochs=12, max_minutes=minutes, teacher=teacher)
     result = pretrain(paths, Path(out), config)
     return {"seconds": result.seconds, "texts": result.texts, "heldout_loss": result.heldout_loss,
-            "epochs": len(result.epochs), "peak_mb": own_peak_mb()}
+            "epochs": len(result.epochs), "peak_mb": own_peak_mb(), "measure": result.measure}
 
 
 def step_finetune(config_name: str, folder: str, encoder: str, models: str, checkpoints: str, minutes: float) -> dict[str, Any]:

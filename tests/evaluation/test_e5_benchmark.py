@@ -165,3 +165,42 @@ def test_a_larger_pool_and_budget_are_kept_beside_the_default_students(monkeypat
     with pytest.raises(SystemExit):
         e5.main(["--pool-size", "0", "--work", str(tmp_path / "other"), "--no-write"])
     assert "--pool-size must be at least 1 (not 0)" in capsys.readouterr().err
+
+
+def test_a_compact_encoder_taught_by_e5_is_kept_beside_the_masked_word_one(monkeypatch: pytest.MonkeyPatch,
+                                                                           tmp_path) -> None:
+    """`--compact-from e5` pre-trains the compact encoder with the pruned e5 folder as its teacher, and its compact and
+    distilled runs start from that encoder under keys of their own; the masked-word runs in the same work folder are
+    reused, not run again or overwritten."""
+    shared = tmp_path / "shared"
+    (shared / "parsinlu_movie").mkdir(parents=True)
+    (shared / "parsinlu_movie" / "test.jsonl").write_text("", encoding="utf-8")
+    calls: list[tuple[str, tuple]] = []
+
+    def stand_in(function: Any, *args: Any) -> dict[str, Any]:
+        calls.append((function.__name__, args))
+        if function.__name__ == "step_finetune":
+            return {"folder": f"models/{args[7]}", "recipe": args[6]}
+        if function.__name__ == "step_pretrain":
+            return {"seconds": 60.0, "texts": 10, "heldout_loss": 0.5, "epochs": 2, "peak_mb": 1.0,
+                    "measure": "unexplained share of the teacher's token states" if args[3] else "masked-token loss"}
+        return {"folder": "encoder-folder", "rows": [], "vocab_size": 1, "size_mb": 1.0}
+
+    monkeypatch.setattr(e5, "in_process", stand_in)
+    monkeypatch.setattr(e5, "step_pool", lambda *args: {"path": args[2], "comments": args[3], "from": []})
+    work = tmp_path / "work"
+    e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None)
+    (masked,) = [args for name, args in calls if name == "step_pretrain"]
+    assert masked[3] == "" and masked[1].endswith("compact-pretrained")
+    calls.clear()
+    result = e5.collect(shared, work, {"parsinlu_movie"}, "cpu", False, lambda m: None, compact_from="e5")
+    (taught,) = [args for name, args in calls if name == "step_pretrain"]
+    assert taught[3] == "encoder-folder" and taught[1].endswith("compact-pretrained-taught")
+    runs = {args[7]: args for name, args in calls if name == "step_finetune"}
+    assert set(runs) == {"compact-taught-parsinlu_movie-3+mixed", "distilled-taught-parsinlu_movie-3+mixed-pool16000-20min"}
+    assert all(args[2] == taught[1] for args in runs.values())  # both start from the taught encoder
+    assert (work / "results" / "score-compact-parsinlu_movie-3+mixed.json").exists()
+    assert "taught e5's last-layer token states" in " ".join(e5.tiers(result))
+    row = e5.pretrain_row(result)
+    assert "compact pre-training (e5's token states, 10 texts)" in row
+    assert "held-out unexplained share of the teacher's token states 0.500" in row
