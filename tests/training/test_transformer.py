@@ -19,6 +19,7 @@ from data.record import FeedbackRecord
 from evaluation.evaluate import evaluate
 from evaluation.metrics import sentiment_metrics
 from model.aspects import EVIDENCE_SHARE, pick_evidence
+from model.base import AspectTag, Tag
 from model.folder import LoadedModel, list_models, load_model, save_model
 from model.segments import locate_parts
 from model.transformer import (
@@ -49,6 +50,7 @@ from training.transformer import (
     TeacherAspects,
     Trainer,
     build_targets,
+    changed_share,
     choose_max_length,
     choose_precision,
     class_weights,
@@ -457,23 +459,48 @@ def test_auto_precision_keeps_the_fewest_fp32_layers_that_dev_allows() -> None:
     fp32 = four_layer_net()
     best = {"macro_f1": 0.90, "aspect_micro_f1": 0.80}
 
-    def lowest_layer_fp32(net: MultiTaskNet) -> dict[str, float]:
-        """Dev scores of a net whose quality hangs on its lowest layer staying fp32."""
+    def lowest_layer_fp32(net: MultiTaskNet) -> tuple[dict[str, float], float]:
+        """Dev scores of a net whose quality hangs on its lowest layer staying fp32 (and the share of tags changed)."""
         exact = not any(dynamic_int8(m) for m in net.encoder.encoder.layer[0].modules())
-        return dict(best) if exact else {"macro_f1": 0.80, "aspect_micro_f1": 0.80}
+        return (dict(best), 0.01) if exact else ({"macro_f1": 0.80, "aspect_micro_f1": 0.80}, 0.2)
 
     assert int8_trials(12) == [0, 3, 6, 9] and int8_trials(2) == [0, 1]
     chosen = choose_precision(fp32, lowest_layer_fp32, best, forced=False)
     assert chosen.from_layer == 1 and chosen.chosen == best
     assert set(chosen.scores) == {"quantized", "quantized_from_layer_1"}
-    assert chosen.notes[0].startswith("int8 refused: the dev score fell by 5.00 points")
-    assert chosen.notes[1].startswith("int8, lowest 1 layer fp32 kept: the dev score moved by +0.00")
+    assert chosen.notes[0].startswith("int8 refused: the dev score moved by -5.00 points and 20.0% of the dev")
+    assert chosen.notes[1].startswith("int8, lowest 1 layer fp32 kept: the dev score moved by +0.00 points and 1.0%")
     forced = choose_precision(fp32, lowest_layer_fp32, best, forced=True)
     assert forced.from_layer == 0 and forced.chosen["macro_f1"] == 0.80
-    refused = choose_precision(fp32, lambda net: {"macro_f1": 0.5}, {"macro_f1": 0.9}, forced=False)
+    refused = choose_precision(fp32, lambda net: ({"macro_f1": 0.5}, 0.4), {"macro_f1": 0.9}, forced=False)
     assert refused.from_layer is None and refused.chosen == {"macro_f1": 0.9}
     assert set(refused.scores) == {"quantized", "quantized_from_layer_1", "quantized_from_layer_2", "quantized_from_layer_3"}
     assert len(refused.notes) == 4 and all("refused" in note for note in refused.notes)
+
+
+def test_int8_that_changes_many_dev_tags_is_refused_whatever_its_dev_score() -> None:
+    """Where int8 changes many tags, its dev score is mostly luck: a better score does not vouch for it."""
+    fp32 = four_layer_net()
+    best = {"macro_f1": 0.80}
+
+    def lucky(net: MultiTaskNet) -> tuple[dict[str, float], float]:
+        """Every int8 trial scores above fp32; int8 in the lowest layer changes 6% of the tags, above it 2%."""
+        lowest_int8 = any(dynamic_int8(m) for m in net.encoder.encoder.layer[0].modules())
+        return {"macro_f1": 0.81}, 0.06 if lowest_int8 else 0.02
+
+    chosen = choose_precision(fp32, lucky, best, forced=False)
+    assert chosen.from_layer == 1
+    assert chosen.notes[0] == ("int8 refused: the dev score moved by +1.00 points and 6.0% of the dev comments' tags "
+                               "changed (at most -0.5 points and 3% allowed)")
+    reference = [Tag("positive", {}, (AspectTag("price", 0.9, "negative", 0.9),)), Tag("negative", {}), Tag("neutral", {})]
+    assert changed_share(reference, reference) == 0.0
+    assert changed_share(reference, [reference[0], Tag("positive", {}), reference[2]]) == pytest.approx(1 / 3)
+    assert changed_share(reference, [Tag("positive", {}), *reference[1:]]) == pytest.approx(1 / 3)  # an aspect lost
+    polarity = [Tag("positive", {}, (AspectTag("price", 0.9, "positive", 0.9),)), *reference[1:]]
+    assert changed_share(reference, polarity) == pytest.approx(1 / 3)
+    # Confidences alone are not a changed tag: what a comment is tagged with is.
+    assert changed_share(reference, [Tag("positive", {"x": 1.0}, (AspectTag("price", 0.6, "negative", 0.5),)),
+                                     *reference[1:]]) == 0
 
 
 def test_a_partly_int8_folder_is_saved_and_loaded_alike(trained: LoadedModel, tmp_path: Path) -> None:
