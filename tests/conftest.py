@@ -179,3 +179,10 @@ def postgres_url() -> Iterator[str]:
             subprocess.run(stop, capture_output=True, timeout=60, check=False)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sample_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped sample's first 240 rows: a small labelled file for the transformer and pre-training tests."""
+    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:240]]
+    return write_jsonl(tmp_path_factory.mktemp("data") / "subset.jsonl", rows)

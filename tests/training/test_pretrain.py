@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,16 +19,9 @@ from training.encoder_import import NOTICE_FILE
 from training.pretrain import PretrainConfig, pretrain, project_embeddings
 from training.train import train
 
-from ..conftest import SAMPLE, write_jsonl
 from .test_transformer import config_for, tiny_backbone
 
-SMALL = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "batch_size": 32, "max_length": 48}
-
-
-@pytest.fixture(scope="module")
-def sample_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:240]]
-    return write_jsonl(tmp_path_factory.mktemp("data") / "subset.jsonl", rows)
+SMALL: dict[str, Any] = {"hidden": 16, "layers": 1, "heads": 2, "intermediate": 32, "batch_size": 32, "max_length": 48}
 
 
 @pytest.fixture(scope="module")

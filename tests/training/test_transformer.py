@@ -75,12 +75,6 @@ def config_for(tmp_path: Path, data: Path | list[Path], *extra: str, name: str =
 
 
 @pytest.fixture(scope="module")
-def sample_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:240]]
-    return write_jsonl(tmp_path_factory.mktemp("data") / "subset.jsonl", rows)
-
-
-@pytest.fixture(scope="module")
 def trained(sample_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     tmp = tmp_path_factory.mktemp("trained")
     result = train(config_for(tmp, sample_subset, "transformer.epochs=4", 'transformer.ensemble="never"',
