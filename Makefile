@@ -7,7 +7,7 @@ PORT ?= 8000
 CONFIG ?= training/configs/e5.toml
 MODEL ?= sample-e5
 ENCODER := artifacts/encoders/multilingual-e5-small
-FAST_ENCODER := artifacts/pretrained/sample-compact-e5
+FAST_ENCODER := artifacts/pretrained/sample-compact-taught
 
 .PHONY: run test install encoder browser postgres train fast evaluate serve report lint benchmark clean
 
@@ -47,14 +47,16 @@ train: encoder
 
 # The fast profile (`make fast`, then `make serve MODEL=sample-distilled`): a compact encoder (3 layers x 256) taught
 # e5's token states on the sample's texts (about 1.5 minutes; again only when the encoder or the sample changes), then
-# distilled from the accurate model, which `make train` makes first where there is none (about 1.5 minutes).
+# distilled from the accurate model, which `make train` makes first where there is none (about 1.5 minutes). The
+# student reads e5's "query: " prompt: on the sample's dev split it did better with it (aspects 0.979 against 0.956).
 $(FAST_ENCODER)/pretrain_report.json: $(ENCODER)/bazkhord_encoder.json data/samples/feedback.jsonl
 	rm -rf $(FAST_ENCODER)
 	$(BIN)/bazkhord pretrain --data data/samples/feedback.jsonl --teacher $(ENCODER) --out $(FAST_ENCODER) --max-minutes 4
 
 fast: encoder $(FAST_ENCODER)/pretrain_report.json
 	@$(BIN)/bazkhord models 2>/dev/null | grep -q '^sample-e5 ' || $(MAKE) train
-	$(BIN)/bazkhord train --config training/configs/distill.toml --set 'transformer.base_model="$(FAST_ENCODER)"'
+	$(BIN)/bazkhord train --config training/configs/distill.toml --set 'transformer.base_model="$(FAST_ENCODER)"' \
+	  --set 'transformer.prompt="query: "'
 
 evaluate: install
 	$(BIN)/bazkhord evaluate $(MODEL) --data data/samples/feedback_test.jsonl --split test
