@@ -54,7 +54,7 @@ $(FAST_ENCODER)/pretrain_report.json: $(ENCODER)/bazkhord_encoder.json data/samp
 	$(BIN)/bazkhord pretrain --data data/samples/feedback.jsonl --teacher $(ENCODER) --out $(FAST_ENCODER) --max-minutes 4
 
 fast: encoder $(FAST_ENCODER)/pretrain_report.json
-	@$(BIN)/bazkhord models 2>/dev/null | grep -q '^sample-e5 ' || $(MAKE) train
+	@test -d artifacts/models/sample-e5 || $(MAKE) train
 	$(BIN)/bazkhord train --config training/configs/distill.toml --set 'transformer.base_model="$(FAST_ENCODER)"' \
 	  --set 'transformer.prompt="query: "'
 
