@@ -50,6 +50,7 @@ EVIDENCE_MODES = ("spans", "clauses")  # see TransformerMeta.evidence
 # 0.986 at 0.8; 0.982 with the second pass).
 SPAN_EVIDENCE_SHARE = 0.8
 ENCODER_MANIFEST = "bazkhord_encoder.json"  # written by `bazkhord encoder import` (training/encoder_import.py)
+PRETRAIN_REPORT = "pretrain_report.json"  # written by `bazkhord pretrain` (training/pretrain.py)
 
 # torch's eager int8 API warns that it moves to torchao; it is what torch 2.13 ships, and it is measured here.
 warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
@@ -227,13 +228,16 @@ def check_vocabulary(where: str | Path, encoder: Any, tokenizer: Any) -> None:
 
 
 def encoder_prompt(base_model: str) -> str:
-    """The prompt the encoder was trained with: e5 models embed "query: " + text (its model card)."""
-    manifest = Path(base_model) / ENCODER_MANIFEST
-    if manifest.exists():
-        try:
-            return str(json.loads(manifest.read_text(encoding="utf-8")).get("prompt", ""))
-        except json.JSONDecodeError:
-            return ""
+    """The prompt the encoder was trained with: e5 models embed "query: " + text (its model card). A folder of ours
+    records it (`bazkhord encoder import`'s manifest; `bazkhord pretrain`'s report, none before it recorded one);
+    only a hub id, or a folder saved elsewhere, is judged by its name."""
+    for name in (ENCODER_MANIFEST, PRETRAIN_REPORT):
+        path = Path(base_model) / name
+        if path.exists():
+            try:
+                return str(json.loads(path.read_text(encoding="utf-8")).get("prompt", ""))
+            except (ValueError, AttributeError):  # not JSON, or not an object
+                return ""
     return "query: " if "e5" in Path(base_model).name.lower() else ""
 
 

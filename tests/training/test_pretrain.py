@@ -13,7 +13,7 @@ import torch
 
 from data.errors import ConfigError
 from model.folder import load_model
-from model.transformer import load_backbone
+from model.transformer import ENCODER_MANIFEST, PRETRAIN_REPORT, encoder_prompt, load_backbone
 from service.cli import main
 from training.encoder_import import NOTICE_FILE
 from training.pretrain import PretrainConfig, pretrain, project_embeddings
@@ -68,6 +68,7 @@ def test_the_student_learns_the_teachers_token_states(tmp_path: Path, teacher: P
     held = [epoch["heldout_loss"] for epoch in report["epochs"]]
     assert held[-1] < 0.6 and held[-1] < held[0]
     assert report["teacher_states_cached_mb"] > 0  # later epochs read the cache, not the teacher
+    assert report["prompt"] == ""  # the teacher records no prompt, and its name ("bert") suggests none
     # The folder: the teacher's tokenizer and licence notices, a fresh 1-layer encoder, no masked-word head.
     student, tokenizer = load_backbone(str(result.folder))
     _, teacher_tokenizer = load_backbone(str(teacher))
@@ -76,7 +77,8 @@ def test_the_student_learns_the_teachers_token_states(tmp_path: Path, teacher: P
     assert (result.folder / NOTICE_FILE).read_text(encoding="utf-8") == "MIT licence notices\n"
     # It fine-tunes like any other base model.
     trained = train(config_for(tmp_path, tiny_file, f'transformer.base_model="{result.folder}"', "transformer.epochs=1"))
-    assert load_model(trained.folder).tagger.meta.base_model == str(result.folder)  # type: ignore[attr-defined]
+    meta = load_model(trained.folder).tagger.meta  # type: ignore[attr-defined]
+    assert meta.base_model == str(result.folder) and meta.prompt == ""
 
 
 def test_a_bad_teacher_is_refused_in_one_line(tmp_path: Path, tiny_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -94,8 +96,41 @@ def test_cli_pretrain_from_a_teacher(tmp_path: Path, teacher: Path, tiny_file: P
                                      capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "enc"
     code = main(["pretrain", "--data", str(tiny_file), "--out", str(out), "--epochs", "1", "-q", "--teacher", str(teacher),
-                 *[arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]])
+                 "--set", 'prompt="query: "', *[arg for key, value in SMALL.items() for arg in ("--set", f"{key}={value}")]])
     printed = capsys.readouterr().out
     assert code == 0
     assert "unexplained share of the teacher's token states" in printed and "transformer.base_model" in printed
     assert (out / "config.json").exists() and (out / "tokenizer.json").exists()
+    # The prompt the texts were read with is recorded, and fine-tuning on the folder reads it ("auto").
+    assert json.loads((out / PRETRAIN_REPORT).read_text(encoding="utf-8"))["prompt"] == "query: "
+    assert encoder_prompt(str(out)) == "query: "
+
+
+def test_the_prompt_is_none_unless_asked_for_and_auto_is_the_teachers(tmp_path: Path) -> None:
+    e5 = tmp_path / "encoders" / "some-encoder"
+    e5.mkdir(parents=True)
+    (e5 / ENCODER_MANIFEST).write_text(json.dumps({"prompt": "query: "}), encoding="utf-8")
+    assert PretrainConfig(teacher=str(e5), prompt="auto").text_prompt() == "query: "
+    assert PretrainConfig(teacher=str(e5)).text_prompt() == ""  # none unless asked for
+    assert PretrainConfig(teacher=str(e5), prompt="passage: ").text_prompt() == "passage: "
+    assert PretrainConfig(prompt="auto").text_prompt() == ""  # masked words: no teacher, no prompt of its own
+    with pytest.raises(ConfigError, match="prompt must be a string"):
+        PretrainConfig(prompt=1)  # type: ignore[arg-type]
+
+
+def test_a_folder_of_ours_says_its_prompt_and_only_others_are_judged_by_name(tmp_path: Path) -> None:
+    # A pre-trained folder named like e5 but taught without a prompt (as before the report recorded one) reads none.
+    older = tmp_path / "sample-compact-e5"
+    older.mkdir()
+    (older / PRETRAIN_REPORT).write_text(json.dumps({"objective": "teacher token states"}), encoding="utf-8")
+    assert encoder_prompt(str(older)) == ""
+    (older / PRETRAIN_REPORT).write_text(json.dumps({"prompt": "query: "}), encoding="utf-8")
+    assert encoder_prompt(str(older)) == "query: "
+    (older / PRETRAIN_REPORT).write_text("{not json", encoding="utf-8")
+    assert encoder_prompt(str(older)) == ""
+    # The import's manifest speaks first; a hub id, or a folder of someone else's, is judged by its name.
+    (older / ENCODER_MANIFEST).write_text(json.dumps({"prompt": "passage: "}), encoding="utf-8")
+    assert encoder_prompt(str(older)) == "passage: "
+    assert encoder_prompt("intfloat/multilingual-e5-small") == "query: "
+    assert encoder_prompt(str(tmp_path / "downloaded" / "multilingual-e5-small")) == "query: "
+    assert encoder_prompt("HooshvareLab/bert-fa-base-uncased") == ""
