@@ -17,6 +17,7 @@ folded into the tokenizer as a SentencePiece "precompiled charsmap", so `tokeniz
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -26,18 +27,41 @@ from typing import Any
 import numpy as np
 
 from data.errors import BazkhordError
+from model.folder import sha256_of
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block
 Q4_BLOCK_BYTES = 2 + QK // 2
 F32, Q4_0 = 0, 1
 METASPACE = "\u2581"
+# What `bazkhord encoder import` (training/encoder_import.py) writes beside the checkpoint: the source's hashes,
+# the pruning, the prompt and every file's SHA-256.
+ENCODER_MANIFEST = "bazkhord_encoder.json"
 
 
 class EncoderError(BazkhordError):
     """A pretrained encoder file or folder is missing, corrupt, or does not match what it claims to be."""
 
     code = "E500"
+
+
+def verify_encoder_folder(folder: Path, manifest: dict[str, Any] | None = None) -> None:
+    """Check every file the manifest lists against its SHA-256; `EncoderError` names the first that differs."""
+    if manifest is None:
+        path = folder / ENCODER_MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise EncoderError(f"{path}: missing; the folder is not a finished `bazkhord encoder import`") from None
+        except json.JSONDecodeError as error:
+            raise EncoderError(f"{path}: not valid JSON ({error})") from None
+    for name, digest in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.exists():
+            raise EncoderError(f"{path}: missing from the encoder folder; run `bazkhord encoder import --force`")
+        if sha256_of(path) != digest:
+            raise EncoderError(f"{path}: SHA-256 differs from {ENCODER_MANIFEST} (corrupt or edited); "
+                               "run `bazkhord encoder import --force`")
 
 
 @dataclass(frozen=True)

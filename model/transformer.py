@@ -28,6 +28,7 @@ from data.normalise import DEFAULT_NORMALISER, NormaliserConfig
 from data.taxonomy import Taxonomy
 from model.aspects import EVIDENCE_SHARE, pick_evidence
 from model.base import AspectTag, Evidence, Tag
+from model.e5s1 import ENCODER_MANIFEST, EncoderError, verify_encoder_folder
 from model.segments import locate_parts
 from model.tagger import BaseTagger, Tagger, make_tags
 
@@ -49,7 +50,6 @@ EVIDENCE_MODES = ("spans", "clauses")  # see TransformerMeta.evidence
 # with the second pass: one aspect apart), and on the sample's training file (evidence precision 0.977 at 0.5,
 # 0.986 at 0.8; 0.982 with the second pass).
 SPAN_EVIDENCE_SHARE = 0.8
-ENCODER_MANIFEST = "bazkhord_encoder.json"  # written by `bazkhord encoder import` (training/encoder_import.py)
 PRETRAIN_REPORT = "pretrain_report.json"  # written by `bazkhord pretrain` (training/pretrain.py)
 
 # torch's eager int8 API warns that it moves to torchao; it is what torch 2.13 ships, and it is measured here.
@@ -179,15 +179,11 @@ def load_backbone(base_model: str) -> tuple[Any, Any]:
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     quiet_transformers()
-    from model.e5s1 import EncoderError
-
     local = Path(base_model).is_dir()
     if not local and (base_model.startswith((".", "/", "~", "artifacts")) or base_model.count("/") > 1):
         hint = " (run `bazkhord encoder import` or `make encoder` first)" if "encoders" in base_model else ""
         raise ConfigError(f"transformer.base_model {base_model!r}: no such folder{hint}")
     if local and (Path(base_model) / ENCODER_MANIFEST).exists():
-        from training.encoder_import import verify_encoder_folder
-
         verify_encoder_folder(Path(base_model))
     try:
         config = AutoConfig.from_pretrained(base_model, local_files_only=local)

