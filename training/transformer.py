@@ -94,6 +94,17 @@ class TeacherAspects:
     known: torch.Tensor  # (A,) 1 for the aspects the teacher has, 0 for the others (no target there)
 
 
+@dataclass
+class TeacherTargets:
+    """What a teacher gives its student: the rows to learn from (the training rows, then the unlabelled comments) and
+    the teacher's outputs for each of them."""
+
+    rows: list[FeedbackRecord]
+    sentiment: np.ndarray  # (n, labels) sentiment probabilities in the student's label order
+    aspects: TeacherAspects | None  # where the teacher is a transformer with aspects in common
+    pooled: np.ndarray | None  # its sentence vectors, where asked for and it is a transformer
+
+
 def label_of(record: FeedbackRecord, field_name: str) -> str | None:
     if field_name == "sentiment_score":
         return None if record.sentiment_score is None else str(record.sentiment_score)
@@ -285,8 +296,9 @@ class Trainer:
         teacher_pooled: np.ndarray | None = None
         lw = {**DEFAULT_LOSS_WEIGHTS, **t.loss_weights}
         if t.teacher:
-            train_rows, soft, taught, teacher_pooled = self.teacher_targets(
-                train_rows, dev_rows, labels, aspects, polarities, with_pooled=lw["distill_embedding"] > 0)
+            given = self.teacher_targets(train_rows, dev_rows, labels, aspects, polarities,
+                                         with_pooled=lw["distill_embedding"] > 0)
+            train_rows, soft, taught, teacher_pooled = given.rows, given.sentiment, given.aspects, given.pooled
         folder = checkpoint_root(self.config) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / STATE_FILE
@@ -473,8 +485,7 @@ class Trainer:
         return fitted
 
     def teacher_targets(self, train_rows: list[FeedbackRecord], dev_rows: Sequence[FeedbackRecord], labels: list[str],
-                        aspects: list[str], polarities: list[str], with_pooled: bool = False
-                        ) -> tuple[list[FeedbackRecord], np.ndarray, TeacherAspects | None, np.ndarray | None]:
+                        aspects: list[str], polarities: list[str], with_pooled: bool = False) -> TeacherTargets:
         """The training rows plus the unlabelled comments (none that dev holds, no repeats), and the teacher's
         sentiment probabilities for every one of them, in this model's label order; its aspect outputs too where it
         is a transformer with aspects in common with this model, and `with_pooled` its sentence vectors where it is a
@@ -520,7 +531,7 @@ class Trainer:
         for label in shared:
             soft[:, labels.index(label)] = proba[:, teacher.labels.index(label)]
         soft /= np.clip(soft.sum(axis=1, keepdims=True), 1e-9, None)
-        return rows, soft, taught, pooled
+        return TeacherTargets(rows, soft, taught, pooled)
 
     @staticmethod
     def embedding_loss(teacher_pooled: torch.Tensor, batch: np.ndarray, projected: torch.Tensor) -> torch.Tensor:
