@@ -100,6 +100,9 @@ class TransformerConfig:
     # or all but the lowest quarter, half or three quarters, which stay fp32) with the dev score at most 0.5 points
     # below fp32's; fp32 where none is within it.
     quantize: str = "auto"
+    # With quantize = "int8": the encoder's lowest this many layers stay fp32 (0: int8 throughout), e.g. what "auto"
+    # chose for the same data before (its notes say), without the dev trials.
+    int8_fp32_layers: int = 0
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, select_by's F1 kept), "never", "always"
     # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
     # or "clauses", each clause encoded again on its own (on the sample's test comments its evidence holds the
@@ -121,7 +124,7 @@ class TransformerConfig:
                 raise ConfigError(f"transformer.{key} must be a positive whole number, not {getattr(self, key)!r}")
         if self.hidden % self.heads:
             raise ConfigError(f"transformer.hidden ({self.hidden}) must be a multiple of transformer.heads ({self.heads})")
-        for key in ("freeze_layers", "keep_layers"):
+        for key in ("freeze_layers", "keep_layers", "int8_fp32_layers"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise ConfigError(f"transformer.{key} must be a whole number >= 0, not {getattr(self, key)!r}")
         if self.head_learning_rate < 0:
@@ -139,6 +142,9 @@ class TransformerConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"transformer.{key} must be one of {allowed}, not {getattr(self, key)!r}")
+        if self.int8_fp32_layers and self.quantize != "int8":
+            raise ConfigError(f"transformer.int8_fp32_layers ({self.int8_fp32_layers}) applies to quantize = \"int8\" "
+                              f"only, not {self.quantize!r} (\"auto\" chooses the fp32 layers on dev)")
         unknown = sorted(set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS))
         if unknown or any(v < 0 for v in self.loss_weights.values()):
             raise ConfigError(f"transformer.loss_weights takes {', '.join(DEFAULT_LOSS_WEIGHTS)} >= 0; "

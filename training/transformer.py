@@ -713,7 +713,8 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
             scores, tags = trainer.dev_tagged(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
             return scores, changed_share(reference, tags)
 
-        precision = choose_precision(fp32, dev_trial, chosen, t.quantize == "int8", t.select_by)
+        precision = choose_precision(fp32, dev_trial, chosen, t.int8_fp32_layers if t.quantize == "int8" else None,
+                                     t.select_by)
         tagger.net = fp32  # the folder keeps fp32 weights; loading quantises them again when meta says int8
         scores.update(precision.scores)
         notes.extend(precision.notes)
@@ -769,16 +770,21 @@ def changed_share(reference: Sequence[Tag], tags: Sequence[Tag]) -> float:
 
 
 def choose_precision(fp32: MultiTaskNet, dev_trial: Callable[[MultiTaskNet], tuple[dict[str, float], float]],
-                     chosen: dict[str, float], forced: bool, measure: str = "macro_f1") -> Precision:
+                     chosen: dict[str, float], forced_from: int | None = None, measure: str = "macro_f1") -> Precision:
     """int8 for the most layers whose dev score (`measure`, transformer.select_by) is at most QUANTIZE_TOLERANCE
     below fp32's `chosen` and which change at most QUANTIZE_CHANGE_LIMIT of the dev comments' tags against fp32
-    (`dev_trial` gives both); `forced` (quantize = "int8"): every layer, whatever dev says.
+    (`dev_trial` gives both); `forced_from` (quantize = "int8"): int8 above that many fp32 layers, whatever dev says.
 
     A fine-tuned lower layer's int8 error is carried through every layer above it, so where int8 everywhere costs
     too much, int8 in the upper layers alone often costs nothing and still saves part of the time.
     """
     stack = encoder_layers(fp32.encoder)
-    trials = [0] if forced or stack is None else int8_trials(len(stack))
+    if forced_from and (stack is None or forced_from >= len(stack)):
+        raise ConfigError(f"transformer.int8_fp32_layers is {forced_from}, but the encoder has "
+                          f"{'no layer stack to split' if stack is None else f'{len(stack)} layers'}: "
+                          "keep it below that, or 0 for int8 throughout")
+    forced = forced_from is not None
+    trials = [forced_from or 0] if forced or stack is None else int8_trials(len(stack))
     result = Precision(None, chosen, {}, [])
     for from_layer in trials:
         scores, changed = dev_trial(quantize_int8(fp32, from_layer))

@@ -34,6 +34,8 @@ def test_overrides_and_round_trip() -> None:
     (["normaliser.lowercase=true"], "unknown normaliser setting"),
     (["model.word_ngrams=[2, 1]"], "word_ngrams must be"),
     (["no-equals-sign"], "expected section.key=value"),
+    (["transformer.int8_fp32_layers=-1"], "int8_fp32_layers must be a whole number >= 0"),
+    (["transformer.int8_fp32_layers=6"], "int8_fp32_layers \\(6\\) applies to quantize = \"int8\" only, not 'auto'"),
 ])
 def test_bad_config_says_what_is_wrong(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

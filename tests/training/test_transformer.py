@@ -401,20 +401,23 @@ def test_max_length_follows_the_token_lengths() -> None:
 
 def test_ensemble_and_int8_are_saved_loaded_and_scored_side_by_side(sample_subset: Path, tmp_path: Path) -> None:
     result = train(config_for(tmp_path, sample_subset, "transformer.epochs=2", 'transformer.ensemble="always"',
-                              'transformer.quantize="int8"'))
+                              'transformer.quantize="int8"', "transformer.int8_fp32_layers=1"))
     loaded = load_model(result.folder)
     tagger = loaded.tagger
     assert isinstance(tagger, TransformerTagger)
     assert loaded.manifest["kind"] == "ensemble-tagger"
     assert tagger.meta.blend.weight < 1.0 and tagger.baseline is not None
-    assert any(type(m).__module__.startswith("torch.ao.nn.quantized.dynamic") for m in tagger.net.modules())
+    # int8 above the lowest layer, as int8_fp32_layers asked: the lowest stays fp32.
+    layers = tagger.net.encoder.encoder.layer
+    assert tagger.meta.int8_from_layer == 1
+    assert not any(dynamic_int8(m) for m in layers[0].modules()) and any(dynamic_int8(m) for m in layers[1].modules())
     texts = ["ارسال خیلی دیر بود", "کیفیت عالی بود"]
     normalised = tagger.normalise(texts)
     logits = tagger.network_outputs(normalised)[0]
     w = tagger.meta.blend.weight
     expected = w * tagger.transformer_proba(logits) + (1 - w) * tagger.baseline_proba(normalised)
     assert np.allclose(tagger.predict_proba(texts), expected)
-    assert set(result.metrics["dev_by_model"]) >= {"baseline", "transformer", "ensemble", "quantized"}
+    assert set(result.metrics["dev_by_model"]) >= {"baseline", "transformer", "ensemble", "quantized_from_layer_1"}
     metrics = evaluate(loaded, SAMPLE.parent / "feedback_test.jsonl", "test").metrics
     assert set(metrics["side_by_side"]) == {"baseline", "transformer", "ensemble"}
     assert metrics["side_by_side"]["ensemble"]["macro_f1"] == metrics["summary"]["macro_f1"]
@@ -459,14 +462,21 @@ def test_auto_precision_keeps_the_fewest_fp32_layers_that_dev_allows() -> None:
         return (dict(best), 0.01) if exact else ({"macro_f1": 0.80, "aspect_micro_f1": 0.80}, 0.2)
 
     assert int8_trials(12) == [0, 3, 6, 9] and int8_trials(2) == [0, 1]
-    chosen = choose_precision(fp32, lowest_layer_fp32, best, forced=False)
+    chosen = choose_precision(fp32, lowest_layer_fp32, best)
     assert chosen.from_layer == 1 and chosen.chosen == best
     assert set(chosen.scores) == {"quantized", "quantized_from_layer_1"}
     assert chosen.notes[0].startswith("int8 refused: the dev score moved by -5.00 points and 20.0% of the dev")
     assert chosen.notes[1].startswith("int8, lowest 1 layer fp32 kept: the dev score moved by +0.00 points and 1.0%")
-    forced = choose_precision(fp32, lowest_layer_fp32, best, forced=True)
+    forced = choose_precision(fp32, lowest_layer_fp32, best, forced_from=0)
     assert forced.from_layer == 0 and forced.chosen["macro_f1"] == 0.80
-    refused = choose_precision(fp32, lambda net: ({"macro_f1": 0.5}, 0.4), {"macro_f1": 0.9}, forced=False)
+    # quantize = "int8" with int8_fp32_layers: that precision, tried once, kept whatever dev says.
+    above_two = choose_precision(fp32, lambda net: ({"macro_f1": 0.5}, 0.4), best, forced_from=2)
+    assert above_two.from_layer == 2 and set(above_two.scores) == {"quantized_from_layer_2"}
+    assert above_two.notes == ["int8, lowest 2 layers fp32 kept: the dev score moved by -35.00 points and 40.0% of "
+                               "the dev comments' tags changed"]
+    with pytest.raises(ConfigError, match="int8_fp32_layers is 4, but the encoder has 4 layers"):
+        choose_precision(fp32, lowest_layer_fp32, best, forced_from=4)
+    refused = choose_precision(fp32, lambda net: ({"macro_f1": 0.5}, 0.4), {"macro_f1": 0.9})
     assert refused.from_layer is None and refused.chosen == {"macro_f1": 0.9}
     assert set(refused.scores) == {"quantized", "quantized_from_layer_1", "quantized_from_layer_2", "quantized_from_layer_3"}
     assert len(refused.notes) == 4 and all("refused" in note for note in refused.notes)
@@ -482,7 +492,7 @@ def test_int8_that_changes_many_dev_tags_is_refused_whatever_its_dev_score() -> 
         lowest_int8 = any(dynamic_int8(m) for m in net.encoder.encoder.layer[0].modules())
         return {"macro_f1": 0.81}, 0.06 if lowest_int8 else 0.02
 
-    chosen = choose_precision(fp32, lucky, best, forced=False)
+    chosen = choose_precision(fp32, lucky, best)
     assert chosen.from_layer == 1
     assert chosen.notes[0] == ("int8 refused: the dev score moved by +1.00 points and 6.0% of the dev comments' tags "
                                "changed (at most -0.5 points and 3% allowed)")
