@@ -85,6 +85,7 @@ class PretrainConfig:
             raise ConfigError(f"pretrain prompt must be a string (\"auto\": the teacher's own), not {self.prompt!r}")
 
     def text_prompt(self) -> str:
+        """What goes before every text: `prompt`, with "auto" resolved to the teacher's own (none without one)."""
         if self.prompt != "auto":
             return self.prompt
         return encoder_prompt(self.teacher) if self.teacher else ""
