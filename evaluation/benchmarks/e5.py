@@ -112,6 +112,7 @@ EARLIER_STUDENT = (4000, 6.0)
 COMPACT_FROM = "masked"
 COMPACT_HOW = {"masked": "masked words",
                "e5": "taught e5's last-layer token states, on e5's tokenizer"}
+COMPACT_SHORT = {"masked": "masked words", "e5": "e5's token states"}  # the same, in a table's row or a progress line
 
 
 def step_import(out: str, corpus: list[str], prune: bool) -> dict[str, Any]:
@@ -369,7 +370,7 @@ def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: b
     suffix = compact_suffix(compact_from)
     compact_encoder = str(work / f"compact-pretrained{suffix}")
     if out["tasks"]:
-        how = "masked words" if compact_from == "masked" else "e5's token states"
+        how = COMPACT_SHORT[compact_from]
         say(f"pre-training the compact encoder on every training text from {how} ({PRETRAIN_MINUTES:.0f} min)")
         teacher = "" if compact_from == "masked" else pruned["folder"]
         out["pretrain"] = cached(work, f"pretrain-compact{suffix}", lambda: in_process(
@@ -605,7 +606,7 @@ def pretrain_row(result: dict[str, Any]) -> str:
     """The compact encoder's pre-training in the training table (results kept before the objective was recorded were
     masked words)."""
     pre = result["pretrain"]
-    how = "masked words" if result.get("compact_from", "masked") == "masked" else "e5's token states"
+    how = COMPACT_SHORT[result.get("compact_from", "masked")]
     return (f"| compact pre-training ({how}, {pre['texts']:,} texts) | cpu | {pre['seconds'] / 60:.1f} min | | "
             f"{pre['peak_mb']:.0f} MiB | {pre['epochs']} | held-out {pre.get('measure', 'masked-token loss')} "
             f"{pre['heldout_loss']:.3f} |")
