@@ -100,7 +100,7 @@ class TeacherTargets:
     the teacher's outputs for each of them."""
 
     rows: list[FeedbackRecord]
-    sentiment: np.ndarray  # (n, labels) sentiment probabilities in the student's label order
+    sentiment: np.ndarray | None  # (n, labels) sentiment probabilities in the student's label order; None: no teacher
     aspects: TeacherAspects | None  # where the teacher is a transformer with aspects in common
     pooled: np.ndarray | None  # its sentence vectors, where asked for and it is a transformer
 
@@ -291,14 +291,11 @@ class Trainer:
         if not dev_rows:
             raise ConfigError("the transformer needs dev comments for early stopping: give data.dev or keep dev_fraction > 0")
         labels, aspects, polarities = self.label_space(train_rows)
-        soft: np.ndarray | None = None
-        taught: TeacherAspects | None = None
-        teacher_pooled: np.ndarray | None = None
         lw = {**DEFAULT_LOSS_WEIGHTS, **t.loss_weights}
-        if t.teacher:
-            given = self.teacher_targets(train_rows, dev_rows, labels, aspects, polarities,
-                                         with_pooled=lw["distill_embedding"] > 0)
-            train_rows, soft, taught, teacher_pooled = given.rows, given.sentiment, given.aspects, given.pooled
+        given = (self.teacher_targets(train_rows, dev_rows, labels, aspects, polarities,
+                                      with_pooled=lw["distill_embedding"] > 0)
+                 if t.teacher else TeacherTargets(train_rows, None, None, None))
+        train_rows, teacher_pooled = given.rows, given.pooled
         folder = checkpoint_root(self.config) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
         folder.mkdir(parents=True, exist_ok=True)
         state_path = folder / STATE_FILE
@@ -331,9 +328,9 @@ class Trainer:
         tagger = TransformerTagger(net, tokenizer, meta, self.normaliser, self.taxonomy)
 
         targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)
-        if soft is not None:
-            targets.soft = torch.from_numpy(soft).float()
-        targets.teacher_aspects = taught
+        if given.sentiment is not None:
+            targets.soft = torch.from_numpy(given.sentiment).float()
+        targets.teacher_aspects = given.aspects
         # The teacher's sentence vectors, matched by a linear map of the student's (trained here, not saved): a richer
         # target than its few output probabilities, though on DeepSentiPers' dev split it gained nothing beyond noise
         # (DEFAULT_LOSS_WEIGHTS says how much). Centred first: a teacher's vectors share a common direction
@@ -478,7 +475,7 @@ class Trainer:
         if t.teacher:
             report["teacher"] = {"model": t.teacher, "comments": len(train_rows),
                                  "unlabelled": len(train_rows) - len(splits["train"]),
-                                 "aspects": int(taught.known.sum()) if taught is not None else 0,
+                                 "aspects": int(given.aspects.known.sum()) if given.aspects is not None else 0,
                                  "sentence_vectors": teacher_pooled is not None}
         fitted = Fitted(tagger, {}, report, (folder / LOG_FILE).read_text(encoding="utf-8"))
         fitted.extra_texts = [r.text for r in train_rows[len(splits["train"]):]]
