@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 # The teacher's states are kept for later epochs up to this size (fp16); beyond it they are computed again.
 TEACHER_CACHE_MB = 3072
 
-REPORT_FILE = PRETRAIN_REPORT
 Event = Callable[[dict[str, Any]], None]
 
 
@@ -365,7 +364,7 @@ def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say
               "seconds": round(seconds, 1)}
     if isinstance(objective, MaskedWords):
         report["heldout_perplexity"] = round(math.exp(final), 2) if final is not None else None
-    (out / REPORT_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / PRETRAIN_REPORT).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     return PretrainResult(out, len(texts), final, seconds, history, objective.measure)
 
 
