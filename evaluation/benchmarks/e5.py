@@ -359,8 +359,8 @@ def collect(shared: Path, work: Path, only: set[str], device: str, with_speed: b
     accurate = next((t for t in out["tasks"] if t["dataset"] == "deepsentipers" and t["task"] == "3-class"), None)
     if accurate is not None:
         say("the e5 fast profile (lowest 4 layers) on deepsentipers 3-class")
-        # Its 2 epochs bound it (MAX_MINUTES is the safety budget, as for the accurate profile); the sections
-        # before 2026-12-04 04:40 UTC gave it 0.1 minutes by mistake, so it stopped after its first epoch.
+        # Its 2 epochs bound it (MAX_MINUTES is the safety budget, as for the accurate profile); every section written
+        # before 2026-12-04 04:34 UTC gave it 0.1 minutes by mistake, so it stopped after its first epoch.
         fast = finetune("fast-deepsentipers-2epochs", "deepsentipers", "deepsentipers", pruned["folder"], MAX_MINUTES,
                         FAST)
         out["fast"] = {"train": fast, "rows": scored("fast-deepsentipers-2epochs", fast, "deepsentipers", "3-class",
