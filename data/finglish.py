@@ -48,7 +48,7 @@ ENGLISH = frozenset(_ENGLISH_WORDS.split())
 def table() -> dict[str, str]:
     """bazkhord's Finglish -> Persian table (lower-case keys)."""
     entries: dict[str, str] = {}
-    for line in files("data").joinpath(TABLE_FILE).read_text(encoding="utf-8").splitlines():
+    for line in files("bazkhord.data").joinpath(TABLE_FILE).read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             latin, persian = line.split("\t")
             entries.setdefault(latin.strip().lower(), persian.strip())

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Literal
 
-from data.finglish import transliterate
+from bazkhord.data.finglish import transliterate
 
 NORMALISER_VERSION = 2  # 2: Finglish transliterated (configs saved by version 1 keep it off)
 

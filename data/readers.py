@@ -20,8 +20,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from data.errors import DataError
-from data.record import POLARITIES, SENTIMENTS, FeedbackRecord, RejectedRow
+from bazkhord.data.errors import DataError
+from bazkhord.data.record import POLARITIES, SENTIMENTS, FeedbackRecord, RejectedRow
 
 log = logging.getLogger(__name__)
 

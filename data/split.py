@@ -7,9 +7,9 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from data.errors import DataError
-from data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise
-from data.record import FeedbackRecord, RejectedRow
+from bazkhord.data.errors import DataError
+from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise
+from bazkhord.data.record import FeedbackRecord, RejectedRow
 
 SPLITS = ("train", "dev", "test")
 

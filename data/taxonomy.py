@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.errors import DataError
+from bazkhord.data.errors import DataError
 
 DEFAULT_TAXONOMY_PATH = Path(__file__).with_name("taxonomy.toml")
 TAXONOMIES_DIR = Path(__file__).with_name("taxonomies")

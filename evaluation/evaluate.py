@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.errors import DataError
-from data.normalise import normalise
-from data.readers import ColumnMap, read_records
-from data.record import FeedbackRecord
-from evaluation.metrics import headline, score_tags
-from model.base import Tag
-from model.folder import DEFAULT_MODELS_DIR, FINGERPRINTS_FILE, LoadedModel, load_model, text_fingerprint
+from bazkhord.data.errors import DataError
+from bazkhord.data.normalise import normalise
+from bazkhord.data.readers import ColumnMap, read_records
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.model.base import Tag
+from bazkhord.model.folder import DEFAULT_MODELS_DIR, FINGERPRINTS_FILE, LoadedModel, load_model, text_fingerprint
+from bazkhord.model.metrics import headline, score_tags
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Self
 import numpy as np
 import scipy.sparse as sp
 
-from model.linear import CalibratedLinear, TfidfFeatures, TfidfParams, read_component, write_component
+from bazkhord.model.linear import CalibratedLinear, TfidfFeatures, TfidfParams, read_component, write_component
 
 MAX_EVIDENCE = 2
 # A clause is evidence for an aspect when it scores at least this share of the best clause's score.

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import BazkhordError
-from model.folder import sha256_of
+from bazkhord.data.errors import BazkhordError
+from bazkhord.model.folder import sha256_of
 
 MAGIC = b"E5S1"
 QK = 32  # weights per Q4_0 block

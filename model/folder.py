@@ -20,10 +20,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from data.errors import ModelFolderError
-from data.normalise import NormaliserConfig
-from data.taxonomy import Taxonomy
-from model.tagger import BaseTagger, Tagger
+from bazkhord.data.errors import ModelFolderError
+from bazkhord.data.normalise import NormaliserConfig
+from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.tagger import BaseTagger, Tagger
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ TRAINING_REPORT_FILE = "training_report.json"
 FINGERPRINTS_FILE = "train_fingerprints.txt"
 DEFAULT_MODELS_DIR = Path("artifacts/models")
 # Model kinds and the class that loads each; the transformer kinds import torch only when one is loaded.
-KINDS = {Tagger.kind: "model.tagger:Tagger", "transformer-tagger": "model.transformer:TransformerTagger",
-         "ensemble-tagger": "model.transformer:TransformerTagger"}
+KINDS = {Tagger.kind: "bazkhord.model.tagger:Tagger", "transformer-tagger": "bazkhord.model.transformer:TransformerTagger",
+         "ensemble-tagger": "bazkhord.model.transformer:TransformerTagger"}
 
 
 def kind_class(kind: str) -> type[Any]:
@@ -162,9 +162,33 @@ def write_latest(name_dir: Path, version: str) -> None:
     os.replace(tmp, name_dir / LATEST_FILE)
 
 
-def resolve(reference: str | Path, root: Path = DEFAULT_MODELS_DIR) -> Path:
-    """A version folder from: a version folder, a name folder (its LATEST), `name` or `name@version` under root."""
-    text = str(reference)
+def default_model(root: Path = DEFAULT_MODELS_DIR) -> str:
+    """The model a command uses when none is named: the one trained last under `root` (the newest `created_at` of
+    the versions the names' LATEST files point to), so the model a newcomer just trained is the one they get."""
+    newest: tuple[str, float, str] | None = None
+    for name_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        latest = name_dir / LATEST_FILE
+        if name_dir.name.startswith(".") or not latest.is_file():
+            continue
+        manifest = name_dir / latest.read_text(encoding="utf-8").strip() / MANIFEST_FILE
+        try:
+            # created_at has whole seconds; the file's time tells apart two models trained in one second
+            key = (str(json.loads(manifest.read_text(encoding="utf-8")).get("created_at", "")), manifest.stat().st_mtime,
+                   name_dir.name)
+        except (OSError, ValueError):
+            continue  # a broken folder is reported when it is named, not chosen silently
+        if newest is None or key > newest:
+            newest = key
+    if newest is None:
+        raise ModelFolderError(f"no model under {root}: train one with `make run` or `bazkhord train`, or name one "
+                               "with --model")
+    return newest[2]
+
+
+def resolve(reference: str | Path | None, root: Path = DEFAULT_MODELS_DIR) -> Path:
+    """A version folder from: a version folder, a name folder (its LATEST), `name` or `name@version` under root;
+    None means the default model (`default_model`)."""
+    text = str(reference if reference is not None else default_model(root))
     candidates = [Path(text)]
     if "@" in text and not Path(text).exists():
         name, version = text.split("@", 1)
@@ -218,7 +242,7 @@ def verify_files(folder: Path, manifest: dict[str, Any]) -> None:
             raise ModelFolderError(f"{folder}: {relative} is corrupt (checksum differs from the manifest)")
 
 
-def load_model(reference: str | Path, root: Path = DEFAULT_MODELS_DIR) -> LoadedModel:
+def load_model(reference: str | Path | None, root: Path = DEFAULT_MODELS_DIR) -> LoadedModel:
     folder = resolve(reference, root)
     manifest = read_manifest(folder)
     verify_files(folder, manifest)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from model.base import Evidence
+from bazkhord.model.base import Evidence
 
 _Y = "[یيى]"
 _K = "[کك]"

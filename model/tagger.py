@@ -12,12 +12,12 @@ from typing import Any, Self
 
 import numpy as np
 
-from data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise, normalise_many
-from data.taxonomy import Taxonomy
-from model.aspects import TfidfAspectModel
-from model.base import AspectTag, Evidence, Tag
-from model.linear import TfidfClassifier, TfidfParams
-from model.segments import split_segments
+from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise, normalise_many
+from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.aspects import TfidfAspectModel
+from bazkhord.model.base import AspectTag, Evidence, Tag
+from bazkhord.model.linear import TfidfClassifier, TfidfParams
+from bazkhord.model.segments import split_segments
 
 SENTIMENT_DIR = "sentiment"
 ASPECTS_DIR = "aspects"

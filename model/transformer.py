@@ -8,12 +8,10 @@ The folder may also hold the TF-IDF baseline, blended in (a calibrated ensemble)
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
-import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,16 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
 
-from data.errors import ConfigError
-from data.normalise import DEFAULT_NORMALISER, NormaliserConfig
-from data.taxonomy import Taxonomy
-from model.aspects import EVIDENCE_SHARE, pick_evidence
-from model.base import AspectTag, Evidence, Tag
-from model.e5s1 import ENCODER_MANIFEST, EncoderError, verify_encoder_folder
-from model.segments import locate_parts
-from model.tagger import BaseTagger, Tagger, make_tags
+from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig
+from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.aspects import EVIDENCE_SHARE, pick_evidence
+from bazkhord.model.backbone import check_vocabulary, hidden_size, no_pooler, quiet_transformers
+from bazkhord.model.base import AspectTag, Evidence, Tag
+from bazkhord.model.int8 import precision_name, quantize_int8
+from bazkhord.model.network import MultiTaskNet, encode, length_buckets, mean_pool, pad_batch, token_groups
+from bazkhord.model.segments import locate_parts
+from bazkhord.model.tagger import BaseTagger, Tagger, make_tags
 
 log = logging.getLogger(__name__)
 
@@ -38,327 +36,14 @@ ENCODER_DIR = "encoder"
 HEADS_FILE = "heads.safetensors"
 META_FILE = "transformer.json"
 BASELINE_DIR = "baseline"
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-SUPPORTED_BACKBONES = ("bert", "albert", "roberta", "xlm-roberta", "distilbert", "electra")
-# `base_model` value that builds the compact encoder from scratch (no download, no pre-trained weights).
-SCRATCH = "scratch"
 THREADS_ENV = "BAZKHORD_TORCH_THREADS"
 EVIDENCE_MODES = ("spans", "clauses")  # see TransformerMeta.evidence
 # A clause scored from the comment's own pass also hears the rest of the comment, so its score sits nearer the best
-# clause's: evidence then needs 0.8 of the best, not 0.5. Chosen on parsinlu_food's dev split, where it picks 1.10
-# clauses an aspect as the second pass picks 1.11 (1.32 at 0.5; polarity 0.932 at 0.5 and 0.8, 0.937 at 0.7 and
-# with the second pass: one aspect apart), and on the sample's training file (evidence precision 0.977 at 0.5,
-# 0.986 at 0.8; 0.982 with the second pass).
+# clause's: evidence then needs 0.8 of the best, not 0.5. Chosen on parsinlu_food's dev split, where it picks as many
+# clauses an aspect as the second pass does (0.5 picks more), and on the sample's training file.
 SPAN_EVIDENCE_SHARE = 0.8
-PRETRAIN_REPORT = "pretrain_report.json"  # written by `bazkhord pretrain` (training/pretrain.py)
-
-# torch's eager int8 API warns that it moves to torchao; it is what torch 2.13 ships, and it is measured here.
-warnings.filterwarnings("ignore", message=r".*torch\.ao\.quantization is deprecated.*")
-warnings.filterwarnings("ignore", message=r".*quantize_per_tensor.*deprecated.*")
 
 
-# -- tokenizer and encoder --------------------------------------------------------------------------------
-def wordpiece_vocabulary(texts: Sequence[str], vocab_size: int, min_frequency: int = 2) -> list[str]:
-    """A WordPiece vocabulary by BPE merges over the texts' words, ties broken by the pieces themselves.
-
-    `tokenizers`' own trainers break ties by hash order, so two runs on the same texts learn different
-    vocabularies; this one is the same on every run, which keeps training deterministic.
-    """
-    import heapq
-    from collections import Counter
-
-    from tokenizers import pre_tokenizers
-
-    pre = pre_tokenizers.BertPreTokenizer()
-    words: Counter[str] = Counter(word for text in texts for word, _ in pre.pre_tokenize_str(text.lower()))
-    splits = {word: [word[0], *(f"##{c}" for c in word[1:])] for word in words}
-    alphabet = sorted({piece for pieces in splits.values() for piece in pieces})
-    vocab = list(dict.fromkeys([*SPECIAL_TOKENS, *alphabet]))
-    pairs: Counter[tuple[str, str]] = Counter()
-    where: dict[tuple[str, str], set[str]] = {}
-    for word, pieces in splits.items():
-        for pair in itertools.pairwise(pieces):
-            pairs[pair] += words[word]
-            where.setdefault(pair, set()).add(word)
-    heap = [(-count, pair) for pair, count in pairs.items()]
-    heapq.heapify(heap)
-    known = set(vocab)
-    while len(vocab) < vocab_size and heap:
-        negative, pair = heapq.heappop(heap)
-        if pairs.get(pair, 0) != -negative:
-            continue  # a stale entry: the count changed since it was pushed
-        if -negative < min_frequency:
-            break
-        merged = pair[0] + pair[1].removeprefix("##")
-        if merged not in known:
-            vocab.append(merged)
-            known.add(merged)
-        touched: Counter[tuple[str, str]] = Counter()
-        for word in sorted(where.pop(pair, set())):
-            pieces, count = splits[word], words[word]
-            for old in itertools.pairwise(pieces):
-                pairs[old] -= count
-                touched[old] -= count
-            out, i = [], 0
-            while i < len(pieces):
-                if i + 1 < len(pieces) and (pieces[i], pieces[i + 1]) == pair:
-                    out.append(merged)
-                    i += 2
-                else:
-                    out.append(pieces[i])
-                    i += 1
-            splits[word] = out
-            for new in itertools.pairwise(out):
-                pairs[new] += count
-                touched[new] += count
-                where.setdefault(new, set()).add(word)
-        for changed in touched:
-            if pairs[changed] > 0:
-                heapq.heappush(heap, (-pairs[changed], changed))
-            else:
-                pairs.pop(changed, None)
-    return vocab
-
-
-def train_tokenizer(texts: Sequence[str], vocab_size: int = 16_000, min_frequency: int = 2) -> Any:
-    """A WordPiece tokenizer learned from (normalised) texts, wrapped as a transformers fast tokenizer.
-
-    Only lower-casing is applied: the texts are normalised already, and BERT's accent stripping would
-    remove the madda of «آ» and Persian diacritics.
-    """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = wordpiece_vocabulary(texts, vocab_size, min_frequency)
-    tokenizer = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.Lowercase()
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tokenizer.decoder = decoders.WordPiece()
-    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
-
-
-@dataclass(frozen=True)
-class EncoderShape:
-    """The compact encoder built from scratch. Defaults chosen on the dev splits for speed and quality on 2 cores."""
-
-    hidden: int = 256
-    layers: int = 3
-    heads: int = 4
-    intermediate: int = 512
-    max_positions: int = 512
-    dropout: float = 0.1
-
-
-def scratch_encoder(vocab_size: int, shape: EncoderShape) -> Any:
-    from transformers import BertConfig, BertModel
-
-    config = BertConfig(vocab_size=vocab_size, hidden_size=shape.hidden, num_hidden_layers=shape.layers,
-                        num_attention_heads=shape.heads, intermediate_size=shape.intermediate,
-                        max_position_embeddings=shape.max_positions, hidden_dropout_prob=shape.dropout,
-                        attention_probs_dropout_prob=shape.dropout)
-    return BertModel(config, add_pooling_layer=False)
-
-
-def quiet_transformers() -> None:
-    """transformers draws its own "Loading weights" / "Writing model shards" bars into ours: bazkhord shows one. Its
-    load report lists the masked-word head that `bazkhord pretrain` saves and fine-tuning does not use, as a warning
-    table on every load: only its errors are shown."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
-def load_backbone(base_model: str) -> tuple[Any, Any]:
-    """(encoder, tokenizer) from a local folder or a hub id. Nothing is downloaded when the id is a folder."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-
-    quiet_transformers()
-    local = Path(base_model).is_dir()
-    if not local and (base_model.startswith((".", "/", "~", "artifacts")) or base_model.count("/") > 1):
-        hint = " (run `bazkhord encoder import` or `make encoder` first)" if "encoders" in base_model else ""
-        raise ConfigError(f"transformer.base_model {base_model!r}: no such folder{hint}")
-    if local and (Path(base_model) / ENCODER_MANIFEST).exists():
-        verify_encoder_folder(Path(base_model))
-    try:
-        config = AutoConfig.from_pretrained(base_model, local_files_only=local)
-    except (OSError, ValueError) as error:
-        where = "the folder has no usable config.json" if local else "it is not a local folder and the hub cannot be reached"
-        raise ConfigError(f"transformer.base_model {base_model!r}: cannot load its config ({where}): {error}") from None
-    if config.model_type not in SUPPORTED_BACKBONES:
-        raise ConfigError(f"transformer.base_model {base_model!r} is a {config.model_type!r} model; "
-                          f"supported: {', '.join(SUPPORTED_BACKBONES)}")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base_model, local_files_only=local)
-        encoder = AutoModel.from_pretrained(base_model, local_files_only=local, **no_pooler(config.model_type))
-    except Exception as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise EncoderError(f"transformer.base_model {base_model!r}: cannot load its tokenizer or weights: {first}") from None
-    check_vocabulary(base_model, encoder, tokenizer)
-    if not getattr(tokenizer, "is_fast", False):
-        found = type(tokenizer).__name__
-        raise ConfigError(f"transformer.base_model {base_model!r}: needs a fast (Rust) tokenizer, found {found}")
-    if tokenizer.pad_token is None:
-        raise ConfigError(f"transformer.base_model {base_model!r}: its tokenizer has no padding token")
-    return encoder, tokenizer
-
-
-def no_pooler(model_type: str) -> dict[str, Any]:
-    """The heads pool the token states themselves; BERT-like classes would otherwise add an unused pooler."""
-    return {"add_pooling_layer": False} if model_type in ("bert", "roberta", "xlm-roberta", "albert") else {}
-
-
-def check_vocabulary(where: str | Path, encoder: Any, tokenizer: Any) -> None:
-    """A tokenizer that can produce ids past the embedding matrix would crash inside torch on some comment."""
-    from model.e5s1 import EncoderError
-
-    rows = int(encoder.get_input_embeddings().num_embeddings)
-    if len(tokenizer) > rows:
-        raise EncoderError(f"{where}: the tokenizer has {len(tokenizer)} pieces but the encoder's embedding matrix "
-                           f"{rows} rows (tokenizer and weights are from different encoders)")
-
-
-def encoder_prompt(base_model: str) -> str:
-    """The prompt the encoder was trained with: e5 models embed "query: " + text (its model card). A folder of ours
-    records it (`bazkhord encoder import`'s manifest; `bazkhord pretrain`'s report, none before it recorded one);
-    only a hub id, or a folder saved elsewhere, is judged by its name."""
-    for name in (ENCODER_MANIFEST, PRETRAIN_REPORT):
-        path = Path(base_model) / name
-        if path.exists():
-            try:
-                return str(json.loads(path.read_text(encoding="utf-8")).get("prompt", ""))
-            except (ValueError, AttributeError):  # not JSON, or not an object
-                return ""
-    return "query: " if "e5" in Path(base_model).name.lower() else ""
-
-
-def hidden_size(encoder: Any) -> int:
-    config = encoder.config
-    return int(getattr(config, "hidden_size", None) or config.dim)
-
-
-# -- the network ------------------------------------------------------------------------------------------
-class MultiTaskNet(nn.Module):
-    """Encoder + masked mean pooling + three linear heads. Polarity logits are (batch, aspects, polarities)."""
-
-    def __init__(self, encoder: Any, n_labels: int, n_aspects: int, n_polarities: int, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.encoder = encoder
-        size = hidden_size(encoder)
-        self.dropout = nn.Dropout(dropout)
-        self.sentiment = nn.Linear(size, max(n_labels, 1))
-        self.aspect = nn.Linear(size, max(n_aspects, 1))
-        self.polarity = nn.Linear(size, max(n_aspects * n_polarities, 1))
-        self.n_aspects = n_aspects
-        self.n_polarities = n_polarities
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.heads(mean_pool(self.hidden_states(input_ids, attention_mask), attention_mask))
-
-    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    def heads(self, pooled: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pooled = self.dropout(pooled)
-        polarity = self.polarity(pooled)
-        if self.n_aspects and self.n_polarities:
-            polarity = polarity.view(-1, self.n_aspects, self.n_polarities)
-        return self.sentiment(pooled), self.aspect(pooled), polarity
-
-    def heads_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items() if not k.startswith("encoder.")}
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of the token states where `mask` (batch, tokens) is 1."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-
-
-def encoder_layers(encoder: Any) -> nn.ModuleList | None:
-    """The encoder's stack of transformer layers (BERT's `encoder.layer`), or None for another architecture."""
-    return getattr(getattr(encoder, "encoder", None), "layer", None)
-
-
-def quantize_int8(net: MultiTaskNet, from_layer: int = 0) -> MultiTaskNet:
-    """Dynamic int8 quantisation of the Linear layers (weights int8, activations quantised on the fly): every one,
-    or with `from_layer` all but those of the encoder's lowest `from_layer` layers, which stay fp32.
-
-    Where every layer was fine-tuned, int8's error in the lower layers is carried and grown by all the layers
-    above them: on the sample model's dev split (2026-12-03) int8 throughout cost 2.05 points of the dev score
-    (2.7 of macro-F1), int8 in the upper half none.
-    """
-    from torch.ao.quantization import quantize_dynamic
-
-    if not from_layer:
-        return quantize_dynamic(net, {nn.Linear}, dtype=torch.qint8)
-    stack = encoder_layers(net.encoder)
-    if stack is None:
-        raise ValueError("int8 from a layer needs a BERT-like encoder (encoder.layer); this one has no such stack")
-    kept = {id(module) for layer in list(stack)[:from_layer] for module in layer.modules()}
-    names = {name for name, module in net.named_modules() if isinstance(module, nn.Linear) and id(module) not in kept}
-    return quantize_dynamic(net, names, dtype=torch.qint8)
-
-
-def precision_name(quantize: str, int8_from_layer: int = 0) -> str:
-    """How a model folder's transformer runs, for logs and benchmark tables."""
-    if quantize != "int8":
-        return "fp32"
-    if not int8_from_layer:
-        return "int8"
-    return f"int8, lowest {int8_from_layer} layer{'s' if int8_from_layer > 1 else ''} fp32"
-
-
-@dataclass
-class Encoded:
-    input_ids: list[list[int]]
-    # Per token, its (start, end) characters in the text without the prompt; (0, 0) for special tokens and the
-    # prompt's own. A SentencePiece token's span starts at the space before its word: for the text's first word,
-    # that space is the prompt's last character, so the span is cut at the prompt's end. Only when asked for.
-    offsets: list[list[tuple[int, int]]] | None = None
-
-    def lengths(self) -> np.ndarray:
-        return np.array([len(ids) for ids in self.input_ids])
-
-
-def encode(tokenizer: Any, texts: Sequence[str], max_length: int, prompt: str = "", offsets: bool = False) -> Encoded:
-    """Token ids, `prompt` before every text (e5's "query: "), cut at `max_length` tokens."""
-    texts = [prompt + text for text in texts] if prompt else list(texts)
-    if not offsets:
-        return Encoded(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
-    out = tokenizer(texts, truncation=True, max_length=max_length, return_offsets_mapping=True)
-    shift = len(prompt)
-    spans = [[(max(s, shift) - shift, e - shift) if e > max(s, shift) else (0, 0) for s, e in row]
-             for row in out["offset_mapping"]]
-    return Encoded(out["input_ids"], spans)
-
-
-def token_groups(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, int]]) -> list[list[int]] | None:
-    """For each character span, the tokens that overlap it; None when a span has none (cut off by truncation)."""
-    groups = [[t for t, (s, e) in enumerate(offsets) if e > s and s < end and e > start] for start, end in spans]
-    return groups if all(groups) else None
-
-
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    return ids, mask
-
-
-def length_buckets(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
-    """Indices in batches of similar length, so little of each batch is padding."""
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start : start + batch_size]
 
 
 # -- the tagger -------------------------------------------------------------------------------------------

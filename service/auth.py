@@ -21,8 +21,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from data.errors import InputError
-from service.db import ApiKey, utcnow
+from bazkhord.data.errors import InputError
+from bazkhord.service.db import ApiKey, utcnow
 
 SCOPES = ("tag", "ingest", "report", "admin")
 NOT_CACHED = object()

@@ -41,15 +41,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.errors import ConfigError, DataError
-from data.normalise import find_pii, mask_span
-from data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows, record_of
-from data.record import FeedbackRecord
-from model.base import Tag, mask_evidence
-from model.tagger import BaseTagger
+from bazkhord.data.errors import ConfigError, DataError
+from bazkhord.data.normalise import find_pii, mask_span
+from bazkhord.data.progress import QUIET, Progress
+from bazkhord.data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows, record_of
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.model.base import Tag, mask_evidence
+from bazkhord.model.tagger import BaseTagger
 
 if TYPE_CHECKING:
-    from model.themes.analysis import Mapper, TaggedComments
+    from bazkhord.model.themes.sampling import Mapper
+    from bazkhord.model.themes.statements import TaggedComments
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,6 @@ STATEMENTS = "statements"
 THEME_COLUMNS = (*META_COLUMNS, STATEMENTS)
 SUFFIXES = {".jsonl", ".json", ".ndjson", ".csv", ".tsv", ".parquet"}
 
-Progress = Callable[[int, int | None], None]
 
 
 @dataclass
@@ -138,7 +139,7 @@ def record_meta(record: FeedbackRecord) -> dict[str, Any]:
 
 def theme_columns(tagger: BaseTagger, masked: Sequence[str], metas: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
     """The --statements columns: metadata, and every statement of the masked text tagged (offsets into it)."""
-    from model.themes.analysis import statements_of
+    from bazkhord.model.themes.statements import statements_of
 
     out: dict[str, list[Any]] = {name: [m[name] for m in metas] for name in META_COLUMNS}
     rows: list[list[dict[str, object]]] = [[] for _ in masked]
@@ -227,10 +228,10 @@ def cut_parts(inputs: Sequence[str], columns: ColumnMap, part_rows: int, skip: C
 class BatchJob:
     """One tag-batch run: inputs, output folder, model; `run()` with the engine's `tag_parts`."""
 
-    def __init__(self, inputs: Sequence[str | Path], out: Path, model: str, models_dir: Path,
+    def __init__(self, inputs: Sequence[str | Path], out: Path, model: str | None, models_dir: Path,
                  columns: ColumnMap | None = None, part_rows: int = 50_000, batch_size: int = 512,
                  overwrite: bool = False, statements: bool = False) -> None:
-        from model.folder import resolve
+        from bazkhord.model.folder import resolve
 
         if part_rows < 1 or batch_size < 1:
             raise ConfigError("part_rows and batch_size must be at least 1")
@@ -318,9 +319,9 @@ def parts_to_tag(job: BatchJob, result: BatchResult) -> Iterator[tuple[Part, int
             yield part, seen
 
 
-def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
+def run_local(job: BatchJob, progress: Progress = QUIET) -> BatchResult:
     """Stream every part through one tagger in this process."""
-    from model.folder import load_model
+    from bazkhord.model.folder import load_model
 
     started = time.perf_counter()
     result = BatchResult(job.out, "local")
@@ -337,19 +338,18 @@ def run_local(job: BatchJob, progress: Progress | None = None) -> BatchResult:
         job.write_rejects(part, job.out / REJECTS_DIR)
         result.parts_written += 1
         result.rows += len(part.texts)
-        if progress is not None:
-            progress(seen, None)
+        progress.count(seen, None, "rows")
     result.seconds = time.perf_counter() - started
     return job.summarise(result)
 
 
-def read_tagged(out: Path, progress: Progress | None = None) -> tuple[dict[str, Any], TaggedComments]:
+def read_tagged(out: Path, progress: Progress = QUIET) -> tuple[dict[str, Any], TaggedComments]:
     """A finished `tag-batch --statements` folder as the theme report's input, part by part: each row's metadata,
     its sentiment, and those of its statements that may be complaints (the others only counted), so the driver
     holds no more than the report needs."""
     import pyarrow.parquet as pq
 
-    from model.themes.analysis import Statement, TaggedComments
+    from bazkhord.model.themes.statements import Statement, TaggedComments
 
     path = Path(out) / JOB_FILE
     if not path.exists():
@@ -384,14 +384,13 @@ def read_tagged(out: Path, progress: Progress | None = None) -> tuple[dict[str, 
                     statement = Statement.from_row(comment, row["text"], st)
                     if statement.may_complain:
                         tagged.statements.append(statement)
-            if progress is not None:
-                progress(len(tagged.records), job["finished"]["rows"] - job["finished"]["rejected"])
+            progress.count(len(tagged.records), job["finished"]["rows"] - job["finished"]["rejected"], "comments read")
     return job, tagged
 
 
 def ray_mapper(ray: Any) -> Mapper:
     """The theme report's nearest-cluster assignment as Ray tasks, one per chunk of statements, in order."""
-    from model.themes.analysis import ASSIGN_CHUNK
+    from bazkhord.model.themes.sampling import ASSIGN_CHUNK
 
     task = ray.remote(num_cpus=1)(_assign_chunk)
 
@@ -430,7 +429,7 @@ class TagActor:
 
     def __init__(self, folder: str, model_name: str, model_version: str, statements: bool = False,
                  gpu: bool = False) -> None:
-        from model.folder import load_model
+        from bazkhord.model.folder import load_model
 
         self.tagger = load_model(folder).tagger
         if gpu and hasattr(self.tagger, "to"):
@@ -450,7 +449,7 @@ class TagActor:
 
 
 def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, actors: int | None = None,
-            progress: Progress | None = None) -> BatchResult:
+            progress: Progress = QUIET) -> BatchResult:
     """Stage the parts on the driver, then tag them with Ray Data, a group of parts per round."""
     ray = import_ray()
     import pyarrow as pa
@@ -514,8 +513,7 @@ def run_ray(job: BatchJob, address: str | None = None, cpus: int | None = None, 
                 result.parts_written += 1
                 result.rows += n
             done_rows += sum(sizes[name] for name, _, _ in chunk)
-            if progress is not None:
-                progress(done_rows, result.skipped_rows + sum(sizes.values()))
+            progress.count(done_rows, result.skipped_rows + sum(sizes.values()), "rows")
     shutil.rmtree(staged_dir, ignore_errors=True)
     result.seconds = time.perf_counter() - started
     return job.summarise(result)

@@ -26,8 +26,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 
-from model.base import Tag
-from model.folder import LoadedModel
+from bazkhord.model.base import Tag
+from bazkhord.model.folder import LoadedModel
 
 log = logging.getLogger("bazkhord.batcher")
 
@@ -66,7 +66,7 @@ def worker_tag(folder: str, texts: list[str]) -> list[Tag]:
     """Runs in the worker process: tag `texts` with the model in `folder` (loaded, and checked, on first use)."""
     loaded = _WORKER_MODELS.get(folder)
     if loaded is None:
-        from model.folder import load_model
+        from bazkhord.model.folder import load_model
 
         loaded = load_model(folder)
         while len(_WORKER_MODELS) >= 2:

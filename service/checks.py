@@ -8,9 +8,9 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from service.errors import ApiError
-from service.schemas import ErrorDetail
-from service.settings import Settings
+from bazkhord.service.errors import ApiError
+from bazkhord.service.schemas import ErrorDetail
+from bazkhord.service.settings import Settings
 
 Where = list[str | int]
 

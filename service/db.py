@@ -28,7 +28,7 @@ from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from data.errors import ConfigError
+from bazkhord.data.errors import ConfigError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # BIGINT on PostgreSQL, INTEGER (the rowid alias, so it autoincrements) on SQLite.

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from fastapi.responses import JSONResponse
 
-from service.schemas import ErrorBody, ErrorDetail, ErrorResponse
+from bazkhord.service.schemas import ErrorBody, ErrorDetail, ErrorResponse
 
 
 class ApiError(Exception):

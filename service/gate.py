@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.auth import NOT_CACHED, Caller, retry_after_header
-from service.errors import error_bytes
+from bazkhord.service.auth import NOT_CACHED, Caller, retry_after_header
+from bazkhord.service.errors import error_bytes
 
 if TYPE_CHECKING:
-    from service.app import Services
+    from bazkhord.service.deps import Services
 
 PROTECTED = "/v1/"
 CHALLENGE = (b"www-authenticate", b"Bearer")

@@ -19,9 +19,17 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from data.errors import ModelFolderError
-from model.folder import LATEST_FILE, MANIFEST_FILE, LoadedModel, load_model, read_manifest, verify_files
-from service.db import ModelActivation, utcnow
+from bazkhord.data.errors import ModelFolderError
+from bazkhord.model.folder import (
+    LATEST_FILE,
+    MANIFEST_FILE,
+    LoadedModel,
+    default_model,
+    load_model,
+    read_manifest,
+    verify_files,
+)
+from bazkhord.service.db import ModelActivation, utcnow
 
 log = logging.getLogger("bazkhord.registry")
 
@@ -32,8 +40,8 @@ def warm_up(loaded: LoadedModel) -> LoadedModel:
 
 
 class ModelRegistry:
-    def __init__(self, reference: str, models_dir: Path, engine: Engine | None = None) -> None:
-        self.reference = reference
+    def __init__(self, reference: str | None, models_dir: Path, engine: Engine | None = None) -> None:
+        self._reference = reference  # None: the model trained last, found when the service starts
         self.models_dir = models_dir
         self.engine = engine
         self._active: LoadedModel | None = None
@@ -41,6 +49,13 @@ class ModelRegistry:
         # Readies a model where it will tag (the batcher's worker process) before it goes live.
         self.prepare: Callable[[LoadedModel], None] = lambda loaded: None
         self._verified: dict[Path, tuple[Any, str | None]] = {}  # folder -> (files' sizes and times, error)
+
+    @property
+    def reference(self) -> str:
+        """What the service serves: a name (its recorded or LATEST version), name@version or a folder."""
+        if self._reference is None:
+            self._reference = default_model(self.models_dir)
+        return self._reference
 
     @property
     def active(self) -> LoadedModel | None:

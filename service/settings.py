@@ -12,8 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BAZKHORD_", env_file=".env", extra="ignore")
 
-    model: str = Field("sample", description="model name (the version recorded active, else LATEST), name@version, "
-                                             "or a folder path")
+    model: str | None = Field(None, description="model name (the version recorded active, else LATEST), "
+                                                 "name@version, or a folder path; default: the model trained last "
+                                                 "under models_dir")
     models_dir: Path = Path("artifacts/models")
     database_url: str = Field("sqlite:///artifacts/bazkhord.db",
                               description="sqlite:///file.db or postgresql+psycopg://user@host:5432/db")

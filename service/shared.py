@@ -16,7 +16,7 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from service.auth import RateLimiter
+from bazkhord.service.auth import RateLimiter
 
 log = logging.getLogger("bazkhord.shared")
 
@@ -45,7 +45,7 @@ return tostring(wait)
 
 def connect(url: str) -> Any:
     """A Redis client for `url`, checked now, so a wrong URL fails the start with one clear line."""
-    from data.errors import ConfigError
+    from bazkhord.data.errors import ConfigError
 
     try:
         import redis

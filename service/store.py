@@ -17,10 +17,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from data.errors import BazkhordError
-from data.record import FeedbackRecord
-from model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION, Tag
-from service.db import Feedback, FeedbackAspect, as_utc, utcnow
+from bazkhord.data.errors import BazkhordError
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION, Tag
+from bazkhord.service.db import Feedback, FeedbackAspect, as_utc, utcnow
 
 Period = Literal["day", "week", "month"]
 

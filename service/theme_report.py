@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from model.themes.analysis import Membership
-from model.themes.report import Theme, ThemeReport, Trend
+from bazkhord.model.themes.analysis import Membership
+from bazkhord.model.themes.report import Theme, ThemeReport, Trend
 
 JSON_FILE = "report.json"
 HTML_FILE = "report.html"

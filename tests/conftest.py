@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from model.folder import LoadedModel, load_model
-from training.config import load_config
-from training.train import train
+from bazkhord.model.folder import LoadedModel, load_model
+from bazkhord.training.config import load_config
+from bazkhord.training.train import train
 
 REPO = Path(__file__).resolve().parents[1]
 # Theme reports embed with the encoder folder where one exists; the suite behaves the same on a machine with
@@ -123,7 +127,7 @@ def _own_cluster() -> tuple[str, list[str], Path] | str:
     import subprocess
     import tempfile
 
-    from evaluation.benchmarks.service_http import free_port
+    from benchmarks.service_http import free_port
 
     binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not binaries:
@@ -186,3 +190,52 @@ def sample_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped sample's first 240 rows: a small labelled file for the transformer and pre-training tests."""
     rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:240]]
     return write_jsonl(tmp_path_factory.mktemp("data") / "subset.jsonl", rows)
+
+
+def copy_checkout(target: Path) -> Path:
+    """The files git would hand a new clone (tracked and not ignored), copied to `target`."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+def needs_project_venv() -> None:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a checkout to copy")
+    if not (REPO / ".venv" / "bin" / "activate").exists() or Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        pytest.skip("needs the .venv that make install creates (this run's Python is another)")
+
+
+@dataclass(frozen=True)
+class InstalledWheel:
+    wheel: Path
+    python: Path  # the fresh environment's interpreter; its `bazkhord` is beside it
+    cwd: Path  # a folder outside the checkout to run it in
+
+
+@pytest.fixture(scope="session")
+def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> InstalledWheel:
+    """The wheel built from a copy of the checkout, installed (without dependencies) into a fresh environment
+    that reuses this one's installed dependencies through a .pth file; the editable install is not visible there."""
+    needs_project_venv()
+    root = tmp_path_factory.mktemp("wheel")
+    source = copy_checkout(root / "source")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "-w", str(root / "dist"), str(source)], check=True, capture_output=True)
+    wheel = next((root / "dist").glob("bazkhord-*.whl"))
+    env = root / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps", "--no-index",
+                    str(wheel)], check=True, capture_output=True)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    # A path line in a .pth adds the folder, but the .pth files inside it (the editable install's) are not run.
+    (Path(purelib) / "bazkhord_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    (root / "work").mkdir()
+    return InstalledWheel(wheel, python, root / "work")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from model.folder import LoadedModel, load_model
+from bazkhord.model.folder import LoadedModel, load_model
 from tests.conftest import SAMPLE_TEST
 from tests.service.helpers import api
 

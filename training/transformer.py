@@ -23,32 +23,19 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from data.errors import ConfigError, TrainingStopped
-from data.normalise import NormaliserConfig, normalise_many
-from data.record import FeedbackRecord
-from data.taxonomy import Taxonomy
-from evaluation.metrics import aspect_metrics, headline, score_tags, sentiment_metrics
-from model.base import Tag
-from model.transformer import (
-    Blend,
-    EncoderShape,
-    MultiTaskNet,
-    Outputs,
-    TransformerMeta,
-    TransformerTagger,
-    encode,
-    encoder_layers,
-    encoder_prompt,
-    hidden_size,
-    load_backbone,
-    mean_pool,
-    pad_batch,
-    precision_name,
-    quantize_int8,
-    scratch_encoder,
-    train_tokenizer,
-)
-from training.config import DEFAULT_LOSS_WEIGHTS, TrainConfig
+from bazkhord.data.errors import ConfigError, TrainingStopped
+from bazkhord.data.normalise import NormaliserConfig, normalise_many
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.backbone import EncoderShape, encoder_prompt, hidden_size, load_backbone, scratch_encoder
+from bazkhord.model.base import Tag
+from bazkhord.model.int8 import precision_name, quantize_int8
+from bazkhord.model.metrics import aspect_metrics, headline, score_tags, sentiment_metrics
+from bazkhord.model.network import MultiTaskNet, encode, encoder_layers, mean_pool, pad_batch
+from bazkhord.model.tokenizer import train_tokenizer
+from bazkhord.model.transformer import Blend, Outputs, TransformerMeta, TransformerTagger
+from bazkhord.training.config import DEFAULT_LOSS_WEIGHTS, TrainConfig
+from bazkhord.training.tfidf import dev_confusion, fit_rows, tfidf_tagger
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +49,8 @@ TOKENIZER_DIR = "tokenizer"
 QUANTIZE_TOLERANCE = 0.005
 # and when it changes at most this share of the dev comments' tags (sentiment, aspects, their polarity) against fp32.
 # Each changed tag is right or wrong by close to a coin's toss, so a precision that changes many has a dev score that
-# is mostly luck: on DeepSentiPers 3-class (2026-12-03), int8 above the lowest 3 layers changed 7.0% of the dev tags
-# and moved dev macro-F1 by +0.6 points, test by -1.3 (9.2% changed there); above the lowest 6 it changed 2.1% of
-# dev's, and test was fp32's to the point.
+# is mostly luck: on DeepSentiPers 3-class, a precision that changed many dev tags gained on dev and lost on test,
+# while one that changed few matched fp32 on test too (docs/BENCHMARKS.md).
 QUANTIZE_CHANGE_LIMIT = 0.03
 # The sentiment blend's candidates: weights whose (smoothed) dev F1 (transformer.select_by) is within a point of the best.
 BLEND_F1_TOLERANCE = 0.01
@@ -235,6 +221,82 @@ class Fitted:
     confusion: dict[str, Any] = field(default_factory=dict)  # the saved model's dev confusion matrix
 
 
+@dataclass
+class Run:
+    """What one fine-tuning run works on: the network, its tagger, and the rows and texts it reads."""
+
+    net: MultiTaskNet
+    tokenizer: Any
+    tagger: TransformerTagger
+    train_rows: list[FeedbackRecord]
+    train_texts: list[str]
+    dev_rows: list[FeedbackRecord]
+    dev_texts: list[str]
+    labels: list[str]
+    aspects: list[str]
+    polarities: list[str]
+    max_length: int
+    length_stats: dict[str, float]
+    prompt: str
+
+
+@dataclass
+class Losses:
+    targets: Targets
+    weights: dict[str, float]
+    sentiment: nn.Module
+    presence: nn.Module
+    polarity: nn.Module
+    projection: nn.Linear | None  # maps the student's sentence vector onto the teacher's (distill_embedding)
+
+
+@dataclass
+class Checkpoint:
+    """A run's folder under .checkpoints/: weights, optimiser, scheduler, random state and position, saved after
+    every epoch and on Ctrl-C, so the same command resumes to the same weights as an uninterrupted run."""
+
+    folder: Path
+    resuming: bool
+
+    @classmethod
+    def open(cls, folder: Path, resume: bool) -> Checkpoint:
+        folder.mkdir(parents=True, exist_ok=True)
+        resuming = resume and (folder / STATE_FILE).exists()
+        if not resuming:
+            for stale in (folder / LOG_FILE, folder / BEST_FILE):
+                stale.unlink(missing_ok=True)
+        return cls(folder, resuming)
+
+    def resume(self, run: Run, losses: Losses, optimiser: torch.optim.Optimizer, scheduler: Any, device: torch.device,
+               say: Callable[[str], None]) -> dict[str, Any]:
+        """The run's progress: a fresh one, or the saved one with every state restored."""
+        if not self.resuming:
+            return {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0, "seconds": 0.0}
+        saved = torch.load(self.folder / STATE_FILE, weights_only=True, map_location=device)
+        run.net.load_state_dict(saved["net"])
+        if losses.projection is not None and "projection" in saved:
+            losses.projection.load_state_dict(saved["projection"])
+        optimiser.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"])
+        state: dict[str, Any] = saved["progress"]
+        say(f"resuming {self.folder} at epoch {state['epoch'] + 1}, batch {state['batch']}")
+        return state
+
+    def save(self, run: Run, losses: Losses, optimiser: torch.optim.Optimizer, scheduler: Any,
+             state: dict[str, Any]) -> None:
+        path = self.folder / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        torch.save({"net": run.net.state_dict(), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+                    "rng": torch.get_rng_state(), "progress": dict(state),
+                    **({"projection": losses.projection.state_dict()} if losses.projection is not None else {})}, tmp)
+        tmp.replace(path)
+
+    def log(self, entry: dict[str, Any]) -> None:
+        with (self.folder / LOG_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
 class Trainer:
     """One fine-tuning run. `fit` returns the tagger with the dev choices made; the caller saves the folder."""
 
@@ -281,32 +343,37 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def fit(self, splits: dict[str, list[FeedbackRecord]], data_hash: str) -> Fitted:
-        t, seed = self.t, self.config.seed
-        torch.manual_seed(seed)
+        """Fine-tune on splits["train"], keep the epoch with the best dev score, and return the tagger."""
+        t = self.t
+        torch.manual_seed(self.config.seed)
         if self.device.type == "cpu":
             torch.use_deterministic_algorithms(True)
         if t.threads:
             torch.set_num_threads(t.threads)
-        train_rows, dev_rows = splits["train"], splits["dev"]
-        if not dev_rows:
+        if not splits["dev"]:
             raise ConfigError("the transformer needs dev comments for early stopping: give data.dev or keep dev_fraction > 0")
-        labels, aspects, polarities = self.label_space(train_rows)
-        lw = {**DEFAULT_LOSS_WEIGHTS, **t.loss_weights}
-        given = (self.teacher_targets(train_rows, dev_rows, labels, aspects, polarities,
-                                      with_pooled=lw["distill_embedding"] > 0)
-                 if t.teacher else TeacherTargets(train_rows, None, None, None))
-        train_rows, teacher_pooled = given.rows, given.pooled
-        folder = checkpoint_root(self.config) / f"{self.config.model.name}-{run_key(self.config, data_hash)}"
-        folder.mkdir(parents=True, exist_ok=True)
-        state_path = folder / STATE_FILE
-        resuming = t.resume and state_path.exists()
-        if not resuming:
-            for stale in (folder / LOG_FILE, folder / BEST_FILE):
-                stale.unlink(missing_ok=True)
+        space = self.label_space(splits["train"])
+        weights = {**DEFAULT_LOSS_WEIGHTS, **t.loss_weights}
+        given = (self.teacher_targets(splits["train"], splits["dev"], *space, with_pooled=weights["distill_embedding"] > 0)
+                 if t.teacher else TeacherTargets(splits["train"], None, None, None))
+        checkpoint = Checkpoint.open(checkpoint_root(self.config) / f"{self.config.model.name}-{run_key(self.config, data_hash)}",
+                                     t.resume)
+        run = self._network(given.rows, splits["dev"], space, checkpoint)
+        losses = self._losses(run, given, weights)
+        optimiser, scheduler, total_steps = self._optimiser(run, losses)
+        state = checkpoint.resume(run, losses, optimiser, scheduler, self.device, self.say)
+        stopped_by = self._train(run, losses, optimiser, scheduler, total_steps, state, checkpoint)
+        self.say(f"best dev score {state['best']:.4f} at epoch {state['best_epoch']} ({stopped_by})")
+        return self._fitted(run, given, splits, state, stopped_by, checkpoint)
 
+    def _network(self, train_rows: list[FeedbackRecord], dev_rows: list[FeedbackRecord],
+                 space: tuple[list[str], list[str], list[str]], checkpoint: Checkpoint) -> Run:
+        """The backbone, its tokenizer, the length limit, the heads on top (some layers frozen) and the tagger."""
+        t = self.t
+        labels, aspects, polarities = space
         train_texts = normalise_many([r.text for r in train_rows], self.normaliser)
         dev_texts = normalise_many([r.text for r in dev_rows], self.normaliser)
-        encoder, tokenizer = self.backbone(train_texts, folder)
+        encoder, tokenizer = self.backbone(train_texts, checkpoint.folder)
         prompt = encoder_prompt(t.base_model) if t.prompt == "auto" else t.prompt
         limit = int(getattr(encoder.config, "max_position_embeddings", 512)) - 2
         length_stats: dict[str, float]
@@ -317,7 +384,7 @@ class Trainer:
             max_length, length_stats = choose_max_length(tokenizer, train_texts, t.length_percentile, cap, prompt)
         self.say(f"max length {max_length} tokens ({length_stats})")
 
-        torch.manual_seed(seed)  # heads start the same whether or not the tokenizer was learned in this process
+        torch.manual_seed(self.config.seed)  # heads start the same whether or not the tokenizer was learned here
         net = MultiTaskNet(encoder, len(labels), len(aspects), len(polarities), t.dropout).to(self.device)
         frozen = freeze(net, t.freeze_embeddings == "yes" or (t.freeze_embeddings == "auto" and t.base_model != "scratch"),
                         t.freeze_layers)
@@ -326,39 +393,43 @@ class Trainer:
         meta = TransformerMeta(labels, aspects, polarities, max_length, t.base_model, str(encoder.config.model_type),
                                dropout=t.dropout, token_length_stats=length_stats, prompt=prompt, evidence=t.evidence)
         tagger = TransformerTagger(net, tokenizer, meta, self.normaliser, self.taxonomy)
+        return Run(net, tokenizer, tagger, train_rows, train_texts, dev_rows, dev_texts, labels, aspects, polarities,
+                   max_length, length_stats, prompt)
 
-        targets = build_targets(train_rows, self.config.data.label, labels, aspects, polarities)
+    def _losses(self, run: Run, given: TeacherTargets, weights: dict[str, float]) -> Losses:
+        """The targets of every row (labels, and the teacher's where there is one) and the loss of each head."""
+        t = self.t
+        targets = build_targets(run.train_rows, self.config.data.label, run.labels, run.aspects, run.polarities)
         if given.sentiment is not None:
             targets.soft = torch.from_numpy(given.sentiment).float()
         targets.teacher_aspects = given.aspects
         # The teacher's sentence vectors, matched by a linear map of the student's (trained here, not saved): a richer
-        # target than its few output probabilities, though on DeepSentiPers' dev split it gained nothing beyond noise
-        # (DEFAULT_LOSS_WEIGHTS says how much). Centred first: a teacher's vectors share a common direction
-        # (DeepSentiPers' fine-tuned e5: mean cosine 0.46 between two dev comments), which the map's bias alone
-        # matches. Uncentred, the test's student drove the loss to 0.03 and its vectors explained 0.31 of the
-        # teacher's against 0.27 untaught; centred, 0.43.
+        # target than its few output probabilities (DEFAULT_LOSS_WEIGHTS says how much it counts). Centred first: a
+        # teacher's vectors share a common direction, which the map's bias alone would match; centred, the student
+        # learns what tells comments apart.
         projection: nn.Linear | None = None
-        if teacher_pooled is not None:
-            targets.teacher_pooled = torch.from_numpy(teacher_pooled - teacher_pooled.mean(axis=0)).float()
-            projection = nn.Linear(hidden_size(encoder), teacher_pooled.shape[1]).to(self.device)
-        encoded = encode(tokenizer, train_texts, max_length, prompt)
-        lengths = encoded.lengths()
-        weights = class_weights(targets.sentiment, len(labels)) if t.class_weight == "balanced" else None
-        sentiment_loss = nn.CrossEntropyLoss(weight=weights.to(self.device) if weights is not None else None,
-                                             ignore_index=IGNORE)
-        polarity_loss = nn.CrossEntropyLoss(ignore_index=IGNORE)
+        if given.pooled is not None:
+            targets.teacher_pooled = torch.from_numpy(given.pooled - given.pooled.mean(axis=0)).float()
+            projection = nn.Linear(hidden_size(run.net.encoder), given.pooled.shape[1]).to(self.device)
+        class_weight = class_weights(targets.sentiment, len(run.labels)) if t.class_weight == "balanced" else None
+        sentiment = nn.CrossEntropyLoss(weight=class_weight.to(self.device) if class_weight is not None else None,
+                                        ignore_index=IGNORE)
         # Aspects are rare (most comments name one or two of many): positives weigh sqrt(negatives / positives).
         labelled = targets.aspects[targets.aspect_mask.bool()]
         positives = labelled.sum(0)
         pos_weight = ((len(labelled) - positives) / positives.clamp(min=1)).clamp(min=1.0).sqrt()
-        presence_loss = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight.to(self.device))
+        return Losses(targets, weights, sentiment, nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight.to(self.device)),
+                      nn.CrossEntropyLoss(ignore_index=IGNORE), projection)
 
-        batches_per_epoch = math.ceil(len(train_rows) / t.batch_size)
-        steps_per_epoch = math.ceil(batches_per_epoch / t.grad_accum)
-        total_steps = steps_per_epoch * t.epochs
+    def _optimiser(self, run: Run, losses: Losses) -> tuple[torch.optim.Optimizer, Any, int]:
+        """AdamW (no decay on biases and norms; the new heads at their own learning rate), warm-up, linear decay."""
+        t = self.t
+        batches_per_epoch = math.ceil(len(run.train_rows) / t.batch_size)
+        total_steps = math.ceil(batches_per_epoch / t.grad_accum) * t.epochs
         no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-        trained = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        trained = [(n, p) for n, p in run.net.named_parameters() if p.requires_grad]
         head_lr = t.head_learning_rate or t.learning_rate
+        projection = losses.projection
         groups = [
             {"params": [p for n, p in trained if n.startswith("encoder.") and not n.endswith(no_decay)],
              "weight_decay": t.weight_decay, "lr": t.learning_rate},
@@ -368,117 +439,120 @@ class Trainer:
             {"params": list(projection.parameters()) if projection is not None else [], "weight_decay": t.weight_decay,
              "lr": head_lr},
         ]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=t.learning_rate)
+        optimiser = torch.optim.AdamW([g for g in groups if g["params"]], lr=t.learning_rate)
         warmup = max(1, int(t.warmup_fraction * total_steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
+            optimiser, lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
         )
+        return optimiser, scheduler, total_steps
 
-        state: dict[str, Any] = {"epoch": 0, "batch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "bad_epochs": 0,
-                                 "seconds": 0.0}
-        if resuming:
-            saved = torch.load(state_path, weights_only=True, map_location=self.device)
-            net.load_state_dict(saved["net"])
-            if projection is not None and "projection" in saved:
-                projection.load_state_dict(saved["projection"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            torch.set_rng_state(saved["rng"])
-            state = saved["progress"]
-            self.say(f"resuming {folder} at epoch {state['epoch'] + 1}, batch {state['batch']}")
-
-        def save_state() -> None:
-            tmp = state_path.with_suffix(".tmp")
-            torch.save({"net": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "rng": torch.get_rng_state(), "progress": dict(state),
-                        **({"projection": projection.state_dict()} if projection is not None else {})}, tmp)
-            tmp.replace(state_path)
-
-        def log_line(entry: dict[str, Any]) -> None:
-            with (folder / LOG_FILE).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-
-        self.say(f"training on {self.device.type}: {len(train_rows)} comments, {t.epochs} epochs of {steps_per_epoch} steps")
+    def _train(self, run: Run, losses: Losses, optimiser: torch.optim.Optimizer, scheduler: Any, total_steps: int,
+               state: dict[str, Any], checkpoint: Checkpoint) -> str:
+        """Epochs until early stopping, the time budget or the last; returns why it stopped. Ctrl-C saves the
+        checkpoint, so the same command resumes."""
+        t = self.t
+        encoded = encode(run.tokenizer, run.train_texts, run.max_length, run.prompt)
+        lengths = encoded.lengths()
+        steps_per_epoch = math.ceil(math.ceil(len(run.train_rows) / t.batch_size) / t.grad_accum)
+        self.say(f"training on {self.device.type}: {len(run.train_rows)} comments, {t.epochs} epochs of "
+                 f"{steps_per_epoch} steps")
         started = time.perf_counter() - state["seconds"]
         self.on_event({"kind": "start", "total_steps": total_steps, "step": state["step"]})
-        stopped_by = "epochs"
         try:
             while state["epoch"] < t.epochs:
                 epoch = state["epoch"]
-                net.train()
-                order = epoch_batches(lengths, t.batch_size, seed, epoch)
-                running, seen_batches = 0.0, 0
-                for b in range(state["batch"], len(order)):
-                    batch = order[b]
-                    ids, mask = pad_batch([encoded.input_ids[i] for i in batch], tokenizer.pad_token_id)
-                    ids, mask = ids.to(self.device), mask.to(self.device)
-                    pooled = mean_pool(net.hidden_states(ids, mask), mask)
-                    s_logits, a_logits, p_logits = net.heads(pooled)
-                    loss = self.loss(targets, batch, s_logits, a_logits, p_logits, sentiment_loss, presence_loss,
-                                     polarity_loss, lw, bool(aspects), bool(polarities))
-                    if projection is not None and targets.teacher_pooled is not None:
-                        loss = loss + lw["distill_embedding"] * self.embedding_loss(targets.teacher_pooled, batch,
-                                                                                   projection(pooled))
-                    (loss / t.grad_accum).backward()
-                    running += float(loss.detach())
-                    seen_batches += 1
-                    if (b + 1) % t.grad_accum == 0 or b + 1 == len(order):
-                        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-                        optimizer.step()
-                        scheduler.step()
-                        optimizer.zero_grad(set_to_none=True)
-                        state["step"] += 1
-                        state["batch"] = b + 1
-                        self.on_event({"kind": "step", "step": state["step"], "total_steps": total_steps,
-                                       "epoch": epoch + 1, "loss": running / seen_batches})
-                        if self.interrupt_after is not None and state["step"] >= self.interrupt_after:
-                            raise KeyboardInterrupt
-                net.eval()
-                scores = self.dev_scores(tagger, dev_rows, dev_texts, 0.5)
-                score = selection_score(scores, t.select_by)
-                state["epoch"], state["batch"] = epoch + 1, 0
-                state["seconds"] = time.perf_counter() - started
-                improved = score > state["best"]
-                if improved:
-                    state["best"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
-                    save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(folder / BEST_FILE))
-                else:
-                    state["bad_epochs"] += 1
-                entry = {"epoch": epoch + 1, "step": state["step"], "train_loss": round(running / max(seen_batches, 1), 4),
-                         "dev": scores, "dev_score": round(score, 4), "best": improved,
-                         "lr": optimizer.param_groups[0]["lr"], "seconds": round(state["seconds"], 1)}
-                log_line(entry)
+                running, seen_batches = self._epoch(run, losses, optimiser, scheduler, total_steps, state, encoded,
+                                                    epoch_batches(lengths, t.batch_size, self.config.seed, epoch))
+                entry = self._end_of_epoch(run, state, checkpoint, running, seen_batches, started, optimiser)
                 self.on_event({"kind": "epoch", **entry})
-                save_state()
+                checkpoint.save(run, losses, optimiser, scheduler, state)
                 if state["bad_epochs"] >= t.patience:
-                    stopped_by = f"early stop: no better dev score for {t.patience} epochs"
-                    break
+                    return f"early stop: no better dev score for {t.patience} epochs"
                 if t.max_minutes and state["seconds"] > 60 * t.max_minutes:
-                    stopped_by = f"time budget of {t.max_minutes} minutes"
-                    break
+                    return f"time budget of {t.max_minutes} minutes"
         except KeyboardInterrupt:
-            save_state()
+            checkpoint.save(run, losses, optimiser, scheduler, state)
             raise TrainingStopped(
-                f"interrupted at epoch {state['epoch'] + 1}, step {state['step']}; the checkpoint is in {folder}: "
-                "run the same command again to resume"
+                f"interrupted at epoch {state['epoch'] + 1}, step {state['step']}; the checkpoint is in "
+                f"{checkpoint.folder}: run the same command again to resume"
             ) from None
+        return "epochs"
 
-        self.say(f"best dev score {state['best']:.4f} at epoch {state['best_epoch']} ({stopped_by})")
-        net.load_state_dict(load_file(str(folder / BEST_FILE), device=str(self.device)))
+    def _epoch(self, run: Run, losses: Losses, optimiser: torch.optim.Optimizer, scheduler: Any, total_steps: int,
+               state: dict[str, Any], encoded: Any, order: list[np.ndarray]) -> tuple[float, int]:
+        """The batches of one epoch from where the state says (mid-epoch after a resume); (summed loss, batches)."""
+        t, net, targets = self.t, run.net, losses.targets
+        net.train()
+        running, seen_batches = 0.0, 0
+        for b in range(state["batch"], len(order)):
+            batch = order[b]
+            ids, mask = pad_batch([encoded.input_ids[i] for i in batch], run.tokenizer.pad_token_id)
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            pooled = mean_pool(net.hidden_states(ids, mask), mask)
+            s_logits, a_logits, p_logits = net.heads(pooled)
+            loss = self.loss(targets, batch, s_logits, a_logits, p_logits, losses.sentiment, losses.presence,
+                             losses.polarity, losses.weights, bool(run.aspects), bool(run.polarities))
+            if losses.projection is not None and targets.teacher_pooled is not None:
+                loss = loss + losses.weights["distill_embedding"] * self.embedding_loss(
+                    targets.teacher_pooled, batch, losses.projection(pooled))
+            (loss / t.grad_accum).backward()
+            running += float(loss.detach())
+            seen_batches += 1
+            if (b + 1) % t.grad_accum == 0 or b + 1 == len(order):
+                torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                optimiser.step()
+                scheduler.step()
+                optimiser.zero_grad(set_to_none=True)
+                state["step"] += 1
+                state["batch"] = b + 1
+                self.on_event({"kind": "step", "step": state["step"], "total_steps": total_steps,
+                               "epoch": state["epoch"] + 1, "loss": running / seen_batches})
+                if self.interrupt_after is not None and state["step"] >= self.interrupt_after:
+                    raise KeyboardInterrupt
+        return running, seen_batches
+
+    def _end_of_epoch(self, run: Run, state: dict[str, Any], checkpoint: Checkpoint, running: float, seen_batches: int,
+                      started: float, optimiser: torch.optim.Optimizer) -> dict[str, Any]:
+        """Score dev, keep the weights when they are the best so far, and log the epoch."""
+        run.net.eval()
+        scores = self.dev_scores(run.tagger, run.dev_rows, run.dev_texts, 0.5)
+        score = selection_score(scores, self.t.select_by)
+        epoch = state["epoch"]
+        state["epoch"], state["batch"] = epoch + 1, 0
+        state["seconds"] = time.perf_counter() - started
+        improved = score > state["best"]
+        if improved:
+            state["best"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
+            save_file({k: v.detach().cpu().contiguous() for k, v in run.net.state_dict().items()},
+                      str(checkpoint.folder / BEST_FILE))
+        else:
+            state["bad_epochs"] += 1
+        entry = {"epoch": epoch + 1, "step": state["step"], "train_loss": round(running / max(seen_batches, 1), 4),
+                 "dev": scores, "dev_score": round(score, 4), "best": improved,
+                 "lr": optimiser.param_groups[0]["lr"], "seconds": round(state["seconds"], 1)}
+        checkpoint.log(entry)
+        return entry
+
+    def _fitted(self, run: Run, given: TeacherTargets, splits: dict[str, list[FeedbackRecord]], state: dict[str, Any],
+                stopped_by: str, checkpoint: Checkpoint) -> Fitted:
+        """The best epoch's weights in the tagger, on the CPU, with the run's report."""
+        net = run.net
+        net.load_state_dict(load_file(str(checkpoint.folder / BEST_FILE), device=str(self.device)))
         net.eval()
-        tagger.net = net.to("cpu")
-        tagger.device = torch.device("cpu")
-        report = {"checkpoint": str(folder), "device": self.device.type, "best_epoch": state["best_epoch"],
+        run.tagger.net = net.to("cpu")
+        run.tagger.device = torch.device("cpu")
+        report = {"checkpoint": str(checkpoint.folder), "device": self.device.type, "best_epoch": state["best_epoch"],
                   "epochs_run": state["epoch"], "stopped_by": stopped_by, "steps": state["step"],
-                  "train_seconds": round(state["seconds"], 1), "max_length": max_length, "token_lengths": length_stats,
-                  "labels": labels, "aspects": aspects, "polarities": polarities}
-        if t.teacher:
-            report["teacher"] = {"model": t.teacher, "comments": len(train_rows),
-                                 "unlabelled": len(train_rows) - len(splits["train"]),
+                  "train_seconds": round(state["seconds"], 1), "max_length": run.max_length,
+                  "token_lengths": run.length_stats, "labels": run.labels, "aspects": run.aspects,
+                  "polarities": run.polarities}
+        if self.t.teacher:
+            report["teacher"] = {"model": self.t.teacher, "comments": len(run.train_rows),
+                                 "unlabelled": len(run.train_rows) - len(splits["train"]),
                                  "aspects": int(given.aspects.known.sum()) if given.aspects is not None else 0,
-                                 "sentence_vectors": teacher_pooled is not None}
-        fitted = Fitted(tagger, {}, report, (folder / LOG_FILE).read_text(encoding="utf-8"))
-        fitted.extra_texts = [r.text for r in train_rows[len(splits["train"]):]]
+                                 "sentence_vectors": given.pooled is not None}
+        fitted = Fitted(run.tagger, {}, report, (checkpoint.folder / LOG_FILE).read_text(encoding="utf-8"))
+        fitted.extra_texts = [r.text for r in run.train_rows[len(splits["train"]):]]
         return fitted
 
     def teacher_targets(self, train_rows: list[FeedbackRecord], dev_rows: Sequence[FeedbackRecord], labels: list[str],
@@ -487,8 +561,8 @@ class Trainer:
         sentiment probabilities for every one of them, in this model's label order; its aspect outputs too where it
         is a transformer with aspects in common with this model, and `with_pooled` its sentence vectors where it is a
         transformer."""
-        from data.readers import read_records
-        from model.folder import load_model
+        from bazkhord.data.readers import read_records
+        from bazkhord.model.folder import load_model
 
         paths = self.config.data.unlabelled
         paths = [paths] if isinstance(paths, str) and paths else list(paths or [])
@@ -568,8 +642,7 @@ class Trainer:
             mask = targets.aspect_mask[index].to(device)
             if mask.any():
                 # Summed over the aspects: each aspect's yes/no weighs as much as the sentence's sentiment. Averaged
-                # (a sixth each on parsinlu_food's six aspects), the aspect head lagged: dev aspect micro-F1 0.56
-                # after 6 epochs of e5, 0.85 summed.
+                # (a sixth each on parsinlu_food's six aspects), the aspect head lagged far behind on dev.
                 per_row = presence_loss(a_logits, targets.aspects[index].to(device)).sum(dim=1)
                 total = total + lw["aspects"] * (per_row * mask).sum() / mask.sum()
             polarity = targets.polarity[index].to(device)
@@ -675,8 +748,6 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
     notes: list[str] = []
     baseline_fit: Callable[[list[FeedbackRecord]], None] | None = None
     if t.ensemble != "never":
-        from training.train import fit_rows, tfidf_tagger  # train.py imports this module only when it is used
-
         baseline = tfidf_tagger(config, taxonomy)
         has_aspects = any(r.aspects is not None for r in splits["train"])
 
@@ -719,8 +790,6 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
             tagger.meta.quantize, tagger.meta.int8_from_layer = "int8", precision.from_layer
             chosen = precision.chosen
     fitted.dev_scores = {"chosen": chosen, **scores}
-    from training.train import dev_confusion
-
     if tagger.meta.quantize == "int8":
         tagger.net = quantize_int8(fp32, tagger.meta.int8_from_layer)  # as the folder will tag once loaded
     fitted.confusion = dev_confusion(score_tags(tagger.tag([r.text for r in dev], dev_texts), gold,

@@ -5,20 +5,19 @@ with channel-specific framing and the noise real customers add (Arabic letters, 
 elongation, typos, Latin digits, emoji, PII). One fragment in five, and one whole comment in five, is kept
 for the test file only, so the sample's test figure measures generalisation to unseen wording.
 
-Run: python data/samples/make_sample.py   (deterministic; rewrites both files)
+Run: .venv/bin/python data/samples/make_sample.py   (after `make install`; deterministic; rewrites both files)
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bazkhord.data.normalise import normalise
+
 HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE.parent.parent))
-from data.normalise import normalise  # noqa: E402 -- the script runs from a checkout, not an install
 
 SEED = 1405
 N_POOL = 1300

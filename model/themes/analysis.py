@@ -11,29 +11,23 @@
 
 from __future__ import annotations
 
-import calendar
-import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import numpy as np
-from scipy.stats import fisher_exact
-from sklearn.preprocessing import normalize
 
-from data.normalise import mask_pii
-from data.record import FeedbackRecord
-from data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
-from model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION
-from model.segments import split_segments
-from model.tagger import BaseTagger
-from model.themes.embeddings import default_embedder
-from model.themes.opinion import carries_no_opinion
-from model.themes.prevalence import adjusted_shares
-from model.themes.report import (
+from bazkhord.data.normalise import mask_pii
+from bazkhord.data.progress import QUIET, Progress
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
+from bazkhord.model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION
+from bazkhord.model.tagger import BaseTagger
+from bazkhord.model.themes.embeddings import default_embedder
+from bazkhord.model.themes.impact import IMPACT_METHOD, Outcomes, nps_of
+from bazkhord.model.themes.prevalence import adjusted_shares
+from bazkhord.model.themes.report import (
     SCHEMA_VERSION,
     BreakdownRow,
     Impact,
@@ -42,9 +36,10 @@ from model.themes.report import (
     Theme,
     ThemeReport,
     Totals,
-    Trend,
 )
-from model.themes.steps import (
+from bazkhord.model.themes.sampling import Mapper, cluster_on_sample, map_locally, seeded_sample
+from bazkhord.model.themes.statements import BATCH, LEANS_NEGATIVE, Statement, TaggedComments, statements_of
+from bazkhord.model.themes.steps import (
     PLACEHOLDER,
     WORD,
     Clusterer,
@@ -52,30 +47,27 @@ from model.themes.steps import (
     Embedder,
     KMeansClusterer,
     Labeler,
-    NearestCentroid,
     Reducer,
     SvdReducer,
     TfidfEmbedder,
-    fit_projection,
 )
-from model.themes.zeroshot import ZeroShotAspects
+from bazkhord.model.themes.trends import (
+    HISTORY,
+    PERIODS,
+    TREND_TEST,
+    adjust_trends,
+    last_period_partial,
+    mark_new,
+    period_key,
+    period_range,
+    trend_of,
+    utc_naive,
+)
+from bazkhord.model.themes.zeroshot import ZeroShotAspects
 
-PERIODS = ("day", "week", "month")
 NEGATIVE = set(NEGATIVE_SENTIMENTS)
-HISTORY = 6
-LEANS_NEGATIVE = 0.5  # a statement this likely negative (or mixed) helps choose the report's taxonomy
-TREND_TEST = ("two-sided Fisher's exact test of the theme's share of comments in the latest complete period against "
-              "the six periods before it pooled, at least 5 comments with the theme in those seven periods; p-values "
-              "adjusted across the report's themes (Benjamini-Hochberg); rising/falling when the adjusted q < 0.05. A "
-              "last period that is not over is shown but not tested")
-MIN_TREND_COMMENTS = 5
-IMPACT_METHOD = ("a comment is negative when one of its statements is; for each theme, the comments whose only "
-                 "negative statements belong to it are counted as not negative, their rating set to the mean "
-                 "rating and their NPS score to the median score of comments without complaints")
-BATCH = 256
 _LETTERS = re.compile(r"[\W_]+")
 OTHER_SUBTHEME = "سایر موارد"
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -135,6 +127,33 @@ class ThemeSteps:
                 self.clusterer or KMeansClusterer(max_k=max_k, min_size=min_size, seed=seed))
 
 
+@dataclass
+class Complaints:
+    """A report's complaint statements (indices into its statements), grouped."""
+
+    by_comment: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    by_aspect: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    unassigned: list[int] = field(default_factory=list)  # no aspect: the emerging themes' pool
+
+    @property
+    def statements(self) -> set[int]:
+        return {k for ks in self.by_comment.values() for k in ks}
+
+
+@dataclass
+class FoundTheme:
+    """A theme as clustering found it, before it is measured and ranked."""
+
+    kind: str  # "aspect" or "emerging"
+    aspect: str | None
+    members: list[int]  # statement indices
+    subthemes: list[SubTheme]
+    keyphrases: list[str]
+    quotes: list[Quote] | None = None  # chosen by the clustering, for an emerging theme
+    label: str | None = None  # an emerging theme's label ("" when nothing names a cause)
+    sub_members: list[list[int]] = field(default_factory=list)  # each sub-theme's statement indices
+
+
 @dataclass(frozen=True)
 class Membership:
     """One complaint statement and the theme (and sub-theme) that holds it: what an analyst exports to check."""
@@ -147,297 +166,6 @@ class Membership:
     sentiment: str
     theme_id: str
     subtheme: str | None
-
-
-@dataclass
-class Statement:
-    comment: int
-    text: str  # raw span
-    normalised: str
-    sentiment: str
-    negative_probability: float
-    aspects: dict[str, str]
-    opinion: bool = True  # False: a greeting, thanks, a wish or purchase context, neutral whatever the model says
-    complaint: bool = False  # a negative statement that themes hold and quote
-    start: int = 0  # the span in the comment's text
-    end: int = 0
-
-    def to_row(self) -> dict[str, object]:
-        """What `tag-batch --statements` stores of the statement beside its comment (the text is the span)."""
-        return {"start": self.start, "end": self.end, "normalised": self.normalised, "sentiment": self.sentiment,
-                "negative": round(self.negative_probability, 6), "aspects": self.aspects, "opinion": self.opinion}
-
-    @classmethod
-    def from_row(cls, comment: int, text: str, row: Mapping[str, Any]) -> Statement:
-        start, end = int(row["start"]), int(row["end"])
-        return cls(comment, text[start:end], str(row["normalised"]), str(row["sentiment"]), float(row["negative"]),
-                   {str(a): str(p) for a, p in row["aspects"].items()}, bool(row["opinion"]), start=start, end=end)
-
-    @property
-    def negative(self) -> bool:
-        """The model calls it, or one of its aspects, negative: the first condition of a complaint."""
-        return self.sentiment in NEGATIVE or any(p in NEGATIVE for p in self.aspects.values())
-
-    @property
-    def may_complain(self) -> bool:
-        """Whether the report can use it at all: only negative statements become complaints, and only those the
-        model leans negative on decide the taxonomy; the rest are only counted."""
-        return self.negative or self.negative_probability >= LEANS_NEGATIVE
-
-
-def utc_naive(moment: datetime | None) -> datetime | None:
-    """Times with a zone in UTC, times without one as given: so both kinds compare and fall in the same periods."""
-    if moment is None or moment.tzinfo is None:
-        return moment
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def period_key(moment: datetime, period: str) -> str:
-    if period == "day":
-        return moment.date().isoformat()
-    if period == "week":
-        year, week, _ = moment.isocalendar()
-        return f"{year:04d}-W{week:02d}"
-    return f"{moment.year:04d}-{moment.month:02d}"  # zero-padded: keys sort as the times do
-
-
-def previous_period(moment: datetime, period: str) -> datetime:
-    """A moment in the period before `moment`'s."""
-    if period == "day":
-        return moment - timedelta(days=1)
-    if period == "week":
-        return moment - timedelta(days=7)
-    return moment.replace(day=1) - timedelta(days=1)
-
-
-def period_range(first: datetime, last: datetime, period: str, limit: int | None = None) -> list[str]:
-    """Every period key from `first`'s to `last`'s, oldest first; only the newest `limit` of them when there are
-    more. Walks one step a period, from the newest, so its cost is bounded by `limit` whatever the dates."""
-    keys: list[str] = []
-    oldest = period_key(first, period)
-    moment = last
-    while True:
-        keys.append(period_key(moment, period))
-        if keys[-1] <= oldest or (limit is not None and len(keys) >= limit):
-            break
-        moment = previous_period(moment, period)
-    return keys[::-1]
-
-
-def two_proportion_test(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float]:
-    """z and two-sided p for p1 = x1/n1 against p0 = x0/n0."""
-    pooled = (x1 + x0) / (n1 + n0)
-    if pooled in (0.0, 1.0):
-        return 0.0, 1.0
-    z = (x1 / n1 - x0 / n0) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    return z, math.erfc(abs(z) / math.sqrt(2))
-
-
-def trend_of(comments: set[int], periods_of: list[str | None], periods: list[str], period: str,
-             partial_last: bool = False) -> Trend | None:
-    """Counts per period and the test of the latest complete period against the six before it (raw p; the report
-    adjusts the p-values of all its themes together, `adjust_trends`)."""
-    if not periods:
-        return None
-    index = {p: i for i, p in enumerate(periods)}
-    counts = [0] * len(periods)
-    totals = [0] * len(periods)
-    for i, key in enumerate(periods_of):
-        if key is None:
-            continue
-        totals[index[key]] += 1
-        if i in comments:
-            counts[index[key]] += 1
-    trend = Trend(period, periods, counts, totals, "insufficient history", partial_last=partial_last)
-    end = len(periods) - (1 if partial_last else 0)  # the periods that may be tested
-    latest, baseline = slice(end - 1, end), slice(end - HISTORY - 1, end - 1)
-    if end < HISTORY + 1 or totals[end - 1] == 0 or sum(totals[baseline]) == 0:
-        return trend
-    x1, n1 = sum(counts[latest]), sum(totals[latest])
-    x0, n0 = sum(counts[baseline]), sum(totals[baseline])
-    trend.latest_share, trend.baseline_share = round(x1 / n1, 4), round(x0 / n0, 4)
-    if x1 + x0 < MIN_TREND_COMMENTS:
-        trend.direction = "too few comments"
-        return trend
-    z, _ = two_proportion_test(x1, n1, x0, n0)
-    p = float(fisher_exact([[x1, n1 - x1], [x0, n0 - x0]]).pvalue)
-    trend.z, trend.p_value = round(z, 3), round(p, 5)
-    trend.direction = "steady" if p >= 0.05 else ("rising" if x1 / n1 > x0 / n0 else "falling")
-    return trend
-
-
-def adjust_trends(trends: Sequence[Trend | None]) -> None:
-    """Benjamini-Hochberg over the tested trends of one report: with 18 themes tested, some p < 0.05 by chance."""
-    tested = [t for t in trends if t is not None and t.p_value is not None]
-    if not tested:
-        return
-    order = sorted(range(len(tested)), key=lambda i: tested[i].p_value or 1.0)
-    m = len(tested)
-    q = [1.0] * m
-    running = 1.0
-    for rank in range(m, 0, -1):
-        i = order[rank - 1]
-        running = min(running, (tested[i].p_value or 1.0) * m / rank)
-        q[i] = running
-    for trend, value in zip(tested, q, strict=True):
-        trend.q_value = round(value, 5)
-        if value >= 0.05:
-            trend.direction = "steady"
-
-
-def last_period_partial(last: datetime, period: str) -> bool:
-    """Whether the latest comment's period looks unfinished: the data covers less than 70% of it (a week's data
-    ending on its Thursday, a month's before its 22nd). A day is always taken as whole."""
-    if period == "day":
-        return False
-    if period == "week":
-        start = datetime(last.year, last.month, last.day) - timedelta(days=last.isoweekday() - 1)
-        length = timedelta(days=7)
-    else:
-        start = datetime(last.year, last.month, 1)
-        length = timedelta(days=calendar.monthrange(last.year, last.month)[1])
-    return (last - start) < 0.7 * length
-
-
-def mark_new(themes: Sequence[Theme], comments_of: Mapping[int, set[int]], records: Sequence[FeedbackRecord]) -> None:
-    """A theme is new when none of its dated comments falls in the first half of the report's time and at least
-    three quarters fall in its last quarter."""
-    moments = [utc_naive(r.created_at) for r in records]
-    dated = [m for m in moments if m is not None]
-    if len(dated) < 2:
-        return
-    first, last = min(dated), max(dated)
-    span = last - first
-    if span.total_seconds() <= 0:
-        return
-    for theme in themes:
-        times = [m for i in comments_of[id(theme)] if (m := moments[i]) is not None]
-        if len(times) < MIN_TREND_COMMENTS:
-            continue
-        late = sum(1 for m in times if m >= first + 0.75 * span)
-        theme.new = all(m >= first + 0.5 * span for m in times) and late >= 0.75 * len(times)
-
-
-def nps_of(scores: Sequence[float]) -> float | None:
-    if not scores:
-        return None
-    promoters = sum(1 for s in scores if s >= 9)
-    detractors = sum(1 for s in scores if s <= 6)
-    return round(100 * (promoters - detractors) / len(scores), 2)
-
-
-@dataclass(frozen=True)
-class Outcomes:
-    """Per-report baselines of the impact counterfactual, the same for every theme."""
-
-    ratings: dict[int, float]  # comment index -> rating
-    scores: dict[int, float]  # comment index -> NPS score
-    calm_rating: float | None  # mean rating of comments without complaints
-    calm_score: float | None  # median NPS score of those comments
-
-    @classmethod
-    def of(cls, records: Sequence[FeedbackRecord], negative: Mapping[int, object]) -> Outcomes:
-        ratings = {i: float(r.rating) for i, r in enumerate(records) if r.rating is not None}
-        scores = {i: float(r.nps) for i, r in enumerate(records) if r.nps is not None}
-        calm_ratings = [v for i, v in ratings.items() if i not in negative]
-        calm_scores = [v for i, v in scores.items() if i not in negative]
-        return cls(ratings, scores, float(np.mean(calm_ratings)) if calm_ratings else None,
-                   float(np.median(calm_scores)) if calm_scores else None)
-
-    def rating_change(self, relieved: set[int]) -> float | None:
-        if not self.ratings or self.calm_rating is None:
-            return None
-        before = float(np.mean(list(self.ratings.values())))
-        after = float(np.mean([self.calm_rating if i in relieved else v for i, v in self.ratings.items()]))
-        return round(after - before, 4)
-
-    def nps_change(self, relieved: set[int]) -> float | None:
-        if not self.scores or self.calm_score is None:
-            return None
-        before = nps_of(list(self.scores.values()))
-        after = nps_of([self.calm_score if i in relieved else v for i, v in self.scores.items()])
-        return None if before is None or after is None else round(after - before, 3)
-
-
-def statements_of(tagger: BaseTagger, texts: Sequence[str], progress: Progress | None = None) -> list[Statement]:
-    """Every statement of the comments, tagged; `Statement.comment` is the comment's index in `texts`. The report
-    calls it, and so does `tag-batch --statements`, which runs it where the comments are tagged."""
-    pending: list[tuple[int, str, int, int]] = []
-    for i, text in enumerate(texts):
-        for span in split_segments(text):
-            pending.append((i, span.text, span.start, span.end))
-    result: list[Statement] = []
-    for start in range(0, len(pending), BATCH):
-        batch = pending[start : start + BATCH]
-        spans = [item[1] for item in batch]
-        normalised_texts = tagger.normalise(spans)
-        tags = tagger.tag(spans, normalised_texts)
-        for (comment, text, begin, end), normalised, tag in zip(batch, normalised_texts, tags, strict=True):
-            if not normalised:
-                continue
-            negative = sum(tag.probabilities.get(label, 0.0) for label in NEGATIVE)
-            result.append(Statement(comment, text, normalised, tag.sentiment, negative,
-                                    {a.aspect: a.polarity for a in tag.aspects}, not carries_no_opinion(normalised),
-                                    start=begin, end=end))
-        if progress is not None:
-            progress(min(start + BATCH, len(pending)), len(pending))
-    return result
-
-
-@dataclass
-class TaggedComments:
-    """Comments tagged elsewhere (tag-batch --statements): what a report needs of them, nothing more. `records`
-    carry the metadata; `statements` only those that may be complaints (`Statement.may_complain`), the others
-    counted; `sentiment` is each comment's label as the model reads it."""
-
-    records: list[FeedbackRecord]
-    statements: list[Statement]
-    sentiment: list[str]
-    statement_count: int
-    opinion_free: int
-
-
-Mapper = Callable[[Callable[[list[str]], tuple[np.ndarray, np.ndarray]], list[str]], tuple[np.ndarray, np.ndarray]]
-ASSIGN_CHUNK = 20_000
-
-
-def map_locally(assign: Callable[[list[str]], tuple[np.ndarray, np.ndarray]],
-                texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Run `assign` over the texts a chunk at a time in this process (the default; Ray's mapper runs the chunks on
-    the cluster)."""
-    labels, scores = [], []
-    for start in range(0, len(texts), ASSIGN_CHUNK):
-        chunk_labels, chunk_scores = assign(texts[start : start + ASSIGN_CHUNK])
-        labels.append(chunk_labels)
-        scores.append(chunk_scores)
-    return (np.concatenate(labels), np.concatenate(scores)) if labels else (np.zeros(0, dtype=int), np.zeros(0))
-
-
-def seeded_sample(n: int, size: int, seed: int) -> np.ndarray:
-    """`size` of the indices 0..n-1, the same for the same seed, in order."""
-    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-
-
-def cluster_on_sample(texts: list[str], embedder: Embedder, reducer: Reducer, clusterer: Clusterer, size: int,
-                      seed: int, mapper: Mapper = map_locally) -> tuple[np.ndarray, np.ndarray] | None:
-    """Labels (-1: none) and closeness to the cluster centre of statements too many to cluster at once: embedder,
-    reducer and clusterer fitted on a seeded sample of `size`, the rest given the nearest cluster by `mapper`.
-    None when the steps cannot be fitted apart from use (steps of one's own)."""
-    chosen = seeded_sample(len(texts), size, seed)
-    projection = fit_projection(embedder, reducer, [texts[i] for i in chosen])
-    if projection is None:
-        return None
-    raw = projection([texts[i] for i in chosen], unit=False)
-    sample_labels = clusterer.cluster(normalize(raw))
-    assign = NearestCentroid.of(projection, raw, sample_labels)
-    rest = np.setdiff1d(np.arange(len(texts)), chosen)
-    labels = np.full(len(texts), -1, dtype=int)
-    closeness = np.zeros(len(texts))
-    labels[chosen] = sample_labels
-    for row, c in enumerate(assign.clusters):
-        closeness[chosen[sample_labels == c]] = raw[sample_labels == c] @ assign.centroids[row]
-    labels[rest], closeness[rest] = mapper(assign, [texts[i] for i in rest])
-    return labels, closeness
 
 
 class ThemeAnalyzer:
@@ -457,6 +185,9 @@ class ThemeAnalyzer:
         self._sampled: list[tuple[int, int]] = []  # (statements, sample) of each clustering done on a sample
         self._fields: dict[str, list[tuple[str, ...]]] = {}  # set by analyse: breakdown fields' values per comment
         self._labeler: Labeler = self.steps.labeler
+        self._held: dict[int, FoundTheme] = {}  # id of a measured theme -> what clustering found for it
+        self._periods_seen: list[str] = []  # the report's periods, oldest first
+        self._before = 0  # dated comments older than the report's periods
         self._set_names()
 
     def _set_names(self) -> None:
@@ -464,7 +195,7 @@ class ThemeAnalyzer:
         self.names = {a.key: (a.name_fa, a.name_en) for a in taxonomy.aspects} if taxonomy is not None else {}
 
     # -- statements -------------------------------------------------------------------------------------
-    def statements(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> list[Statement]:
+    def statements(self, records: Sequence[FeedbackRecord], progress: Progress = QUIET) -> list[Statement]:
         return statements_of(self.tagger, [record.text for record in records], progress)
 
     # -- the report -------------------------------------------------------------------------------------
@@ -532,78 +263,100 @@ class ThemeAnalyzer:
                     found = [taxonomy.product_aspect]  # «سالاد سزار افتضاح بود»: the product itself
                 st.aspects = dict.fromkeys(found, "negative")
 
-    def analyse(self, records: Sequence[FeedbackRecord], progress: Progress | None = None) -> ThemeReport:
+    def analyse(self, records: Sequence[FeedbackRecord], progress: Progress = QUIET) -> ThemeReport:
         statements = self.statements(records, progress)
         return self.analyse_tagged(TaggedComments(list(records), statements, self.comment_sentiment(records, statements),
                                                   len(statements), sum(1 for st in statements if not st.opinion)))
 
     def analyse_tagged(self, tagged: TaggedComments) -> ThemeReport:
-        """The report of comments whose statements are tagged already (`analyse` tags them first)."""
-        s = self.settings
-        records, sentiment_of = tagged.records, tagged.sentiment
+        """The report of comments whose statements are tagged already (`analyse` tags them first): a short list of
+        named steps, each below."""
+        records = tagged.records
         statements = [replace(st) for st in tagged.statements]  # marked below; the caller's stay as tagged
         self._sampled = []
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)
         self._fields = self._field_values(records)
-        self.mark_complaints(statements, sentiment_of)
-        negative_by_comment: dict[int, list[int]] = defaultdict(list)
-        by_aspect: dict[str, list[int]] = defaultdict(list)
-        unassigned: list[int] = []
+        self.mark_complaints(statements, tagged.sentiment)
+        complaints = self._group_complaints(statements)
+        self._vectors = self._encode(statements, sorted(complaints.statements))
+        found = self._aspect_themes(statements, records, complaints) + self._emerging_themes(statements, records,
+                                                                                               complaints)
+        themes, reactions = self._ranked_themes(found, statements, records, complaints)
+        self.membership_ = self._membership(themes, statements, records)
+        return self._report(tagged, themes, reactions, complaints)
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def _group_complaints(self, statements: Sequence[Statement]) -> Complaints:
+        """Complaint statements by comment and by negative aspect; those with no aspect (and not merely contact
+        details) form the pool emerging themes are found in."""
+        complaints = Complaints()
         for k, st in enumerate(statements):
             if not st.complaint:
                 continue
-            negative_by_comment[st.comment].append(k)
+            complaints.by_comment[st.comment].append(k)
             negative_aspects = [a for a, p in st.aspects.items() if p in NEGATIVE]
             for aspect in negative_aspects:
-                by_aspect[aspect].append(k)
+                complaints.by_aspect[aspect].append(k)
             # Contact details («با [PHONE] تماس بگیرید») come with complaints but are no cause of them.
-            if (not negative_aspects and st.negative_probability >= s.min_negative_confidence
+            if (not negative_aspects and st.negative_probability >= self.settings.min_negative_confidence
                     and not PLACEHOLDER.search(st.normalised)):
-                unassigned.append(k)
+                complaints.unassigned.append(k)
+        return complaints
 
-        negative_statements = {k for ks in negative_by_comment.values() for k in ks}
-        self._vectors = self._encode(statements, sorted(negative_statements))
-        # (kind, aspect, statement indices, sub-themes, keyphrases, quotes when the clustering chose them)
-        themes: list[tuple[str, str | None, list[int], list[SubTheme], list[str], list[Quote] | None]] = []
-        sub_members: dict[int, list[list[int]]] = {}  # theme number -> its sub-themes' statements
-        names: dict[int, str] = {}  # theme number -> label of an emerging theme ("" when nothing names a cause)
+    def _aspect_themes(self, statements: list[Statement], records: Sequence[FeedbackRecord],
+                       complaints: Complaints) -> list[FoundTheme]:
+        """One theme per aspect with enough complaints, its sub-themes clustered, largest first."""
+        s, by_aspect, found = self.settings, complaints.by_aspect, []
         for aspect in sorted(by_aspect, key=lambda a: (-len(by_aspect[a]), a)):
             members = by_aspect[aspect]
             if len(members) < s.min_theme_size:
                 continue
             clustered = self._clusters(statements, records, members, s.min_subtheme_size, s.max_subthemes,
                                        other=OTHER_SUBTHEME)
-            subthemes = [sub for sub, _ in clustered]
-            sub_members[len(themes)] = [rows for _, rows in clustered]
             # Keyphrases against the other complaints, so they say what is special about this aspect.
             inside = set(members)
             others = [st.normalised for k, st in enumerate(statements)
-                      if k not in inside and k in negative_statements]
+                      if k not in inside and k in complaints.statements]
             keyphrases = self._labeler.keyphrases([self._capped([statements[k].normalised for k in members]),
                                                    self._capped(others)])[0]
-            themes.append(("aspect", aspect, members, subthemes, keyphrases, None))
-        for cluster, members in self._clusters(statements, records, unassigned, s.min_theme_size, s.max_emerging):
-            names[len(themes)] = cluster.label
-            themes.append(("emerging", None, members, [], cluster.keyphrases, cluster.quotes))
+            found.append(FoundTheme("aspect", aspect, members, [sub for sub, _ in clustered], keyphrases,
+                                    sub_members=[rows for _, rows in clustered]))
+        return found
 
-        periods_of, periods, before = self._periods(records)
-        outcomes = Outcomes.of(records, negative_by_comment)
-        report_themes = [self._theme(i, kind, aspect, members, subs, keys, quotes, statements, records,
-                                     negative_by_comment, outcomes, periods_of, periods, names.get(i))
-                         for i, (kind, aspect, members, subs, keys, quotes) in enumerate(themes)]
-        held = {id(theme): (themes[i][2], sub_members.get(i, [])) for i, theme in enumerate(report_themes)}
+    def _emerging_themes(self, statements: list[Statement], records: Sequence[FeedbackRecord],
+                         complaints: Complaints) -> list[FoundTheme]:
+        """Clusters of the complaints no aspect holds."""
+        s = self.settings
+        return [FoundTheme("emerging", None, members, [], cluster.keyphrases, cluster.quotes, cluster.label)
+                for cluster, members in self._clusters(statements, records, complaints.unassigned, s.min_theme_size,
+                                                       s.max_emerging)]
+
+    def _ranked_themes(self, found: list[FoundTheme], statements: list[Statement], records: Sequence[FeedbackRecord],
+                       complaints: Complaints) -> tuple[list[Theme], list[Theme]]:
+        """Each found theme measured (impact, trend, breakdowns), reactions set apart, the rest ranked by impact;
+        trends adjusted across the report and new themes marked."""
+        periods_of, periods, self._before = self._periods(records)
+        self._periods_seen = periods
+        outcomes = Outcomes.of(records, complaints.by_comment)
+        themes = [self._theme(i, f, statements, records, complaints.by_comment, outcomes, periods_of, periods)
+                  for i, f in enumerate(found)]
+        self._held = {id(theme): f for theme, f in zip(themes, found, strict=True)}
         # A cluster that is never a comment's only complaint («ناامید شدم») is a reaction, not a cause.
         # So is one whose every phrase is a feeling («بد», «راضی نبودم») or context: it gets no label.
-        reactions = [t for t in report_themes
-                     if t.kind == "emerging" and (t.impact.negative_share_change_pts == 0 or not t.label)]
-        report_themes = [t for t in report_themes if t not in reactions]
-        report_themes.sort(key=lambda t: (-t.impact.negative_share_change_pts, -t.comments, t.id))
-        for number, theme in enumerate(t for t in report_themes if t.kind == "emerging"):
+        reactions = [t for t in themes if t.kind == "emerging" and (t.impact.negative_share_change_pts == 0 or not t.label)]
+        themes = [t for t in themes if t not in reactions]
+        themes.sort(key=lambda t: (-t.impact.negative_share_change_pts, -t.comments, t.id))
+        for number, theme in enumerate(t for t in themes if t.kind == "emerging"):
             theme.id = f"emerging:{number}"
-        self.membership_ = self._membership(report_themes, held, statements, records)
-        adjust_trends([t.trend for t in report_themes])
-        mark_new(report_themes, {id(t): {statements[k].comment for k in held[id(t)][0]} for t in report_themes}, records)
+        adjust_trends([t.trend for t in themes])
+        mark_new(themes, {id(t): {statements[k].comment for k in self._held[id(t)].members} for t in themes}, records)
+        return themes, reactions
+
+    def _report(self, tagged: TaggedComments, themes: list[Theme], reactions: list[Theme],
+                complaints: Complaints) -> ThemeReport:
+        """The totals (the headline share corrected for label shift), the notes and the settings around the themes."""
+        s, records, sentiment_of = self.settings, tagged.records, tagged.sentiment
         ratings = [r.rating for r in records if r.rating is not None]
         dates = sorted(m for m in (utc_naive(r.created_at) for r in records) if m is not None)
         labels = list(self.tagger.labels)
@@ -611,21 +364,6 @@ class ThemeAnalyzer:
         counted = sum(prevalence.counted.get(label, 0.0) for label in NEGATIVE)
         adjusted = (sum(prevalence.adjusted.get(label, 0.0) for label in NEGATIVE)
                     if prevalence.adjusted is not None else None)
-        notes = []
-        if reactions:
-            notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
-                         + ", ".join(t.label or "/".join(t.keyphrases[:2]) or "—" for t in reactions)
-                         + "): never the only complaint of a comment, or no phrase in them names a cause")
-        if self._sampled:
-            notes.append("clustered on samples: " + ", ".join(f"{size:,} of {n:,} statements" for n, size in self._sampled)
-                         + "; the others joined the nearest cluster (or none, when not half as close as most of its sample)")
-        if not dates:
-            notes.append("no created_at in the data: trends are not computed")
-        elif len(periods) < HISTORY + 1:
-            notes.append(f"only {len(periods)} {s.period}(s) of data: trends need {HISTORY + 1}")
-        if before:
-            notes.append(f"{before} comment(s) dated before {periods[0]} are left out of the trends: they cover the "
-                         f"newest {s.max_periods} {s.period}s at most")
         taxonomy = self.taxonomy
         return ThemeReport(
             schema_version=SCHEMA_VERSION,
@@ -638,8 +376,8 @@ class ThemeAnalyzer:
                 comments=len(records), statements=tagged.statement_count,
                 negative_comments=sum(1 for label in sentiment_of if label in NEGATIVE), negative_share=round(counted, 4),
                 negative_share_definition=NEGATIVE_SHARE_DEFINITION,
-                complaint_comments=len(negative_by_comment),
-                complaint_share=round(len(negative_by_comment) / len(records), 4) if records else 0.0,
+                complaint_comments=len(complaints.by_comment),
+                complaint_share=round(len(complaints.by_comment) / len(records), 4) if records else 0.0,
                 mean_rating=round(float(np.mean(ratings)), 3) if ratings else None,
                 nps=nps_of([r.nps for r in records if r.nps is not None]),
                 first_date=dates[0].date().isoformat() if dates else None,
@@ -649,11 +387,30 @@ class ThemeAnalyzer:
                 prevalence_method=prevalence.method,
                 opinion_free_statements=tagged.opinion_free,
             ),
-            themes=report_themes,
+            themes=themes,
             trend_test=TREND_TEST,
             impact_method=IMPACT_METHOD,
-            notes=notes,
+            notes=self._notes(reactions, bool(dates)),
         )
+
+    def _notes(self, reactions: list[Theme], dated: bool) -> list[str]:
+        """What the reader should know about what the report left out or could not do."""
+        s, periods, notes = self.settings, self._periods_seen, []
+        if reactions:
+            notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
+                         + ", ".join(t.label or "/".join(t.keyphrases[:2]) or "—" for t in reactions)
+                         + "): never the only complaint of a comment, or no phrase in them names a cause")
+        if self._sampled:
+            notes.append("clustered on samples: " + ", ".join(f"{size:,} of {n:,} statements" for n, size in self._sampled)
+                         + "; the others joined the nearest cluster (or none, when not half as close as most of its sample)")
+        if not dated:
+            notes.append("no created_at in the data: trends are not computed")
+        elif len(periods) < HISTORY + 1:
+            notes.append(f"only {len(periods)} {s.period}(s) of data: trends need {HISTORY + 1}")
+        if self._before:
+            notes.append(f"{self._before} comment(s) dated before {periods[0]} are left out of the trends: they cover "
+                         f"the newest {s.max_periods} {s.period}s at most")
+        return notes
 
     # -- parts --------------------------------------------------------------------------------------------
     def _encode(self, statements: Sequence[Statement], complaints: list[int]) -> dict[int, np.ndarray]:
@@ -666,12 +423,11 @@ class ThemeAnalyzer:
         vectors = self.encoder.embed([statements[k].normalised for k in complaints])
         return dict(zip(complaints, vectors, strict=True))
 
-    @staticmethod
-    def _membership(themes: Sequence[Theme], held: Mapping[int, tuple[list[int], list[list[int]]]],
-                    statements: Sequence[Statement], records: Sequence[FeedbackRecord]) -> list[Membership]:
+    def _membership(self, themes: Sequence[Theme], statements: Sequence[Statement],
+                    records: Sequence[FeedbackRecord]) -> list[Membership]:
         rows: list[Membership] = []
         for theme in themes:
-            members, subs = held[id(theme)]
+            members, subs = self._held[id(theme)].members, self._held[id(theme)].sub_members
             sub_of = {k: sub.label for sub, ks in zip(theme.subthemes, subs, strict=False) for k in ks}
             for k in members:
                 st = statements[k]
@@ -803,11 +559,10 @@ class ThemeAnalyzer:
         before = sum(1 for k in keys if k is not None and k < earliest)
         return [k if k is None or k >= earliest else None for k in keys], periods, before
 
-    def _theme(self, number: int, kind: str, aspect: str | None, members: list[int], subthemes: list[SubTheme],
-               keyphrases: list[str], quotes: list[Quote] | None, statements: list[Statement],
-               records: Sequence[FeedbackRecord],
+    def _theme(self, number: int, found: FoundTheme, statements: list[Statement], records: Sequence[FeedbackRecord],
                negative_by_comment: dict[int, list[int]], outcomes: Outcomes, periods_of: list[str | None],
-               periods: list[str], label_of_cluster: str | None = None) -> Theme:
+               periods: list[str]) -> Theme:
+        kind, aspect, members, subthemes, quotes = found.kind, found.aspect, found.members, found.subthemes, found.quotes
         member_set = set(members)
         comments = {statements[k].comment for k in members}
         # Comments whose every negative statement belongs to this theme stop being negative without it.
@@ -823,13 +578,13 @@ class ThemeAnalyzer:
             theme_id, label, label_en = f"aspect:{aspect}", name_fa, name_en
         else:
             theme_id = f"emerging:{number}"
-            label, label_en = label_of_cluster or "", None
+            label, label_en = found.label or "", None
         if subthemes:  # one quote from each sub-theme, largest first: the range of the complaint
             quotes = [sub.quotes[0] for sub in subthemes if sub.quotes][: self.settings.quotes]
         elif quotes is None:
             quotes = self._quotes(sorted(members, key=lambda k: (len(statements[k].text), k)), statements, records)
         return Theme(
-            id=theme_id, kind=kind, aspect=aspect, label=label, label_en=label_en, keyphrases=keyphrases,
+            id=theme_id, kind=kind, aspect=aspect, label=label, label_en=label_en, keyphrases=found.keyphrases,
             statements=len(members), comments=len(comments), impact=impact,
             trend=trend_of(comments, periods_of, periods, self.settings.period, self._partial), quotes=quotes,
             subthemes=subthemes,

@@ -44,7 +44,8 @@ class EncoderEmbedder:
 
     def _load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
-            from model.transformer import encoder_prompt, load_backbone, set_threads
+            from bazkhord.model.backbone import encoder_prompt, load_backbone
+            from bazkhord.model.transformer import set_threads
 
             set_threads()
             encoder, tokenizer = load_backbone(str(self.folder))
@@ -54,7 +55,7 @@ class EncoderEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
-        from model.transformer import length_buckets, pad_batch
+        from bazkhord.model.network import length_buckets, pad_batch
 
         encoder, tokenizer, prompt = self._load()
         size = int(encoder.config.hidden_size)
@@ -76,7 +77,7 @@ class EncoderEmbedder:
 
 def default_embedder(setting: str | None = None) -> Any:
     """The encoder's embedder where its folder exists, else TF-IDF (which needs nothing)."""
-    from model.themes.steps import TfidfEmbedder
+    from bazkhord.model.themes.steps import TfidfEmbedder
 
     folder = encoder_folder(setting)
     if folder is None:

@@ -283,7 +283,7 @@ class CtfidfLabeler:
     def usable(self, phrase: str) -> bool:
         """Whether a phrase can name a theme: not a greeting or purchase context, not a feeling alone («راضی
         نبودم»), not only product names and stop words; a single word not a verb («نداشت»)."""
-        from model.themes.opinion import REACTION, carries_no_opinion
+        from bazkhord.model.themes.opinion import REACTION, carries_no_opinion
 
         words = phrase.split()
         if len(words) == 1 and _is_verb(words[0]):
@@ -306,7 +306,7 @@ class CtfidfLabeler:
         that at least two statements and 4% of the cluster hold; else a usable word that a tenth of them hold;
         else «شکایت از X» for a product X that a quarter of them name; else "" (nothing in the cluster names a
         cause)."""
-        from model.themes.opinion import carries_no_opinion
+        from bazkhord.model.themes.opinion import carries_no_opinion
 
         per_text = [[dict(self.candidates(text)) for text in texts] for texts in clusters]
         counts = [Counter(key for found in texts for key in found) for texts in per_text]

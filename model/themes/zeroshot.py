@@ -19,8 +19,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from data.normalise import normalise_many
-from data.taxonomy import Taxonomy
+from bazkhord.data.normalise import normalise_many
+from bazkhord.data.taxonomy import Taxonomy
 
 METHODS = ("lexical", "e5")
 # Used when the taxonomy file names none for the method.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.db
+import bazkhord.service.db
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from data.finglish import is_finglish, transliterate
-from data.normalise import NormaliserConfig, normalise
-from model.folder import LoadedModel
+from bazkhord.data.finglish import is_finglish, transliterate
+from bazkhord.data.normalise import NormaliserConfig, normalise
+from bazkhord.model.folder import LoadedModel
 
 PAIRS = [
     ("kheili khub bud mamnoon", "خیلی خوب بود ممنون"),

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.normalise import DEFAULT_NORMALISER, NormaliserConfig, mask_pii, normalise
+from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig, mask_pii, normalise
 
 ZWNJ = "\u200c"
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DataError
-from data.readers import ColumnMap, read_records
+from bazkhord.data.errors import DataError
+from bazkhord.data.readers import ColumnMap, read_records
 from tests.conftest import write_jsonl
 
 

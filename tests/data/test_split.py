@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from data.errors import DataError
-from data.record import FeedbackRecord
-from data.split import check_disjoint, data_hash, deduplicate, split_by_hash, split_of
+from bazkhord.data.errors import DataError
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.data.split import check_disjoint, data_hash, deduplicate, split_by_hash, split_of
 
 
 def records(*texts: str) -> list[FeedbackRecord]:

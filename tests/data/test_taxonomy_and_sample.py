@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DataError
-from data.normalise import normalise
-from data.readers import read_records
-from data.taxonomy import Taxonomy, load_taxonomy
+from bazkhord.data.errors import DataError
+from bazkhord.data.normalise import normalise
+from bazkhord.data.readers import read_records
+from bazkhord.data.taxonomy import Taxonomy, load_taxonomy
 from tests.conftest import SAMPLE, SAMPLE_TEST
 
 

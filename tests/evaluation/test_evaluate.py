@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DataError
-from evaluation.evaluate import evaluate
-from evaluation.metrics import aspect_metrics, sentiment_metrics
-from model.folder import LoadedModel
+from bazkhord.data.errors import DataError
+from bazkhord.evaluation.evaluate import evaluate
+from bazkhord.model.folder import LoadedModel
+from bazkhord.model.metrics import aspect_metrics, sentiment_metrics
 from tests.conftest import SAMPLE, SAMPLE_TEST
 
 
@@ -68,9 +68,9 @@ def test_unlabelled_data_cannot_be_scored(sample_model: LoadedModel, tmp_path: P
 
 
 def test_gold_aspect_names_are_mapped_like_training(tmp_path: Path) -> None:
+    from bazkhord.training.config import load_config
+    from bazkhord.training.train import train
     from tests.conftest import write_jsonl
-    from training.config import load_config
-    from training.train import train
 
     rows = [{"text": f"ارسال خیلی دیر بود {i}", "sentiment": "negative", "aspects": {"ارسال": "negative"}} for i in range(8)]
     rows += [{"text": f"طعمش عالی بود {i}", "sentiment": "positive", "aspects": {"طعم": "positive"}} for i in range(8)]

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from data.readers import read_records
-from training.config import load_config
-from training.train import train
+from bazkhord.data.readers import read_records
+from bazkhord.training.config import load_config
+from bazkhord.training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.e5s1 import (
+from bazkhord.model.e5s1 import (
     EncoderError,
     bert_config,
     bert_state_dict,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.base import Predictor
-from model.linear import TfidfClassifier
+from bazkhord.model.base import Predictor
+from bazkhord.model.linear import TfidfClassifier
 from tests.conftest import TINY
 
 TEXTS = [r["text"] for r in TINY] * 3
@@ -46,7 +46,7 @@ def test_rare_class_falls_back_to_plain_logistic() -> None:
 
 
 def test_direct_tfidf_equals_scikit_learns_transform(sample_model: object) -> None:
-    from model.linear import _tfidf
+    from bazkhord.model.linear import _tfidf
     from tests.conftest import SAMPLE_TEST
 
     tagger = sample_model.tagger  # type: ignore[attr-defined]

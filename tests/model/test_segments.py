@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from model.segments import locate_parts, split_segments
+from bazkhord.model.segments import locate_parts, split_segments
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

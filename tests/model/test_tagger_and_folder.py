@@ -6,12 +6,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from data.errors import ModelFolderError
-from data.readers import read_records
-from data.taxonomy import load_taxonomy
-from model.aspects import pick_evidence
-from model.folder import LATEST_FILE, MANIFEST_FILE, list_models, load_model, resolve, save_model
-from model.tagger import Tagger
+from bazkhord.data.errors import ModelFolderError
+from bazkhord.data.readers import read_records
+from bazkhord.data.taxonomy import load_taxonomy
+from bazkhord.model.aspects import pick_evidence
+from bazkhord.model.folder import (
+    LATEST_FILE,
+    MANIFEST_FILE,
+    default_model,
+    list_models,
+    load_model,
+    resolve,
+    save_model,
+)
+from bazkhord.model.tagger import Tagger
 
 
 @pytest.fixture
@@ -59,6 +67,20 @@ def test_save_load_and_latest(tiny_tagger: Tagger, tmp_path: Path) -> None:
     texts = ["کیفیت عالی ولی ارسال دیر", "بد بود"]
     assert loaded.tagger.tag(texts) == tiny_tagger.tag(texts)
     assert [r["latest"] for r in list_models(tmp_path)] == [False, True]
+
+
+def test_the_default_model_is_the_one_trained_last(tiny_tagger: Tagger, tmp_path: Path) -> None:
+    with pytest.raises(ModelFolderError, match=r"no model under .*: train one"):
+        default_model(tmp_path)
+    save_model(tiny_tagger, tmp_path, "older")
+    newest = save_model(tiny_tagger, tmp_path, "newer")  # the same second: the file's time decides
+    assert default_model(tmp_path) == "newer" and resolve(None, tmp_path) == newest
+    again = save_model(tiny_tagger, tmp_path, "older")  # a new version of the other name is now the newest
+    assert default_model(tmp_path) == "older" and load_model(None, tmp_path).folder == again
+    (tmp_path / ".checkpoints" / "x").mkdir(parents=True)  # a training run's checkpoints are no model
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / LATEST_FILE).write_text("nothing\n")  # named when asked for, never chosen silently
+    assert default_model(tmp_path) == "older"
 
 
 def test_corrupt_incomplete_and_incompatible_folders_are_refused(tiny_tagger: Tagger, tmp_path: Path) -> None:

@@ -8,19 +8,13 @@ from typing import ClassVar
 
 import pytest
 
-from data.record import FeedbackRecord
-from data.taxonomy import load_taxonomy
-from model.base import AspectTag, Tag
-from model.folder import LoadedModel
-from model.themes.analysis import (
-    ThemeAnalyzer,
-    ThemeSettings,
-    nps_of,
-    period_key,
-    period_range,
-    trend_of,
-    two_proportion_test,
-)
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.data.taxonomy import load_taxonomy
+from bazkhord.model.base import AspectTag, Tag
+from bazkhord.model.folder import LoadedModel
+from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from bazkhord.model.themes.impact import nps_of
+from bazkhord.model.themes.trends import period_key, period_range, trend_of, two_proportion_test
 from tests.conftest import SAMPLE
 
 RULES = {"دیر": ("delivery", "negative"), "له": ("packaging", "negative"), "عالی": ("quality", "positive")}
@@ -112,7 +106,7 @@ def test_settings_are_checked() -> None:
 
 
 def test_sample_themes_are_found_and_deterministic(sample_model: LoadedModel) -> None:
-    from data.readers import read_records
+    from bazkhord.data.readers import read_records
 
     records = read_records(SAMPLE).records
     analyzer = ThemeAnalyzer(sample_model.tagger, ThemeSettings(period="week"))

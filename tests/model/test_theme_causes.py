@@ -11,22 +11,17 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from data.errors import DataError
-from data.normalise import normalise_many
-from data.record import FeedbackRecord
-from data.taxonomy import load_taxonomy, taxonomy_names
-from model.base import Tag
-from model.folder import LoadedModel
-from model.themes.analysis import (
-    ThemeAnalyzer,
-    ThemeSettings,
-    adjust_trends,
-    last_period_partial,
-    trend_of,
-)
-from model.themes.opinion import carries_no_opinion
-from model.themes.prevalence import adjusted_shares
-from model.themes.zeroshot import ZeroShotAspects
+from bazkhord.data.errors import DataError
+from bazkhord.data.normalise import normalise_many
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.data.taxonomy import load_taxonomy, taxonomy_names
+from bazkhord.model.base import Tag
+from bazkhord.model.folder import LoadedModel
+from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from bazkhord.model.themes.opinion import carries_no_opinion
+from bazkhord.model.themes.prevalence import adjusted_shares
+from bazkhord.model.themes.trends import adjust_trends, last_period_partial, trend_of
+from bazkhord.model.themes.zeroshot import ZeroShotAspects
 
 
 def test_taxonomies_by_name() -> None:
@@ -144,7 +139,7 @@ def food_comments() -> list[FeedbackRecord]:
 def test_a_food_report_finds_food_causes_without_an_aspect_head(tmp_path: Path) -> None:
     import pyarrow.parquet as pq
 
-    from service.theme_report import MEMBERSHIP_FILE, MEMBERSHIP_PARQUET, render_html, write_report
+    from bazkhord.service.theme_report import MEMBERSHIP_FILE, MEMBERSHIP_PARQUET, render_html, write_report
 
     records = food_comments()
     analyzer = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4, taxonomy="food_delivery"),  # type: ignore[arg-type]
@@ -175,7 +170,7 @@ def test_auto_detects_the_domain(sample_model: LoadedModel) -> None:
     analyzer = ThemeAnalyzer(CueTagger(), ThemeSettings(min_theme_size=4), encoder="none")  # type: ignore[arg-type]
     assert analyzer.analyse(food_comments()).settings["taxonomy"] == "food_delivery"
     # The sample model was trained on the e-commerce taxonomy, and e-commerce complaints keep it.
-    from data.readers import read_records
+    from bazkhord.data.readers import read_records
     from tests.conftest import SAMPLE
 
     own = ThemeAnalyzer(sample_model.tagger, ThemeSettings(), encoder="none").analyse(read_records(SAMPLE).records)
@@ -211,8 +206,8 @@ def test_list_fields_are_broken_down_per_item_under_the_datas_names() -> None:
 
 
 def test_themes_embed_with_the_encoder_folder_where_it_exists(tmp_path: Path) -> None:
-    from model.themes.embeddings import EncoderEmbedder, encoder_folder
-    from training.encoder_import import import_encoder
+    from bazkhord.model.themes.embeddings import EncoderEmbedder, encoder_folder
+    from bazkhord.training.encoder_import import import_encoder
 
     from ..tiny_e5 import write_tiny_e5, write_tiny_wheel
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.themes.steps import (
+from bazkhord.model.themes.steps import (
     AgglomerativeClusterer,
     CtfidfLabeler,
     KMeansClusterer,

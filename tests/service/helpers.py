@@ -11,11 +11,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
-from evaluation.benchmarks.service_http import free_port
-from model.folder import MANIFEST_FILE, LoadedModel
-from service.app import create_app
-from service.auth import KeyStore
-from service.settings import Settings
+from bazkhord.model.folder import MANIFEST_FILE, LoadedModel
+from bazkhord.service.app import create_app
+from bazkhord.service.auth import KeyStore
+from bazkhord.service.settings import Settings
+from benchmarks.service_http import free_port
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model.folder import LoadedModel
+from bazkhord.model.folder import LoadedModel
 from tests.data.test_normalise import GOLDEN
 from tests.service.helpers import api
 

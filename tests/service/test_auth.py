@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data.errors import InputError
-from model.folder import LoadedModel
-from service.auth import KeyStore, RateLimiter, hash_key
-from service.cli import main
-from service.db import ApiKey, make_engine, upgrade
+from bazkhord.cli import main
+from bazkhord.data.errors import InputError
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.auth import KeyStore, RateLimiter, hash_key
+from bazkhord.service.db import ApiKey, make_engine, upgrade
 from tests.service.helpers import api
 
 TAG = {"text": "پیک دیر اومد"}

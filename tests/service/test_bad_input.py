@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from model.base import Tag
-from model.folder import LoadedModel
+from bazkhord.model.base import Tag
+from bazkhord.model.folder import LoadedModel
 from tests.conftest import REPO
 from tests.service.helpers import api
 

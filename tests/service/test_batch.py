@@ -13,11 +13,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from data.errors import ConfigError
-from evaluation.benchmarks.service_http import free_port
-from model.folder import LoadedModel
-from service.batch import BatchJob, run_local
-from service.cli import main
+from bazkhord.cli import main
+from bazkhord.data.errors import ConfigError
+from bazkhord.data.progress import LogProgress
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.batch import BatchJob, run_local
+from benchmarks.service_http import free_port
 from tests.conftest import SAMPLE
 
 
@@ -72,16 +73,17 @@ def test_local_tags_every_row_or_names_why_not(sample_model: LoadedModel, inputs
 
 def test_a_repeated_run_skips_finished_parts(sample_model: LoadedModel, inputs: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    calls = {"n": 0}
+    class StopAfterTwoParts(LogProgress):
+        calls = 0
 
-    def stop_after_two_parts(done: int, total: int | None) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # Ctrl-C after the second part
+        def count(self, done: int, total: int | None, unit: str) -> None:
+            self.calls += 1
+            if self.calls == 2:
+                raise KeyboardInterrupt  # Ctrl-C after the second part
 
     job = BatchJob([inputs], out, str(sample_model.folder), tmp_path, part_rows=64)
     with pytest.raises(KeyboardInterrupt):
-        run_local(job, stop_after_two_parts)
+        run_local(job, StopAfterTwoParts())
     assert len(list((out / "parts").glob("*.parquet"))) == 2
     again = run_local(BatchJob([inputs], out, str(sample_model.folder), tmp_path, part_rows=64))
     assert again.parts_skipped == 2 and again.parts_written > 0
@@ -128,7 +130,7 @@ def test_cli_summary_and_a_clear_error_without_ray(sample_model: LoadedModel, in
 @pytest.mark.usefixtures("ray_sessions")
 def test_ray_engine_gives_the_local_rows(sample_model: LoadedModel, inputs: Path, tmp_path: Path) -> None:
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'bazkhord[ray]')")
-    from service.batch import run_ray
+    from bazkhord.service.batch import run_ray
 
     run_local(BatchJob([inputs], tmp_path / "local", str(sample_model.folder), tmp_path, part_rows=64))
     job = BatchJob([inputs], tmp_path / "ray", str(sample_model.folder), tmp_path, part_rows=64, batch_size=32)
@@ -142,7 +144,7 @@ def test_ray_engine_gives_the_local_rows(sample_model: LoadedModel, inputs: Path
 
 
 def test_actor_pool_follows_the_cluster() -> None:
-    from service.batch import actor_plan
+    from bazkhord.service.batch import actor_plan
 
     assert actor_plan({"CPU": 3.0}, "tfidf-tagger", None, 2) == (2, 0)  # a local instance: one actor per core
     assert actor_plan({"CPU": 16.0, "GPU": 2.0}, "tfidf-tagger", None, None) == (15, 0)  # one CPU left to Ray Data

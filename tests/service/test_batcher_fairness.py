@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from model.base import Tag
-from model.folder import LoadedModel
-from service.batcher import MicroBatcher, QueueFull
+from bazkhord.model.base import Tag
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.batcher import MicroBatcher, QueueFull
 from tests.service.helpers import api
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model.folder import LoadedModel
-from service.app import create_app
-from service.docs import ASSETS, ASSETS_URL
-from service.settings import Settings
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.app import create_app
+from bazkhord.service.docs import ASSETS, ASSETS_URL
+from bazkhord.service.settings import Settings
 from tests.service.helpers import api, live_server
 
 REMOTE = re.compile(r"""(src|href)\s*=\s*["']?(https?:)?//""")

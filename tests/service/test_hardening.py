@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from model.folder import LoadedModel
-from service.store import NewFeedback
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.store import NewFeedback
 from tests.service.helpers import api
 
 JSON = {"content-type": "application/json"}
@@ -181,7 +181,7 @@ def test_a_client_id_with_a_slash_is_read_back(client: TestClient) -> None:
 def test_a_killed_server_leaves_no_process_behind(sample_model: LoadedModel, tmp_path: Path) -> None:
     import signal
 
-    from evaluation.benchmarks.service_http import Server, alive, descendants, free_port
+    from benchmarks.service_http import Server, alive, descendants, free_port
 
     server = Server(sample_model.folder, tmp_path, free_port())
     try:
@@ -203,9 +203,9 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(sample_model: LoadedM
     import csv
     import dataclasses
 
-    from data.readers import read_records
-    from model.themes.analysis import ThemeAnalyzer, ThemeSettings
-    from service.theme_report import write_csv
+    from bazkhord.data.readers import read_records
+    from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+    from bazkhord.service.theme_report import write_csv
     from tests.conftest import SAMPLE
 
     hostile = ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd"]
@@ -270,9 +270,9 @@ def test_an_unexpected_error_is_500_with_its_request_id_in_the_answer_and_the_lo
 def test_bidi_overrides_in_comments_do_not_reach_the_html_report(sample_model: LoadedModel) -> None:
     import dataclasses
 
-    from data.readers import read_records
-    from model.themes.analysis import ThemeAnalyzer, ThemeSettings
-    from service.theme_report import render_html
+    from bazkhord.data.readers import read_records
+    from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+    from bazkhord.service.theme_report import render_html
     from tests.conftest import SAMPLE
 
     records = [dataclasses.replace(r, text=f"\u202e{r.text}\u202c \u2066!\u2069")
@@ -302,7 +302,7 @@ def test_models_list_says_why_a_damaged_version_cannot_be_served(sample_model: L
     damaged = clone_version(folder, "damaged")
     weights = next(p for p in sorted(damaged.rglob("*.safetensors")))
     weights.write_bytes(weights.read_bytes()[:-8] + b"corrupt!")
-    from model.folder import load_model
+    from bazkhord.model.folder import load_model
 
     with api(tmp_path, load_model(folder), "admin") as client:
         versions = {v["version"]: v for v in client.get("/v1/models").json()["versions"]}
@@ -336,7 +336,7 @@ def test_a_dead_worker_is_503_with_retry_after(sample_model: LoadedModel, tmp_pa
 def test_slow_heads_and_bodies_are_cut_off(sample_model: LoadedModel, tmp_path: Path) -> None:
     import socket
 
-    from evaluation.benchmarks.service_http import Server, free_port
+    from benchmarks.service_http import Server, free_port
 
     port = free_port()
     server = Server(sample_model.folder, tmp_path, port, header_timeout_s="1", body_timeout_s="1")
@@ -394,8 +394,8 @@ def test_slow_heads_and_bodies_are_cut_off(sample_model: LoadedModel, tmp_path: 
 def test_made_up_key_prefixes_do_not_grow_the_key_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from sqlalchemy import create_engine
 
-    from service import auth
-    from service.db import Base
+    from bazkhord.service import auth
+    from bazkhord.service.db import Base
 
     engine = create_engine(f"sqlite:///{tmp_path / 'keys.db'}")
     Base.metadata.create_all(engine)
@@ -411,7 +411,7 @@ def test_made_up_key_prefixes_do_not_grow_the_key_cache(tmp_path: Path, monkeypa
 def test_the_server_hands_freed_memory_back() -> None:
     import platform
 
-    from service.memory import limit_arenas, release_memory
+    from bazkhord.service.memory import limit_arenas, release_memory
 
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc arenas and malloc_trim are glibc's")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from data.normalise import find_pii, mask_pii, mask_span
-from data.record import FeedbackRecord
-from model.folder import LoadedModel
-from model.themes.analysis import ThemeAnalyzer, ThemeSettings
-from service.theme_report import write_report
+from bazkhord.data.normalise import find_pii, mask_pii, mask_span
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.model.folder import LoadedModel
+from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from bazkhord.service.theme_report import write_report
 from tests.service.helpers import api
 
 # One of each kind, Persian and Latin digits, inside complaints that name an aspect (so evidence quotes them).
@@ -60,7 +60,7 @@ def test_each_kind_is_found_with_offsets_into_the_raw_text(placeholder: str, val
 
 
 def test_masking_by_spans_agrees_with_the_normaliser() -> None:
-    from data.normalise import normalise
+    from bazkhord.data.normalise import normalise
 
     for raw in RAW:
         assert normalise(mask_pii(raw)) == normalise(raw)

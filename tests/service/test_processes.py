@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from evaluation.benchmarks.service_http import REPO, Server, free_port
-from model.folder import LATEST_FILE, LoadedModel
+from bazkhord.model.folder import LATEST_FILE, LoadedModel
+from benchmarks.service_http import REPO, Server, free_port
 from tests.service.helpers import clone_version
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -98,7 +98,7 @@ def test_rate_limit_and_revocation_are_shared(two_servers: tuple[Server, Server,
     assert all(httpx.get(f"{s.url}/v1/reports/summary", headers=other_headers, timeout=30).status_code == 200
                for s in (first, second))
     env = {"BAZKHORD_REDIS_URL": redis_url, "BAZKHORD_REDIS_PREFIX": prefix, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "service.cli", "keys", "revoke", "other", "--database-url",
+    done = subprocess.run([sys.executable, "-m", "bazkhord.cli", "keys", "revoke", "other", "--database-url",
                            first.database_url], cwd=REPO, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     time.sleep(1.5)  # 3 sync rounds; the key cache alone would hold the key for 300 s

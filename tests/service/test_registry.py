@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from model.folder import LATEST_FILE, LoadedModel
-from service.observability import JsonFormatter
+from bazkhord.model.folder import LATEST_FILE, LoadedModel
+from bazkhord.service.observability import JsonFormatter
 from tests.service.helpers import api, clone_version
 
 

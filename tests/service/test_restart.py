@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evaluation.benchmarks.service_http import Server, alive, descendants, free_port
-from model.folder import LoadedModel
-from service.db import make_engine
-from service.store import FeedbackStore
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.db import make_engine
+from bazkhord.service.store import FeedbackStore
+from benchmarks.service_http import Server, alive, descendants, free_port
 
 
 def text_of(client_id: str) -> str:

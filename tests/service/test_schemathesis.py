@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from model.folder import LoadedModel
-from service.app import create_app
-from service.auth import KeyStore
-from service.db import make_engine, upgrade
-from service.settings import Settings
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.app import create_app
+from bazkhord.service.auth import KeyStore
+from bazkhord.service.db import make_engine, upgrade
+from bazkhord.service.settings import Settings
 from tests.service.helpers import live_server
 
 EXAMPLES = 25

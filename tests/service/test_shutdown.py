@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from evaluation.benchmarks.service_http import Server, alive, descendants, free_port
-from model.folder import LoadedModel
-from service.observability import EdgeMiddleware, Metrics
+from bazkhord.model.folder import LoadedModel
+from bazkhord.service.observability import EdgeMiddleware, Metrics
+from benchmarks.service_http import Server, alive, descendants, free_port
 
 
 def test_ctrl_c_stops_server_and_worker_cleanly(sample_model: LoadedModel, tmp_path: Path) -> None:

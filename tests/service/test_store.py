@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from model.base import AspectTag, Evidence, Tag
-from service.db import Base, current_revision, make_engine, upgrade
-from service.store import ConflictError, FeedbackStore, Filters, NewFeedback
+from bazkhord.model.base import AspectTag, Evidence, Tag
+from bazkhord.service.db import Base, current_revision, make_engine, upgrade
+from bazkhord.service.store import ConflictError, FeedbackStore, Filters, NewFeedback
 
 NEGATIVE = Tag("negative", {"negative": 0.8, "positive": 0.2},
                (AspectTag("delivery", 0.9, "negative", 0.85, (Evidence("پیک دیر اومد", 0, 12),)),))
@@ -102,8 +102,8 @@ def test_retag_moves_every_comment_to_the_new_version_and_resumes(engine: Engine
 
 
 def test_retag_and_db_commands(sample_model: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from model.folder import LoadedModel
-    from service.cli import main
+    from bazkhord.cli import main
+    from bazkhord.model.folder import LoadedModel
 
     assert isinstance(sample_model, LoadedModel)
     url = f"sqlite:///{tmp_path}/cli.db"

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from data.errors import DataError
-from data.readers import read_records
-from model.folder import LoadedModel
-from model.themes.analysis import ThemeAnalyzer, ThemeSettings
-from model.themes.report import ThemeReport
-from service.batch import JOB_FILE, BatchJob, read_tagged, run_local
-from service.cli import main
-from service.theme_report import report_dict
+from bazkhord.cli import main
+from bazkhord.data.errors import DataError
+from bazkhord.data.readers import read_records
+from bazkhord.model.folder import LoadedModel
+from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from bazkhord.model.themes.report import ThemeReport
+from bazkhord.service.batch import JOB_FILE, BatchJob, read_tagged, run_local
+from bazkhord.service.theme_report import report_dict
 from tests.conftest import SAMPLE
 
 
@@ -123,7 +123,7 @@ def test_on_ray_tagging_and_assignment_give_the_local_report(sample_model: Loade
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'bazkhord[ray]')")
     import ray
 
-    from service.batch import ray_mapper, ray_session, run_ray
+    from bazkhord.service.batch import ray_mapper, ray_session, run_ray
     from tests.service.test_batch import read_parts
 
     settings = ThemeSettings(max_cluster_statements=100)

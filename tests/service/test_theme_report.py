@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter
 
-from data.readers import read_records
-from model.folder import LoadedModel
-from model.themes.analysis import ThemeAnalyzer, ThemeSettings
-from model.themes.report import ThemeReport
-from service.cli import main
-from service.theme_report import CSV_FILES, HTML_FILE, JSON_FILE, json_schema, render_html, write_report
+from bazkhord.cli import main
+from bazkhord.data.readers import read_records
+from bazkhord.model.folder import LoadedModel
+from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from bazkhord.model.themes.report import ThemeReport
+from bazkhord.service.theme_report import CSV_FILES, HTML_FILE, JSON_FILE, json_schema, render_html, write_report
 from tests.conftest import SAMPLE
 from tests.service.helpers import api
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import ConfigError
-from training.config import config_from_dict, load_config
+from bazkhord.data.errors import ConfigError
+from bazkhord.training.config import config_from_dict, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,21 +15,22 @@ import numpy as np
 import pytest
 import torch
 
-from data.errors import ConfigError
-from model.e5s1 import EncoderError
-from model.folder import load_model
-from model.transformer import ENCODER_DIR, TransformerTagger, load_backbone
-from service.cli import main
-from training import encoder_import
-from training.config import load_config
-from training.encoder_import import (
+from bazkhord.cli import main
+from bazkhord.data.errors import ConfigError
+from bazkhord.model.backbone import load_backbone
+from bazkhord.model.e5s1 import EncoderError
+from bazkhord.model.folder import load_model
+from bazkhord.model.transformer import ENCODER_DIR, TransformerTagger
+from bazkhord.training import encoder_import
+from bazkhord.training.config import load_config
+from bazkhord.training.encoder_import import (
     ENCODER_MANIFEST,
     NOTICE_FILE,
     import_encoder,
     mean_pooled,
     verify_encoder_folder,
 )
-from training.train import train
+from bazkhord.training.train import train
 
 from ..conftest import SAMPLE, TINY, write_jsonl
 from ..tiny_e5 import TinyE5, engine_forward, write_tiny_e5, write_tiny_wheel

@@ -11,13 +11,14 @@ from typing import Any
 import pytest
 import torch
 
-from data.errors import ConfigError
-from model.folder import load_model
-from model.transformer import ENCODER_MANIFEST, PRETRAIN_REPORT, encoder_prompt, load_backbone
-from service.cli import main
-from training.encoder_import import NOTICE_FILE
-from training.pretrain import PretrainConfig, pretrain, project_embeddings
-from training.train import train
+from bazkhord.cli import main
+from bazkhord.data.errors import ConfigError
+from bazkhord.model.backbone import PRETRAIN_REPORT, encoder_prompt, load_backbone
+from bazkhord.model.e5s1 import ENCODER_MANIFEST
+from bazkhord.model.folder import load_model
+from bazkhord.training.encoder_import import NOTICE_FILE
+from bazkhord.training.pretrain import PretrainConfig, pretrain, project_embeddings
+from bazkhord.training.train import train
 
 from .test_transformer import config_for, tiny_backbone
 

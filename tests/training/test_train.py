@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DataError
-from model.folder import CONFIG_FILE, TRAINING_REPORT_FILE, load_model
+from bazkhord.data.errors import DataError
+from bazkhord.model.folder import CONFIG_FILE, TRAINING_REPORT_FILE, load_model
+from bazkhord.training.config import load_config
+from bazkhord.training.train import train
 from tests.conftest import write_jsonl
-from training.config import load_config
-from training.train import train
 
 
 def config_for(tmp_path: Path, train_file: Path, *extra: str):  # type: ignore[no-untyped-def]

@@ -14,36 +14,24 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from data.errors import ConfigError, TrainingStopped
-from data.record import FeedbackRecord
-from evaluation.evaluate import evaluate
-from evaluation.metrics import sentiment_metrics
-from model.aspects import EVIDENCE_SHARE, pick_evidence
-from model.base import AspectTag, Tag
-from model.folder import LoadedModel, list_models, load_model, save_model
-from model.segments import locate_parts
-from model.transformer import (
-    ENCODER_DIR,
-    HEADS_FILE,
-    SPAN_EVIDENCE_SHARE,
-    Blend,
-    EncoderShape,
-    MultiTaskNet,
-    TransformerMeta,
-    TransformerTagger,
-    encode,
-    load_backbone,
-    pad_batch,
-    precision_name,
-    quantize_int8,
-    scratch_encoder,
-    train_tokenizer,
-)
-from service.cli import main
-from training.config import load_config
-from training.pretrain import PretrainConfig, pretrain
-from training.train import train
-from training.transformer import (
+from bazkhord.cli import main
+from bazkhord.data.errors import ConfigError, TrainingStopped
+from bazkhord.data.record import FeedbackRecord
+from bazkhord.evaluation.evaluate import evaluate
+from bazkhord.model.aspects import EVIDENCE_SHARE, pick_evidence
+from bazkhord.model.backbone import EncoderShape, load_backbone, scratch_encoder
+from bazkhord.model.base import AspectTag, Tag
+from bazkhord.model.folder import LoadedModel, list_models, load_model, save_model
+from bazkhord.model.int8 import precision_name, quantize_int8
+from bazkhord.model.metrics import sentiment_metrics
+from bazkhord.model.network import MultiTaskNet, encode, pad_batch
+from bazkhord.model.segments import locate_parts
+from bazkhord.model.tokenizer import train_tokenizer
+from bazkhord.model.transformer import ENCODER_DIR, HEADS_FILE, SPAN_EVIDENCE_SHARE, Blend, TransformerMeta, TransformerTagger
+from bazkhord.training.config import load_config
+from bazkhord.training.pretrain import PretrainConfig, pretrain
+from bazkhord.training.train import train
+from bazkhord.training.transformer import (
     IGNORE,
     STATE_FILE,
     Targets,
@@ -547,8 +535,8 @@ def test_aspects_blend_the_baseline_by_their_own_weight(sample_subset: Path, tmp
 
 
 def test_the_aspect_blend_is_chosen_on_dev(sample_subset: Path, tmp_path: Path) -> None:
-    from data.readers import read_records
-    from training.transformer import choose_aspect_blend
+    from bazkhord.data.readers import read_records
+    from bazkhord.training.transformer import choose_aspect_blend
 
     result = train(config_for(tmp_path, sample_subset, "transformer.epochs=1", 'transformer.ensemble="always"',
                               'transformer.quantize="none"'))
@@ -580,7 +568,7 @@ class FixedParts:
 
 
 def test_the_sentiment_blend_keeps_dev_macro_f1_and_then_lowers_the_log_loss() -> None:
-    from training.transformer import choose_blend, log_loss
+    from bazkhord.training.transformer import choose_blend, log_loss
 
     # 80 common "a", 10 "b", 10 "c": the transformer finds the rare classes (a quarter of the a's read as b);
     # the baseline says "a" for everything, confidently enough to have the lower log-loss.
@@ -611,7 +599,7 @@ def test_the_sentiment_blend_keeps_dev_macro_f1_and_then_lowers_the_log_loss() -
 
 
 def test_the_blend_follows_the_dev_measure_the_config_names() -> None:
-    from training.transformer import choose_blend
+    from bazkhord.training.transformer import choose_blend
 
     # 80 "a", 10 "b", 10 "c": the transformer finds the rare classes but calls half of the a's b or c; the baseline
     # says "a" for everything. Macro-F1 prefers the transformer, weighted-F1 (classes by their share) the baseline.
@@ -690,7 +678,7 @@ def test_cli_trains_a_transformer_with_progress_and_gradient_accumulation(tmp_pa
 
 def test_the_configs_build_the_documented_compact_encoder() -> None:
     """TransformerConfig keeps literal defaults (reading a config must not import torch): they must not drift."""
-    from training.config import TransformerConfig
+    from bazkhord.training.config import TransformerConfig
 
     shape, config, pre = EncoderShape(), TransformerConfig(), PretrainConfig()
     for key in ("hidden", "layers", "heads", "intermediate"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import service.db
+import bazkhord.service.db
 
 revision = '0001'
 down_revision = None
@@ -25,8 +25,8 @@ def upgrade() -> None:
     sa.Column('key_sha256', sa.String(length=64), nullable=False),
     sa.Column('scopes', sa.String(length=100), nullable=False),
     sa.Column('rate_per_minute', sa.Integer(), nullable=True),
-    sa.Column('created_at', service.db.UtcDateTime(), nullable=False),
-    sa.Column('revoked_at', service.db.UtcDateTime(), nullable=True),
+    sa.Column('created_at', bazkhord.service.db.UtcDateTime(), nullable=False),
+    sa.Column('revoked_at', bazkhord.service.db.UtcDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name'),
     sa.UniqueConstraint('prefix')
@@ -36,7 +36,7 @@ def upgrade() -> None:
     sa.Column('model_name', sa.String(length=100), nullable=False),
     sa.Column('model_version', sa.String(length=100), nullable=False),
     sa.Column('action', sa.String(length=16), nullable=False),
-    sa.Column('activated_at', service.db.UtcDateTime(), nullable=False),
+    sa.Column('activated_at', bazkhord.service.db.UtcDateTime(), nullable=False),
     sa.Column('activated_by', sa.String(length=100), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
@@ -53,14 +53,14 @@ def upgrade() -> None:
     sa.Column('segment', sa.String(length=100), nullable=True),
     sa.Column('rating', sa.Float(), nullable=True),
     sa.Column('nps', sa.Integer(), nullable=True),
-    sa.Column('created_at', service.db.UtcDateTime(), nullable=False),
-    sa.Column('received_at', service.db.UtcDateTime(), nullable=False),
+    sa.Column('created_at', bazkhord.service.db.UtcDateTime(), nullable=False),
+    sa.Column('received_at', bazkhord.service.db.UtcDateTime(), nullable=False),
     sa.Column('sentiment', sa.String(length=32), nullable=False),
     sa.Column('sentiment_confidence', sa.Float(), nullable=False),
     sa.Column('probabilities', sa.JSON(), nullable=False),
     sa.Column('model_name', sa.String(length=100), nullable=False),
     sa.Column('model_version', sa.String(length=100), nullable=False),
-    sa.Column('tagged_at', service.db.UtcDateTime(), nullable=False),
+    sa.Column('tagged_at', bazkhord.service.db.UtcDateTime(), nullable=False),
     sa.Column('api_key_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.ForeignKeyConstraint(['api_key_id'], ['api_keys.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id'),

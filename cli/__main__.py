@@ -1,0 +1,5 @@
+import sys
+
+from bazkhord.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One router module per resource (FastAPI's full-stack template): ops, tagging, feedback, reports, models."""
