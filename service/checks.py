@@ -49,14 +49,21 @@ def check_limits(texts: list[str], as_items: bool, settings: Settings, max_texts
                                [ErrorDetail(location=where(index), message="send the comment's words")])
 
 
+# Letters and symbols that render as nothing (Hangul fillers, the blank Braille pattern): Unicode calls them letters
+# or symbols, but a comment of them alone says nothing, and spam and placeholder texts use them to look non-empty.
+BLANK_LOOKING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def is_blank(text: str) -> bool:
-    """Nothing but white space and invisible format marks (ZWNJ, ZWJ, BOM, direction marks)."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    """Nothing but white space, invisible format marks (ZWNJ, ZWJ, BOM, direction marks) and blank-looking letters."""
+    return all(c.isspace() or c in BLANK_LOOKING or unicodedata.category(c) == "Cf" for c in text)
 
 
 def has_content(text: str) -> bool:
     """A letter (not a modifier such as tatweel), a digit or a symbol such as an emoji: the normaliser keeps these."""
     for c in text:
+        if c in BLANK_LOOKING:
+            continue
         category = unicodedata.category(c)
         if (category[0] in "LN" and category != "Lm") or category == "So":
             return True

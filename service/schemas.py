@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
@@ -18,15 +19,30 @@ def _no_nul(value: str) -> str:
     return value
 
 
-# Ids and metadata that reach the store or a filter: PostgreSQL text cannot hold NUL (texts get their own check).
-Clean = Annotated[str, AfterValidator(_no_nul)]
+# A lone UTF-16 surrogate (JSON's "\\udfff" alone) is no character: no UTF-8 encoder, the answer's or the store's,
+# can write it. Every string of a request is checked, so the field is named in a 422 before any work is done.
+SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_surrogate(value: str) -> str:
+    found = SURROGATE.search(value)
+    if found:
+        raise ValueError(f"contains a lone UTF-16 surrogate (\\u{ord(found.group()):04x}) at character {found.start()}, "
+                         "which is not a character: send valid Unicode")
+    return value
+
+
+# Comment texts (NUL in a text gets its own check, after the limits).
+Text = Annotated[str, AfterValidator(_no_surrogate)]
+# Ids and metadata that reach the store or a filter: PostgreSQL text cannot hold NUL.
+Clean = Annotated[str, AfterValidator(_no_nul), AfterValidator(_no_surrogate)]
 
 
 class TagItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Clean | None = Field(None, max_length=200, description="the caller's own id, echoed back")
-    text: str = Field(..., max_length=HARD_MAX_CHARS, description="the raw comment, as the customer wrote it")
+    text: Text = Field(..., max_length=HARD_MAX_CHARS, description="the raw comment, as the customer wrote it")
 
 
 class TagRequest(BaseModel):
@@ -38,7 +54,7 @@ class TagRequest(BaseModel):
                                         {"items": [{"id": "c1", "text": "عالی بود"}, {"id": "c2", "text": "افتضاح"}]}]},
     )
 
-    text: str | None = Field(None, max_length=HARD_MAX_CHARS)
+    text: Text | None = Field(None, max_length=HARD_MAX_CHARS)
     id: Clean | None = Field(None, max_length=200)
     items: list[TagItem] | None = Field(None, min_length=1, max_length=HARD_MAX_TEXTS)
 
@@ -62,7 +78,7 @@ class ThemeItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: Clean | None = Field(None, max_length=200)
-    text: str = Field(..., max_length=HARD_MAX_CHARS)
+    text: Text = Field(..., max_length=HARD_MAX_CHARS)
     created_at: datetime | None = None
     channel: Clean | None = Field(None, max_length=100)
     rating: float | None = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)
@@ -105,7 +121,7 @@ class FeedbackItem(BaseModel):
 
     client_id: Clean = Field(..., min_length=1, max_length=200,
                            description="the caller's id for this comment; sending it again stores nothing new")
-    text: str = Field(..., max_length=HARD_MAX_CHARS)
+    text: Text = Field(..., max_length=HARD_MAX_CHARS)
     created_at: datetime | None = Field(None, description="when the customer wrote it; default: when received")
     channel: Clean | None = Field(None, max_length=100)
     rating: float | None = Field(None, ge=-1e9, le=1e9, allow_inf_nan=False)

@@ -50,6 +50,11 @@ CATALOGUE: list[tuple[str, dict[str, Any], int, str | None]] = [
     ("5,000-digit number", {"content": b'{"text": "x", "id": ' + b"7" * 5_000 + b"}", "headers": JSON}, 422,
      "invalid_json"),
     ("NUL in an id", {"json": {"text": "خوب", "id": "a\u0000b"}}, 422, "invalid_request"),
+    # JSON may spell a lone UTF-16 surrogate ("\\udfff"), which no UTF-8 encoder can write back.
+    ("lone surrogate in an id", {"content": b'{"text": "\\u067e\\u06cc\\u06a9", "id": "\\udfff"}', "headers": JSON},
+     422, "invalid_request"),
+    ("lone surrogate in the text", {"content": b'{"text": "x\\ud800y"}', "headers": JSON}, 422, "invalid_request"),
+    ("blank-looking letters only", {"json": {"text": "\u3164 \u2800\u3164"}}, 422, "empty_text"),
 ]
 
 
