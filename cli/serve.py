@@ -28,7 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bazkhord.service.auth import KeyStore
     from bazkhord.service.observability import setup_json_logging
     from bazkhord.service.registry import ModelRegistry
-    from bazkhord.service.server import guarded_http_protocol
+    from bazkhord.service.server import SUPERVISOR_VARIABLE, guarded_http_protocol
 
     config = settings(args)
     store = engine(args)
@@ -54,7 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The model thread and the event loop share the GIL; a shorter switch interval than the default 5 ms lets
     # the loop answer requests while a batch is being tagged (benchmarks/service_http.py measures it).
     sys.setswitchinterval(config.switch_interval_ms / 1000)
-    common: dict[str, Any] = dict(host=args.host, port=args.port, http=guarded_http_protocol(config.header_timeout_s),
+    common: dict[str, Any] = dict(host=args.host, port=args.port, http=guarded_http_protocol(
+                                      config.header_timeout_s, config.max_header_bytes, config.max_headers),
                                   log_level=config.log_level.lower(),
                                   log_config=None if config.json_logs else uvicorn.config.LOGGING_CONFIG,
                                   access_log=False, timeout_graceful_shutdown=config.shutdown_grace_s)
@@ -67,6 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for name, value in (("MODEL", registry.reference), ("MODELS_DIR", str(config.models_dir)),
                             ("DATABASE_URL", config.database_url), ("MIGRATE_ON_START", "false")):
             os.environ[f"BAZKHORD_{name}"] = value
+        os.environ[SUPERVISOR_VARIABLE] = str(os.getpid())  # each process ends with this one (die_with_supervisor)
         del loaded, registry
         store.dispose()
         uvicorn.run("bazkhord.service.app:create_app", factory=True, workers=args.workers, **common)

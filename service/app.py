@@ -27,9 +27,10 @@ from bazkhord.service.deps import Services
 from bazkhord.service.docs import add_docs_routes
 from bazkhord.service.errors import ApiError, error_response
 from bazkhord.service.gate import AuthGate
-from bazkhord.service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware
+from bazkhord.service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, setup_json_logging
 from bazkhord.service.routes import feedback, models, ops, reports, tagging
 from bazkhord.service.schemas import ErrorBody, ErrorDetail
+from bazkhord.service.server import die_with_supervisor, supervised
 from bazkhord.service.settings import Settings
 
 log = logging.getLogger("bazkhord.service")
@@ -40,6 +41,9 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                ) -> FastAPI:
     """Build the app. `model` lets tests and the CLI hand over a model already loaded; `engine` a database."""
     settings = settings or Settings()
+    if supervised():  # a process of `serve --workers`: it ends with the supervisor, and logs as `serve` does
+        die_with_supervisor()
+        configure_logging(settings)
     services = Services(settings, engine or make_engine(settings.database_url))
 
     @asynccontextmanager
@@ -87,6 +91,15 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def configure_logging(settings: Settings) -> None:
+    """The logging `bazkhord serve` sets up for itself, in a process it spawned (which starts with none, and so
+    wrote no access lines): JSON lines, or plain ones on standard error."""
+    if settings.json_logs:
+        setup_json_logging(settings.log_level)
+    else:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(10.0, gt=0, description="longest wait for tagging before 503")
     header_timeout_s: float = Field(10.0, gt=0, description="a request line and headers must arrive within this; "
                                                             "slower connections are closed (slowloris)")
+    max_header_bytes: int = Field(32_768, ge=1_024, le=1_048_576, description="the request line and headers at most; "
+                                                                           "past it 431 headers_too_large")
+    max_headers: int = Field(100, ge=10, le=1_000, description="header fields at most; past it 431")
     body_timeout_s: float = Field(30.0, gt=0, description="a request body must arrive within this, else 408")
     shutdown_grace_s: int = Field(5, ge=0, description="on SIGINT/SIGTERM, requests still running get this many "
                                                         "seconds to finish (then 503 shutting_down) before the server exits")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -52,3 +53,67 @@ def test_blank_looking_letters_are_no_comment(client: TestClient, text: str) -> 
     response = client.post("/v1/feedback", json={"items": [{"client_id": "blank", "text": text}]})
     assert response.status_code == 422 and response.json()["error"]["code"] == "empty_text"
     assert client.post("/v1/tag", json={"text": f"{text}پیک دیر اومد"}).status_code == 200  # beside words: fine
+
+
+def raw_request(port: int, head: bytes, body_chunks: int = 0, chunk: bytes = b"") -> tuple[bytes, int]:
+    """Send a request head (then `body_chunks` more pieces of it), return the answer and how many bytes went out
+    before the server answered or closed."""
+    import socket
+
+    sent = 0
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        try:
+            sock.sendall(head)
+            sent += len(head)
+            for _ in range(body_chunks):
+                sock.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass  # closed by the server
+        try:
+            while part := sock.recv(65536):
+                answer += part
+        except OSError:
+            pass
+    return answer, sent
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_request_heads_are_bounded_in_every_serving_mode(sample_model: LoadedModel, tmp_path_factory: pytest.TempPathFactory,
+                                                         processes: int) -> None:
+    import json
+    import time
+
+    import httpx
+
+    from benchmarks.service_http import Server, free_port
+
+    tmp_path = tmp_path_factory.mktemp(f"heads-{processes}")
+    port = free_port()
+    server = Server(sample_model.folder, tmp_path, port, workers=processes)
+    try:
+        server.wait_ready()
+        # One header of 1 MB on an open route: refused before the app runs.
+        answer, _ = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 1_000_000 + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["error"]["code"] == "headers_too_large"
+        # A 50 MB header streamed in pieces: cut off long before its end.
+        answer, sent = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", 800, b"a" * 65_536)
+        assert answer.startswith(b"HTTP/1.1 431 ") and sent < 10_000_000, (answer[:100], sent)
+        # 150 small header fields.
+        many = b"".join(b"X-H%d: v\r\n" % i for i in range(150))
+        answer, _ = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        # Within the limits, and after the refusals, the server answers as before.
+        answer, _ = raw_request(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Ok: "
+                                + b"a" * 20_000 + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+        # Every process writes its access lines (with --workers they once wrote none).
+        deadline = time.monotonic() + 10
+        while b"bazkhord.access" not in Path(server.log.name).read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"bazkhord.access" in Path(server.log.name).read_bytes()
+    finally:
+        server.stop()

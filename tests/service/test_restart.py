@@ -3,6 +3,7 @@ acknowledged is in the store, and the client's retries of the rest are answered 
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -21,12 +22,14 @@ def text_of(client_id: str) -> str:
     return f"پیک {client_id.split('-')[-2]} روز دیر اومد ولی کیفیت خوبه"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_path: Path, backend: str,
+@pytest.mark.parametrize(("backend", "processes"), [("sqlite", 1), ("postgresql", 1), ("postgresql", 2)])
+def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_path: Path, backend: str, processes: int,
                                                 request: pytest.FixtureRequest) -> None:
+    """With `--workers 2` the SIGKILLed supervisor leaves its two service processes, their model workers and the
+    resource tracker behind unless each ends with it."""
     url = f"sqlite:///{tmp_path}/store.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
     port = free_port()
-    server = Server(sample_model.folder, tmp_path, port, url, rate_limit_burst="100000")
+    server = Server(sample_model.folder, tmp_path, port, url, workers=processes, rate_limit_burst="100000")
     key = server.key(f"restart-{backend}-{time.time_ns()}", None, scopes="ingest")
     headers = {"Authorization": f"Bearer {key}"}
     prefix = f"{backend}-{time.time_ns()}"
@@ -51,6 +54,7 @@ def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_p
 
     engine = make_engine(url)
     workers = [threading.Thread(target=stream, args=(w,)) for w in range(4)]
+    left_behind: set[int] = set()
     try:
         server.wait_ready()
         for worker in workers:
@@ -60,12 +64,15 @@ def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_p
             time.sleep(0.05)
         children = descendants(server.process.pid)
         assert children, "the server runs its model in a worker process"
+        left_behind |= children
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(timeout=30)
         deadline = time.monotonic() + 15
         while alive(children) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not alive(children), "a process of the killed server lives on"
+        with pytest.raises(httpx.TransportError):  # nothing answers on the port any more
+            httpx.get(f"{server.url}/readyz", timeout=2)
         stop.set()
         for worker in workers:
             worker.join(timeout=30)
@@ -76,7 +83,7 @@ def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_p
         assert sorted(found) == sorted(acknowledged)
 
         server.stop()
-        server = Server(sample_model.folder, tmp_path, port, url, rate_limit_burst="100000")
+        server = Server(sample_model.folder, tmp_path, port, url, workers=processes, rate_limit_burst="100000")
         server.wait_ready()
         # The client retries everything it sent: acknowledged ones are duplicates, the rest are stored now.
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
@@ -93,3 +100,5 @@ def test_sigkill_loses_no_acknowledged_feedback(sample_model: LoadedModel, tmp_p
         stop.set()
         server.stop()
         engine.dispose()
+        for pid in alive(left_behind):  # what a failing run leaves must not run on after the test
+            os.kill(pid, signal.SIGKILL)
