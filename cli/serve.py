@@ -58,7 +58,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                       config.header_timeout_s, config.max_header_bytes, config.max_headers),
                                   log_level=config.log_level.lower(),
                                   log_config=None if config.json_logs else uvicorn.config.LOGGING_CONFIG,
-                                  access_log=False, timeout_graceful_shutdown=config.shutdown_grace_s)
+                                  access_log=False, timeout_graceful_shutdown=config.shutdown_grace_s,
+                                  # Forwarded headers only from the proxies named: uvicorn would believe any local client.
+                                  proxy_headers=bool(config.trusted_proxies.strip()),
+                                  forwarded_allow_ips=config.trusted_proxies.strip() or None)
     if args.workers > 1:
         # Several processes on one port: each builds the app from the environment (the same settings as here) and
         # loads the model itself; they share the store, and Redis when BAZKHORD_REDIS_URL is set.

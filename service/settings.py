@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(10.0, gt=0, description="longest wait for tagging before 503")
     header_timeout_s: float = Field(10.0, gt=0, description="a request line and headers must arrive within this; "
                                                             "slower connections are closed (slowloris)")
+    trusted_proxies: str = Field("", description="comma-separated addresses (or *) of the proxies whose "
+                                                 "X-Forwarded-For and X-Forwarded-Proto are believed; none by default, "
+                                                 "so a client cannot choose the address its key-less requests are "
+                                                 "counted under")
     max_header_bytes: int = Field(32_768, ge=1_024, le=1_048_576, description="the request line and headers at most; "
                                                                            "past it 431 headers_too_large")
     max_headers: int = Field(100, ge=10, le=1_000, description="header fields at most; past it 431")

@@ -117,3 +117,28 @@ def test_request_heads_are_bounded_in_every_serving_mode(sample_model: LoadedMod
         assert b"bazkhord.access" in Path(server.log.name).read_bytes()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_forwarded_addresses_count_only_from_trusted_proxies(sample_model: LoadedModel,
+                                                             tmp_path_factory: pytest.TempPathFactory,
+                                                             trusted: str) -> None:
+    """Key-less requests are limited per client address; a client that names its own address in X-Forwarded-For
+    gets a fresh bucket each time unless only configured proxies are believed."""
+    import httpx
+
+    from benchmarks.service_http import Server, free_port
+
+    tmp_path = tmp_path_factory.mktemp("proxies")
+    server = Server(sample_model.folder, tmp_path, free_port(), unauthenticated_burst="5",
+                    unauthenticated_per_minute="5", trusted_proxies=trusted)
+    try:
+        server.wait_ready()
+        statuses = [httpx.post(f"{server.url}/v1/tag", json={"text": "خوب"}, timeout=10,
+                               headers={"X-Forwarded-For": f"203.0.113.{n}"}).status_code for n in range(12)]
+        if trusted:  # a proxy on loopback, configured: each forwarded client has its own bucket
+            assert set(statuses) == {401}
+        else:
+            assert statuses.count(429) >= 6 and statuses[:5] == [401] * 5
+    finally:
+        server.stop()
