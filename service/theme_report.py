@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import html
 import json
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,8 +122,17 @@ def write_csv(report: ThemeReport, out: Path) -> list[Path]:
     return paths
 
 
-# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @, and tab or carriage return.
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @, and tab or carriage return; also
+# behind white space or invisible marks (ZWNJ, RLO, BOM), which spreadsheets skip, and in their full-width or small
+# forms («＝», «﹢»), which some read as the ASCII sign.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(text: str) -> bool:
+    if text.startswith(FORMULA_START):
+        return True
+    first = next((c for c in text if not c.isspace() and unicodedata.category(c) != "Cf"), "")
+    return bool(first) and unicodedata.normalize("NFKC", first)[:1] in "=+-@"
 
 
 def spreadsheet_safe(value: object) -> object:
@@ -130,7 +140,7 @@ def spreadsheet_safe(value: object) -> object:
     negative ones too, stay numbers."""
     if value is None:
         return ""
-    if isinstance(value, str) and value.startswith(FORMULA_START):
+    if isinstance(value, str) and looks_like_formula(value):
         return "'" + value
     return value
 

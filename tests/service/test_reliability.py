@@ -142,3 +142,18 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(sample_model: Loade
             assert statuses.count(429) >= 6 and statuses[:5] == [401] * 5
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("cell", "neutralised"), [
+    ("=1+1", True), ("+98 912", True), ("-2+3", True), ("@SUM(A1)", True), ("\t=1", True),
+    ("\u200c=HYPERLINK(\"http://x\")", True),  # after a ZWNJ
+    ("\u202e=1+1", True),  # after a right-to-left override
+    (" =1+1", True), ("\u00a0=1", True), ("\ufeff+1", True),  # after a space, a no-break space, a BOM
+    ("\uff1dcmd|' /C calc'!A0", True), ("\ufe62 1", True), ("\uff20A1", True),  # full-width and small signs
+    ("پیک دیر اومد", False), ("غذا سرد بود = بد", False), ("۱۲۳", False), ("a-b", False), ("", False),
+])
+def test_csv_cells_that_look_like_formulas(cell: str, neutralised: bool) -> None:
+    from bazkhord.service.theme_report import spreadsheet_safe
+
+    assert spreadsheet_safe(cell) == ("'" + cell if neutralised else cell)
+    assert spreadsheet_safe(-2.5) == -2.5  # numbers stay numbers
