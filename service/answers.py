@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bazkhord.data.taxonomy import Taxonomy
 from bazkhord.model.base import AspectTag, Evidence, Tag
 from bazkhord.model.folder import LoadedModel
@@ -9,7 +11,19 @@ from bazkhord.service.schemas import AspectOut, EvidenceOut, ModelInfo, ModelRef
 from bazkhord.service.store import Stored
 
 
-def to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFeedback:
+def to_stored(row: Stored, status: str, taxonomy: Taxonomy | None, reader: int | None = None) -> StoredFeedback:
+    """The stored comment as answered; to `reader`, a key other than the one that stored it, a duplicate comes
+    without the metadata (channel, product, segment, rating, NPS, times): sending a client id it guessed, with the
+    text it has, must not tell an ingest-only key what another key stored."""
+    if status == "duplicate" and reader is not None and row.api_key_id is not None and row.api_key_id != reader:
+        row = dataclasses.replace(row, channel=None, product=None, segment=None, rating=None, nps=None)
+        answer = _to_stored(row, status, taxonomy)
+        answer.created_at = answer.received_at = None
+        return answer
+    return _to_stored(row, status, taxonomy)
+
+
+def _to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFeedback:
     aspects = tuple(AspectTag(a["aspect"], a["confidence"], a["polarity"], a["polarity_confidence"],
                               tuple(Evidence(e["text"], e["start"], e["end"]) for e in a["evidence"]))
                     for a in row.aspects)

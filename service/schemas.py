@@ -173,8 +173,9 @@ class StoredFeedback(BaseModel):
     segment: str | None
     rating: float | None
     nps: int | None
-    created_at: datetime
-    received_at: datetime
+    created_at: datetime | None = Field(description="null (with the other metadata) in a duplicate of a comment "
+                                                    "another key stored: its metadata is not the sender's to read")
+    received_at: datetime | None
     sentiment: str
     probabilities: dict[str, float]
     aspects: list[AspectOut]

@@ -75,6 +75,7 @@ class Stored:
     model_name: str
     model_version: str
     text_sha256: str = field(repr=False)
+    api_key_id: int | None = field(default=None, repr=False)  # the key that stored it
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ def _stored(row: Feedback) -> Stored:
         sentiment=row.sentiment, probabilities=dict(row.probabilities),
         aspects=[{"aspect": a.aspect, "polarity": a.polarity, "confidence": a.confidence,
                   "polarity_confidence": a.polarity_confidence, "evidence": a.evidence} for a in row.aspects],
-        model_name=row.model_name, model_version=row.model_version, text_sha256=row.text_sha256)
+        model_name=row.model_name, model_version=row.model_version, text_sha256=row.text_sha256,
+        api_key_id=row.api_key_id)
 
 
 def _apply_tag(row: Feedback, tag: Tag, model_name: str, model_version: str) -> None:

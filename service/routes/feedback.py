@@ -58,7 +58,7 @@ async def ingest(body: FeedbackRequest, caller: IngestCaller, services: Services
     taxonomy = services.taxonomy()
     return FeedbackResponse(results=[
         to_stored(created[n.client_id], "created", taxonomy) if n.client_id in created
-        else to_stored(stored[n.client_id], "duplicate", taxonomy) for n in new])
+        else to_stored(stored[n.client_id], "duplicate", taxonomy, reader=caller.id) for n in new])
 
 
 # `:path`: a client_id may hold "/" (it is stored as sent), so the rest of the path is the id.

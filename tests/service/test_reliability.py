@@ -157,3 +157,24 @@ def test_csv_cells_that_look_like_formulas(cell: str, neutralised: bool) -> None
 
     assert spreadsheet_safe(cell) == ("'" + cell if neutralised else cell)
     assert spreadsheet_safe(-2.5) == -2.5  # numbers stay numbers
+
+
+def test_a_duplicate_of_another_keys_comment_tells_nothing_of_its_metadata(sample_model: LoadedModel,
+                                                                           tmp_path_factory: pytest.TempPathFactory
+                                                                           ) -> None:
+    from bazkhord.service.auth import KeyStore
+
+    item = {"client_id": "order-77", "text": "پیک دیر اومد", "channel": "sms", "product": "phone-x",
+            "segment": "vip", "rating": 1, "nps": 2, "created_at": "2026-11-20T10:15:00+03:30"}
+    with api(tmp_path_factory.mktemp("tenants"), sample_model, "ingest") as owner:
+        first = owner.post("/v1/feedback", json={"items": [item]}).json()["results"][0]
+        assert first["status"] == "created" and first["channel"] == "sms"
+        other = KeyStore(owner.app.state.services.engine).create("other", "ingest").key  # type: ignore[attr-defined]
+        guessed = owner.post("/v1/feedback", headers={"Authorization": f"Bearer {other}"},
+                             json={"items": [{"client_id": "order-77", "text": "پیک دیر اومد"}]})
+        answer = guessed.json()["results"][0]
+        assert guessed.status_code == 200 and answer["status"] == "duplicate"
+        assert [answer[k] for k in ("channel", "product", "segment", "rating", "nps", "created_at", "received_at")] \
+            == [None] * 7
+        again = owner.post("/v1/feedback", json={"items": [item]}).json()["results"][0]  # the owner's own retry
+        assert again["status"] == "duplicate" and again["channel"] == "sms" and again["created_at"]
