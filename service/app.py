@@ -114,7 +114,10 @@ def add_error_handlers(app: FastAPI) -> None:
         errors = error.errors()
         details = [ErrorDetail(location=[p for p in e.get("loc", ()) if p != "body"], message=str(e.get("msg", "")))
                    for e in errors]
-        if errors and all(e.get("type") in ("string_too_long", "too_long") for e in errors):
+        # Too much to take (a comment's text, a list of items) is 413; an id, metadata or filter value too long is
+        # an invalid value like any other, 422, as docs/API.md says.
+        if errors and all(e.get("type") in ("string_too_long", "too_long") and is_payload(e.get("loc", ()))
+                          for e in errors):
             return error_response(413, ErrorBody(code="too_large", message="a text or a list is over its limit",
                                                  details=details))
         return error_response(422, ErrorBody(code="invalid_request", message="the request is not valid", details=details))
@@ -136,6 +139,12 @@ def add_error_handlers(app: FastAPI) -> None:
         if isinstance(error, BodyTooLarge | BodyTooSlow):
             headers["Connection"] = "close"  # the rest of the body must not be read as the next request
         return error_response(error.status_code, ErrorBody(code=code, message=str(error.detail)), headers)
+
+
+def is_payload(location: tuple[str | int, ...] | list[str | int]) -> bool:
+    """Whether a validation error's location is a comment's text or a list of items (what makes a request big)."""
+    parts = [p for p in location if p != "body"]
+    return bool(parts) and parts[0] != "query" and parts[-1] in ("text", "items")
 
 
 async def keep_in_sync(services: Services) -> None:

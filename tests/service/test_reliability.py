@@ -178,3 +178,19 @@ def test_a_duplicate_of_another_keys_comment_tells_nothing_of_its_metadata(sampl
             == [None] * 7
         again = owner.post("/v1/feedback", json={"items": [item]}).json()["results"][0]  # the owner's own retry
         assert again["status"] == "duplicate" and again["channel"] == "sms" and again["created_at"]
+
+
+@pytest.mark.parametrize(("method", "route", "kwargs", "status"), [
+    ("post", "/v1/tag", {"json": {"text": "خوب", "id": "x" * 201}}, 422),
+    ("post", "/v1/feedback", {"json": {"items": [{"client_id": "c", "text": "خوب", "channel": "x" * 101}]}}, 422),
+    ("post", "/v1/themes", {"json": {"items": [{"text": "خوب", "fields": {"shop": "x" * 201}}]}}, 422),
+    ("get", "/v1/reports/summary", {"params": {"channel": "x" * 101}}, 422),
+    ("get", "/v1/reports/summary", {"params": {"model_version": "x" * 101}}, 422),
+    ("post", "/v1/tag", {"json": {"text": "x" * 100_001}}, 413),  # too much to take: a text, a list
+    ("post", "/v1/tag", {"json": {"items": [{"text": "a"}] * 10_001}}, 413),
+])
+def test_an_over_long_value_is_422_and_too_much_is_413(client: TestClient, method: str, route: str,
+                                                        kwargs: dict[str, object], status: int) -> None:
+    response = getattr(client, method)(route, **kwargs)
+    assert response.status_code == status, response.text[:300]
+    assert response.json()["error"]["code"] == ("invalid_request" if status == 422 else "too_large")
