@@ -96,6 +96,7 @@ benchmark: install
 	$(BIN)/python -m benchmarks.precision
 	$(BIN)/python -m benchmarks.batch
 	$(BIN)/python -m benchmarks.processes
+	$(BIN)/python -m benchmarks.pii
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from bazkhord.data.finglish import transliterate
+from bazkhord.data.pii import mask_pii
 
 NORMALISER_VERSION = 2  # 2: Finglish transliterated (configs saved by version 1 keep it off)
 
@@ -34,19 +35,6 @@ _ZWNJ_RUNS = re.compile(f"{ZWNJ}{{2,}}")
 _ZWNJ_AT_EDGES = re.compile(f"(^|\\s){ZWNJ}+|{ZWNJ}+(\\s|$)")
 # «می شه» / «نمی خوام»: a detached verb prefix is joined to its verb with a half-space.
 _DETACHED_MI = re.compile(r"(?<![\w\u200c])(ن?می) +(?=[\u0600-\u06ff])")
-
-# PII patterns run in order (an e-mail's domain is no URL) on Latin digits,
-# before hazm's spacing fixes can split an address or a number.
-_SEP = r"[ \-]?"
-PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("[EMAIL]", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
-    ("[URL]", re.compile(r"(?:https?://|www\.)[^\s]+|\b[\w-]+\.(?:com|ir|org|net|io|me)(?:/[^\s]*)?\b", re.I)),
-    ("[IBAN]", re.compile(r"\bIR" + _SEP + r"\d{2}(?:" + _SEP + r"\d{2,4}){5,11}\b", re.I)),
-    ("[CARD]", re.compile(r"(?<!\d)\d{4}" + _SEP + r"\d{4}" + _SEP + r"\d{4}" + _SEP + r"\d{4}(?!\d)")),
-    ("[PHONE]", re.compile(r"(?<!\d)(?:\+98|0098|0)?" + _SEP + r"9\d{2}" + _SEP + r"\d{3}" + _SEP + r"\d{4}(?!\d)")),
-    ("[NATIONAL_ID]", re.compile(r"(?<!\d)\d{3}-?\d{6}-?\d(?!\d)")),
-)
-
 
 @dataclass(frozen=True)
 class NormaliserConfig:
@@ -86,55 +74,6 @@ class NormaliserConfig:
 
 
 DEFAULT_NORMALISER = NormaliserConfig()
-
-
-@dataclass(frozen=True)
-class PiiSpan:
-    """Where a piece of personal data sits in a raw text, and the placeholder that stands for it."""
-
-    start: int
-    end: int
-    placeholder: str
-
-
-def find_pii(text: str) -> list[PiiSpan]:
-    """The personal data in `text` (URLs, e-mails, IBANs, card, phone and national-id numbers), in order.
-
-    Found on Latin digits (Persian and Arabic digits map one to one, so offsets hold for the raw text). The
-    patterns run in PII_PATTERNS' order and a span already found is blanked, so an e-mail's domain is no URL;
-    a later match over an earlier one takes both.
-    """
-    probe = text.translate(_TO_LATIN_DIGITS)
-    found: list[PiiSpan] = []
-    for placeholder, pattern in PII_PATTERNS:
-        matches = [PiiSpan(m.start(), m.end(), placeholder) for m in pattern.finditer(probe)]
-        for span in matches:
-            kept = [f for f in found if f.end <= span.start or f.start >= span.end]
-            covered = [f for f in found if f not in kept]
-            found = [*kept, PiiSpan(min([span.start, *(f.start for f in covered)]),
-                                    max([span.end, *(f.end for f in covered)]), placeholder)]
-            probe = probe[:span.start] + "\x00" * (span.end - span.start) + probe[span.end:]
-    return sorted(found, key=lambda f: f.start)
-
-
-def mask_span(text: str, start: int, end: int, spans: Sequence[PiiSpan] | None = None) -> str:
-    """`text[start:end]` with every piece of personal data in it (or cut by its edges) replaced by its placeholder."""
-    spans = find_pii(text) if spans is None else spans
-    out: list[str] = []
-    at = start
-    for span in spans:
-        if span.end <= start or span.start >= end:
-            continue
-        out.append(text[at:max(at, span.start)])
-        out.append(span.placeholder)
-        at = min(end, span.end)
-    out.append(text[at:end])
-    return "".join(out)
-
-
-def mask_pii(text: str) -> str:
-    """Replace URLs, e-mails, IBANs, card, phone and national-id numbers with placeholders."""
-    return mask_span(text, 0, len(text))
 
 
 @lru_cache(maxsize=8)

@@ -9,7 +9,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy as np
 
-from bazkhord.data.normalise import PiiSpan, find_pii, mask_span
+from bazkhord.data.pii import PiiSpan, find_pii, mask_span
 
 
 @runtime_checkable

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bazkhord.data.errors import ConfigError, DataError
-from bazkhord.data.normalise import find_pii, mask_span
+from bazkhord.data.pii import find_pii, mask_span
 from bazkhord.data.progress import QUIET, Progress
 from bazkhord.data.readers import FORMATS, ColumnMap, RowError, comment_text, detect_format, iter_rows, record_of
 from bazkhord.data.record import FeedbackRecord

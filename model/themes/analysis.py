@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bazkhord.data.normalise import mask_pii
+from bazkhord.data.pii import mask_pii
 from bazkhord.data.progress import QUIET, Progress
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from bazkhord.data.normalise import mask_pii
+from bazkhord.data.pii import find_pii, mask_optional, mask_pii
 from bazkhord.service.answers import to_stored
 from bazkhord.service.checks import check_created_at, check_limits, check_no_nul
 from bazkhord.service.deps import IngestCaller, ReportCaller, ServicesDep, responses
@@ -30,11 +30,20 @@ async def ingest(body: FeedbackRequest, caller: IngestCaller, services: Services
                            [ErrorDetail(location=["items", index, "client_id"],
                                         message=f"already used by items[{seen[item.client_id]}]")])
         seen[item.client_id] = index
+    # An id must stay what the caller sent (it is how a retry is recognised), so one that holds personal data is
+    # refused rather than masked.
+    for index, item in enumerate(body.items):
+        if (found := find_pii(item.client_id)):
+            raise ApiError(422, "personal_data_in_id", f"client_id holds personal data ({found[0].placeholder})",
+                           [ErrorDetail(location=["items", index, "client_id"],
+                                        message="use an opaque id (an order or ticket number), not a phone number")])
     # Personal data is masked before the comment is tagged and stored (unless the deployment keeps raw text), so
-    # the stored text, its evidence offsets and every report built from the store hold placeholders only.
+    # the stored text, its evidence offsets and every report built from the store hold placeholders only; the
+    # metadata too (a phone number typed as a channel or a product).
     keep = (lambda text: text) if settings.store_raw_text else mask_pii
-    new = [NewFeedback(client_id=i.client_id, text=keep(i.text), channel=i.channel, product=i.product,
-                       segment=i.segment, rating=i.rating, nps=i.nps, created_at=t)
+    new = [NewFeedback(client_id=i.client_id, text=keep(i.text), channel=mask_optional(i.channel, keep),
+                       product=mask_optional(i.product, keep), segment=mask_optional(i.segment, keep), rating=i.rating,
+                       nps=i.nps, created_at=t)
            for i, t in zip(body.items, times, strict=True)]
     stored = await run_in_threadpool(services.store.find, [n.client_id for n in new])
     # A retry matches what was stored, masked or (stored before masking, or by a raw-text deployment) as sent.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from bazkhord.data.pii import mask_optional, mask_pii
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.model.base import mask_evidence
 from bazkhord.model.themes.analysis import ThemeSettings
@@ -38,8 +39,11 @@ async def themes(body: ThemeRequest, caller: ReportCaller, services: ServicesDep
     check_limits([item.text for item in body.items], True, settings, max_texts=settings.max_theme_items,
                  normalise=services.normaliser())
     times = [check_created_at(i.created_at, ["items", n, "created_at"], settings) for n, i in enumerate(body.items)]
-    records = [FeedbackRecord(text=i.text, id=i.id, channel=i.channel, created_at=t, rating=i.rating, nps=i.nps,
-                              product=i.product, segment=i.segment, fields=i.field_values())
+    # The report quotes texts masked; its ids and metadata (which it lists and breaks down by) are masked here.
+    records = [FeedbackRecord(text=i.text, id=mask_optional(i.id), channel=mask_optional(i.channel), created_at=t,
+                              rating=i.rating, nps=i.nps, product=mask_optional(i.product),
+                              segment=mask_optional(i.segment),
+                              fields={k: tuple(mask_pii(v) for v in vs) for k, vs in i.field_values().items()})
                for i, t in zip(body.items, times, strict=True)]
     return await services.themes(records, ThemeSettings(period=body.period, seed=body.seed,
                                                         min_theme_size=body.min_theme_size,

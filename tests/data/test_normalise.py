@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig, mask_pii, normalise
+from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig, normalise
+from bazkhord.data.pii import mask_pii
 
 ZWNJ = "\u200c"
 
@@ -38,7 +39,7 @@ PII = [
     ("ایمیل ali.r@gmail.com", "[EMAIL]"),
     ("سایت https://shop.ir/p/12?x=1", "[URL]"),
     ("www.example.com", "[URL]"),
-    ("کد ملی ۰۰۱۲۳۴۵۶۷۸", "[NATIONAL_ID]"),
+    ("کد ملی ۰۰۱۲۳۴۵۶۷۹", "[NATIONAL_ID]"),  # a valid check digit
 ]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bazkhord.data.normalise import find_pii, mask_pii, mask_span
+from bazkhord.data.pii import find_pii, mask_pii, mask_span
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.model.folder import LoadedModel
 from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
@@ -24,7 +24,7 @@ PII = {
     "[IBAN]": "IR120570028780010612345678",
     "[EMAIL]": "ali.rezaei@gmail.com",
     "[URL]": "https://shop.ir/order/123",
-    "[NATIONAL_ID]": "۰۰۱۲۳۴۵۶۷۸",
+    "[NATIONAL_ID]": "۰۰۱۲۳۴۵۶۷۹",  # a valid check digit
 }
 RAW = [f"ارسال خیلی دیر انجام شد و پیک جواب نداد، شماره من {value} هست" for value in PII.values()] + [
     f"پشتیبانی جواب نداد و پول رو برنگردوندن، کارت {PII['[CARD]']} و ایمیل {PII['[EMAIL]']}",

@@ -194,3 +194,24 @@ def test_an_over_long_value_is_422_and_too_much_is_413(client: TestClient, metho
     response = getattr(client, method)(route, **kwargs)
     assert response.status_code == status, response.text[:300]
     assert response.json()["error"]["code"] == ("invalid_request" if status == 422 else "too_large")
+
+
+def test_personal_data_in_metadata_is_masked_and_in_ids_refused(client: TestClient) -> None:
+    item = {"client_id": "ticket-5521", "text": "پیک دیر اومد، شمارم 0912.123.4567 هست", "channel": "0912 123 45 67",
+            "product": "6037-9975-1234-5678", "segment": "ali.rezaei@gmail.com"}
+    stored = client.post("/v1/feedback", json={"items": [item]}).json()["results"][0]
+    read = client.get("/v1/feedback/ticket-5521").json()
+    for answer in (stored, read):
+        assert (answer["channel"], answer["product"], answer["segment"]) == ("[PHONE]", "[CARD]", "[EMAIL]")
+        assert answer["text"] == "پیک دیر اومد، شمارم [PHONE] هست"
+    refused = client.post("/v1/feedback", json={"items": [{"client_id": "۰۹۱۲ ۱۲۳ ۴۵۶۷", "text": "خوب"}]})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "personal_data_in_id"
+    assert refused.json()["error"]["details"][0]["location"] == ["items", 0, "client_id"]
+
+
+def test_theme_reports_mask_ids_and_metadata(client: TestClient) -> None:
+    items = [{"id": f"0912 123 45 {10 + n}", "text": f"پیک خیلی دیر اومد و غذا سرد بود {n}", "channel": "0935-111-2233",
+              "fields": {"caller": "6037 9975 1234 5678"}} for n in range(12)]
+    report = client.post("/v1/themes", json={"items": items, "min_theme_size": 2}).text
+    assert "0912" not in report and "0935" not in report and "6037" not in report
