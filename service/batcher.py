@@ -10,7 +10,10 @@ one worker thread, never on the event loop; while it tags one batch, the next ga
 tagging and HTTP work use two cores (a thread shares the GIL with the event loop); the worker loads each model
 version from its folder once and keeps the two newest, so a rollback is instant.
 A batch is cut at `max_batch` texts or `max_batch_chars` characters or after `max_wait` seconds, whichever comes
-first; a request is never split, so its texts are tagged by one model version even during a swap.
+first. A request larger than that is cut into chunks of that size, which take their turns like requests: so one
+key's single comment waits behind at most one chunk of another key's maximal batch, not behind all of it. Every
+chunk of a request is tagged by the model version active when the request arrived, so its texts are tagged by one
+version even during a swap.
 """
 
 from __future__ import annotations
@@ -86,10 +89,28 @@ class NoModel(Exception):
 
 @dataclass
 class _Job:
+    """A request, or one chunk of a large one."""
+
     texts: Sequence[str]
-    future: asyncio.Future[tuple[LoadedModel, list[Tag]]]
+    future: asyncio.Future[list[Tag]]
     owner: Hashable = None  # whose request (an API key id): batches take turns between owners
     chars: int = 0
+    loaded: LoadedModel | None = None  # the version that tags it: the one active when the request arrived
+
+
+def chunks(texts: Sequence[str], max_texts: int, max_chars: int) -> list[Sequence[str]]:
+    """`texts` cut, in order, into pieces of at most `max_texts` texts and `max_chars` characters (a text longer
+    than that is a piece of its own)."""
+    pieces: list[Sequence[str]] = []
+    start = chars = 0
+    for end, text in enumerate(texts):
+        if end > start and (end - start >= max_texts or chars + len(text) > max_chars):
+            pieces.append(texts[start:end])
+            start, chars = end, 0
+        chars += len(text)
+    if start < len(texts):
+        pieces.append(texts[start:])
+    return pieces
 
 
 class MicroBatcher:
@@ -176,16 +197,28 @@ class MicroBatcher:
             if held and held + chars > self.max_owner_chars:
                 raise QueueFull(f"this caller has {held} characters waiting; one caller may hold "
                                 f"{self.max_owner_chars} so that others are served too")
-        future: asyncio.Future[tuple[LoadedModel, list[Tag]]] = asyncio.get_running_loop().create_future()
+        loaded = self.active()
+        if loaded is None:
+            raise NoModel("no model is loaded")
+        loop = asyncio.get_running_loop()
         if owner not in self._queues:
             # A caller with nothing waiting goes to the front: one sending now and then is served next, however long
             # the backlog of those who keep the queue full.
             self._queues[owner] = deque()
             self._queues.move_to_end(owner, last=False)
-        self._queues[owner].append(_Job(texts, future, owner, chars))
+        jobs = [_Job(piece, loop.create_future(), owner, sum(len(t) for t in piece), loaded)
+                for piece in chunks(texts, self.max_batch, self.max_batch_chars)]
+        self._queues[owner].extend(jobs)
         self._count(owner, len(texts), chars)
         self._wakeup.set()
-        return await future
+        try:
+            tagged = await asyncio.gather(*(job.future for job in jobs))
+        except BaseException:
+            for job in jobs:  # the rest is dropped untagged (a failed chunk, or the caller gone)
+                if not job.future.done():
+                    job.future.cancel()
+            raise
+        return loaded, [tag for piece in tagged for tag in piece]
 
     def _count(self, owner: Hashable, texts: int, chars: int) -> None:
         self.queued += texts
@@ -234,35 +267,44 @@ class MicroBatcher:
             batch = self._take_batch()
             if not batch:
                 continue
-            texts = [t for job in batch for t in job.texts]
-            loaded = self.active()
-            try:
-                if loaded is None:
-                    raise NoModel("no model is loaded")
-                tags = await self._submit(loaded, texts)
-            except BrokenProcessPool:  # the worker died (killed, out of memory): start another, fail this batch
-                log.error("the model worker process stopped unexpectedly; starting a new one")
-                self._executor = self._new_executor()
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(NoModel("the model worker restarted; retry"))
-            except Exception as error:  # handed to each waiting request, which answers it; the loop goes on
-                if not isinstance(error, NoModel):
-                    log.exception("tagging a batch of %d texts failed", len(texts))
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-            else:
-                if self.on_batch is not None:
-                    self.on_batch(len(texts))
-                start = 0
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_result((loaded, tags[start : start + len(job.texts)]))
-                    start += len(job.texts)
-            finally:
-                for job in batch:
-                    self._count(job.owner, -len(job.texts), -job.chars)
+            # Usually one group: a batch holds requests that arrived under different versions only around a swap.
+            groups: dict[int, list[_Job]] = {}
+            for job in batch:
+                groups.setdefault(id(job.loaded), []).append(job)
+            for jobs in groups.values():
+                await self._tag_group(jobs)
+
+    async def _tag_group(self, jobs: list[_Job]) -> None:
+        """Tag the texts of `jobs` (all for one model version) in one call and hand each job its tags."""
+        texts = [t for job in jobs for t in job.texts]
+        loaded = jobs[0].loaded
+        try:
+            if loaded is None:
+                raise NoModel("no model is loaded")
+            tags = await self._submit(loaded, texts)
+        except BrokenProcessPool:  # the worker died (killed, out of memory): start another, fail this batch
+            log.error("the model worker process stopped unexpectedly; starting a new one")
+            self._executor = self._new_executor()
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(NoModel("the model worker restarted; retry"))
+        except Exception as error:  # handed to each waiting request, which answers it; the loop goes on
+            if not isinstance(error, NoModel):
+                log.exception("tagging a batch of %d texts failed", len(texts))
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(error)
+        else:
+            if self.on_batch is not None:
+                self.on_batch(len(texts))
+            start = 0
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_result(tags[start : start + len(job.texts)])
+                start += len(job.texts)
+        finally:
+            for job in jobs:
+                self._count(job.owner, -len(job.texts), -job.chars)
 
     def waiting(self) -> int:
         """Texts waiting for a batch (not those being tagged)."""

@@ -51,7 +51,7 @@ def test_a_single_comment_is_not_starved_by_large_batches() -> None:
     assert served <= 2, [len(batch) for batch in tagger.batches]
 
 
-def test_batches_are_cut_by_characters_but_never_split_a_request() -> None:
+def test_batches_are_cut_by_characters_and_a_text_longer_than_a_batch_goes_alone() -> None:
     tagger = CharTimedTagger()
 
     async def scenario() -> None:
@@ -101,3 +101,61 @@ def test_a_heavy_key_is_shed_with_503_and_retry_after(sample_model: LoadedModel,
         refused = [r for r in responses if r.status_code == 503]
         assert refused and all(r.json()["error"]["code"] == "overloaded" and r.headers["retry-after"] for r in refused)
         assert all("one caller may hold" in r.json()["error"]["message"] for r in refused)
+
+
+class EchoTagger(CharTimedTagger):
+    """Tags each text with its own text as the label, so a caller can check it got its own texts' tags in order."""
+
+    def __init__(self, name: str = "") -> None:
+        super().__init__()
+        self.name = name
+
+    def tag(self, texts: Sequence[str]) -> list[Tag]:
+        self.batches.append(list(texts))
+        time.sleep(sum(len(t) for t in texts) / 1_000_000)  # 1 ms per 1,000 characters
+        return [Tag(f"{self.name}{text[:12]}", {}, ()) for text in texts]
+
+
+def test_a_large_request_is_cut_into_chunks_that_take_turns() -> None:
+    """Three keys send maximal batches (64 comments of 5,000 characters); a single comment waits behind at most one
+    chunk of them, not behind a whole 320,000-character request, and every caller gets its own tags in order."""
+    tagger = EchoTagger()
+
+    async def scenario() -> tuple[int, list[list[Tag]]]:
+        b = batcher(tagger, max_queue_chars=10_000_000, max_batch_chars=32_000)
+        await b.start()
+        heavy = [asyncio.create_task(b.tag([f"{k}-{i:02d}-" + "x" * 4_994 for i in range(64)], owner=k))
+                 for k in range(3)]
+        await asyncio.sleep(0.005)  # the heavy requests are queued first, and one chunk is being tagged
+        await b.tag(["تک"], owner="light")
+        served = next(i for i, batch in enumerate(tagger.batches) if "تک" in batch)
+        answers = [tags for _, tags in await asyncio.gather(*heavy)]
+        await b.stop()
+        return served, answers
+
+    served, answers = asyncio.run(scenario())
+    assert max(sum(len(t) for t in batch) for batch in tagger.batches) <= 32_000
+    assert served <= 1, [len(batch) for batch in tagger.batches]  # behind the chunk running at most
+    for k, tags in enumerate(answers):
+        assert [tag.sentiment for tag in tags] == [f"{k}-{i:02d}-" + "x" * 7 for i in range(64)]
+
+
+def test_every_chunk_of_a_request_is_tagged_by_the_version_it_arrived_under() -> None:
+    old, new = EchoTagger("old:"), EchoTagger("new:")
+    versions = {"active": LoadedModel(old, Path("."), {"name": "m", "version": "1", "kind": "fake"})}  # type: ignore[arg-type]
+
+    async def scenario() -> tuple[list[Tag], list[Tag]]:
+        b = MicroBatcher(lambda: versions["active"], max_batch=4, max_batch_chars=100_000)
+        await b.start()
+        early = asyncio.create_task(b.tag([f"e{i}" for i in range(40)], owner="a"))  # ten chunks
+        await asyncio.sleep(0)
+        versions["active"] = LoadedModel(new, Path("."), {"name": "m", "version": "2", "kind": "fake"})  # type: ignore[arg-type]
+        late = await b.tag(["l0"], owner="b")
+        loaded, tags = await early
+        await b.stop()
+        assert loaded.version == "1"
+        return tags, late[1]
+
+    early_tags, late_tags = asyncio.run(scenario())
+    assert {tag.sentiment.split(":")[0] for tag in early_tags} == {"old"}
+    assert [tag.sentiment for tag in late_tags] == ["new:l0"]
