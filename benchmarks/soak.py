@@ -3,11 +3,14 @@ store), as the hardening issue asks: single comments, oversized batches (within 
 summaries, theme reports, a model swap every minute, requests without a key (malformed JSON, 1.5 MB bodies) and
 hostile input with one. Then the server is killed with SIGKILL and its processes are counted.
 
-    python -m benchmarks.soak [--seconds 600] [--clients 12] [--model sample] [--no-write]
+    python -m benchmarks.soak [--seconds 600] [--clients 12] [--model sample] [--workers 2 --redis-url URL
+                              --database-url URL] [--no-write]
 
 Reports answered requests a second, p50/p99 per route, the status mix, the number of 5xx (target 0), the
 resident memory of the server and its worker at the start and the end (target: within 10%), and the processes
-left after the SIGKILL (target 0). Writes the "Soak" section of docs/BENCHMARKS.md.
+left after the SIGKILL (target 0). Then, on the same server, single comments from one key while three other keys
+send maximal batches (64 x 5,000 characters) without pause: the single comments' p50/p99 (target p99 under
+250 ms with the TF-IDF model). Writes the "Soak" section of docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -171,6 +174,53 @@ def run_soak(url: str, keys: dict[str, str], versions: list[str], texts: list[st
     return asyncio.run(_soak(url, keys, versions, texts, clients, seconds))
 
 
+HEAVY_KEYS = 3
+
+
+async def _fairness(url: str, keys: dict[str, str], texts: list[str], seconds: float) -> dict[str, Any]:
+    """Single comments, one at a time from their own key, while HEAVY_KEYS other keys send maximal batches."""
+    host, port = url.removeprefix("http://").split(":")
+    deadline = time.perf_counter() + seconds
+    single: list[float] = []
+    statuses: Counter[int] = Counter()
+    heavy_statuses: Counter[int] = Counter()
+
+    def headers(key: str) -> dict[str, str]:
+        return {"Content-Type": "application/json", "Authorization": f"Bearer {keys[key]}"}
+
+    async def heavy(k: int) -> None:
+        client = Client(host, int(port))
+        n = 0
+        while time.perf_counter() < deadline:
+            long = (texts[(k * 101 + n) % len(texts)] + " ") * 80
+            body = json.dumps({"items": [{"text": f"{n} {long}"[:5_000]}] * 64}, ensure_ascii=False).encode()
+            try:
+                heavy_statuses[await client.request("POST", "/v1/tag", body, headers(f"heavy{k}"))] += 1
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                client = Client(host, int(port))
+            n += 1
+
+    async def light() -> None:
+        client = Client(host, int(port))
+        await asyncio.sleep(2)  # the heavy keys' queues are full first
+        n = 0
+        while time.perf_counter() < deadline:
+            body = json.dumps({"text": f"{texts[n % len(texts)]} {n}"}, ensure_ascii=False).encode()
+            started = time.perf_counter()
+            status = await client.request("POST", "/v1/tag", body, headers("tag"))
+            single.append(1000 * (time.perf_counter() - started))
+            statuses[status] += 1
+            n += 1
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(light(), *(heavy(k) for k in range(HEAVY_KEYS)))
+    return {"single": single, "statuses": dict(statuses), "heavy_statuses": dict(heavy_statuses)}
+
+
+def run_fairness(url: str, keys: dict[str, str], texts: list[str], seconds: float) -> dict[str, Any]:
+    return asyncio.run(_fairness(url, keys, texts, seconds))
+
+
 # -- the run ------------------------------------------------------------------------------------------------------
 def rss_mb(pids: set[int]) -> float:
     total = 0
@@ -184,7 +234,9 @@ def rss_mb(pids: set[int]) -> float:
     return total / 1024
 
 
-def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> dict[str, Any]:
+def collect(seconds: float, clients: int, model_ref: str | None, say: Any, workers: int = 1,
+            redis_url: str | None = None, database_url: str | None = None,
+            fairness_seconds: float = 60.0) -> dict[str, Any]:
     from bazkhord.model.folder import resolve
 
     texts = [json.loads(line)["text"] for line in SAMPLE_TEST.read_text(encoding="utf-8").splitlines()]
@@ -193,11 +245,14 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> di
         workdir = Path(tmp)
         model = resolve(model_ref, REPO / "artifacts" / "models") if model_ref else sample_model(workdir)
         served, versions = two_versions(model, workdir)
-        server = Server(served, workdir, free_port(), rate_limit_burst="100000")
+        shared = {"redis_url": redis_url, "redis_prefix": f"soak-{time.time_ns()}"} if redis_url else {}
+        server = Server(served, workdir, free_port(), database_url, workers=workers, rate_limit_burst="100000", **shared)
         try:
-            keys = {"tag": server.key("soak-tag", 10_000_000, "tag,ingest,report"),
-                    "heavy": server.key("soak-heavy", 10_000_000, "tag"),
-                    "admin": server.key("soak-admin", 10_000_000, "admin")}
+            run_id = time.time_ns()  # a shared database keeps the keys of earlier runs
+            keys = {"tag": server.key(f"soak-tag-{run_id}", 10_000_000, "tag,ingest,report"),
+                    "heavy": server.key(f"soak-heavy-{run_id}", 10_000_000, "tag"),
+                    "admin": server.key(f"soak-admin-{run_id}", 10_000_000, "admin"),
+                    **{f"heavy{k}": server.key(f"soak-heavy{k}-{run_id}", 10_000_000, "tag") for k in range(HEAVY_KEYS)}}
             server.wait_ready()
             # A short warm-up of every kind of request, and one activation of each version (the worker keeps the
             # two newest loaded, for an instant rollback), not counted: the start's memory is the working one.
@@ -226,6 +281,8 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> di
             sampler.join()
             processes = {server.process.pid, *descendants(server.process.pid)}
             end_mb = rss_mb(processes)
+            say(f"single comments beside {HEAVY_KEYS} keys sending maximal batches, {fairness_seconds:.0f} s")
+            fairness = pool.submit(run_fairness, server.url, keys, texts, fairness_seconds).result()
             children = descendants(server.process.pid)
             server.process.send_signal(signal.SIGKILL)
             server.process.wait(timeout=30)
@@ -236,14 +293,28 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any) -> di
         finally:
             server.stop()
     return {"model": f"{model.parent.name} {model.name}", "seconds": raw["seconds"], "clients": clients,
+            "workers": workers, "redis": bool(redis_url), "database": (database_url or "sqlite").split(":")[0],
+            "fairness": fairness, "fairness_seconds": fairness_seconds,
             "routes": raw["routes"], "errors": raw["errors"], "start_mb": start_mb, "end_mb": end_mb,
             "processes_before_kill": len(children), "left_after_kill": left, "samples": samples}
 
 
-def render(result: dict[str, Any], seconds: float) -> str:
-    lines = [BEGIN, "## Soak: mixed traffic against one server", "",
-             f"`python -m benchmarks.soak --seconds {result['seconds']:.0f}`, "
-             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; {seconds / 60:.1f} min in all. Model: "
+def markers(section: str) -> tuple[str, str]:
+    return (BEGIN, END) if not section else (f"<!-- soak-{section}:begin -->", f"<!-- soak-{section}:end -->")
+
+
+def render(result: dict[str, Any], seconds: float, section: str = "") -> str:
+    begin, end = markers(section)
+    title = "## Soak: mixed traffic against one server" + (f" ({section})" if section else "")
+    lines = [begin, title, "",
+             f"`python -m benchmarks.soak --seconds {result['seconds']:.0f}"
+             + (f" --workers {result['workers']}" if result.get("workers", 1) > 1 else "")
+             + (" --redis-url ..." if result.get("redis") else "")
+             + (f" --database-url {result['database']}://..." if result.get("database", "sqlite") != "sqlite" else "")
+             + f"`, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {machine()}; {seconds / 60:.1f} min in all. "
+             + (f"`serve --workers {result['workers']}`" if result.get("workers", 1) > 1 else "One server process")
+             + (", sharing limits through Redis" if result.get("redis") else "")
+             + f", store {result.get('database', 'sqlite')}. Model: "
              f"`{result['model']}`, served as two versions swapped every {SWAP_EVERY_S:.0f} s. {result['clients']} "
              "closed-loop clients (plain HTTP/1.1 keep-alive, their own process, sharing the 2 cores with the "
              "server) pick each request at random: " + ", ".join(f"{k} ({w})" for k, w in MIX) + " (weights). "
@@ -268,7 +339,15 @@ def render(result: dict[str, Any], seconds: float) -> str:
               f"{'met' if abs(change) <= 10 else 'missed'}); along the way (minute: server + worker MiB): "
               + ", ".join(f"{t / 60:.0f}: {a:.0f} + {b:.0f}" for t, a, b in result.get("samples", [])),
               f"- processes of the server before SIGKILL: {result['processes_before_kill']} below it; left 15 s after: "
-              f"**{len(result['left_after_kill'])}** (target 0)", END]
+              f"**{len(result['left_after_kill'])}** (target 0)"]
+    fair = result.get("fairness")
+    if fair and fair["single"]:
+        p50, p99 = (np.percentile(fair["single"], q) for q in (50, 99))
+        lines.append(f"- single comments from one key while {HEAVY_KEYS} other keys send 64 x 5,000 characters without "
+                     f"pause ({result['fairness_seconds']:.0f} s, before the SIGKILL): {len(fair['single'])} answered, "
+                     f"p50 **{p50:.1f} ms**, p99 **{p99:.1f} ms** (target p99 under 250 ms with the TF-IDF model); "
+                     f"statuses {fair['statuses']}; the heavy keys' statuses {fair['heavy_statuses']}")
+    lines.append(end)
     return "\n".join(lines)
 
 
@@ -277,14 +356,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=600, help="how long the mixed traffic runs")
     parser.add_argument("--clients", type=int, default=12)
     parser.add_argument("--model", help="model to serve (name, name@version or folder); default: make run's baseline")
+    parser.add_argument("--workers", type=int, default=1, help="serve --workers N")
+    parser.add_argument("--redis-url", help="share limits through this Redis (BAZKHORD_REDIS_URL)")
+    parser.add_argument("--database-url", help="the store (default: a SQLite file in a temporary folder)")
+    parser.add_argument("--fairness-seconds", type=float, default=60.0,
+                        help="how long single comments are timed beside three keys sending maximal batches")
+    parser.add_argument("--section", default="", help="write a section of this name beside the default one")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    result = collect(args.seconds, args.clients, args.model, lambda m: print(f"... {m}", file=sys.stderr, flush=True))
-    section = render(result, time.perf_counter() - started)
+    result = collect(args.seconds, args.clients, args.model, lambda m: print(f"... {m}", file=sys.stderr, flush=True),
+                     args.workers, args.redis_url, args.database_url, args.fairness_seconds)
+    section = render(result, time.perf_counter() - started, args.section)
     print(section)
     if not args.no_write:
-        write_section(section, BENCHMARKS_MD, BEGIN, END)
+        write_section(section, BENCHMARKS_MD, *markers(args.section))
         print(f"\nwrote {BENCHMARKS_MD}", file=sys.stderr)
     return 0
 
