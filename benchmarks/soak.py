@@ -245,7 +245,7 @@ def collect(seconds: float, clients: int, model_ref: str | None, say: Any, worke
         workdir = Path(tmp)
         model = resolve(model_ref, REPO / "artifacts" / "models") if model_ref else sample_model(workdir)
         served, versions = two_versions(model, workdir)
-        shared = {"redis_url": redis_url, "redis_prefix": f"soak-{time.time_ns()}"} if redis_url else {}
+        shared: dict[str, Any] = {"redis_url": redis_url, "redis_prefix": f"soak-{time.time_ns()}"} if redis_url else {}
         server = Server(served, workdir, free_port(), database_url, workers=workers, rate_limit_burst="100000", **shared)
         try:
             run_id = time.time_ns()  # a shared database keeps the keys of earlier runs
