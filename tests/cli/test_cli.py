@@ -36,7 +36,9 @@ def test_train_evaluate_list_tag(tiny_file: Path, tmp_path: Path, capsys: pytest
     ["evaluate", "nothing", "--data", "x.jsonl", "--models-dir", "/nonexistent"],
     ["serve", "--model", "nothing", "--models-dir", "/nonexistent"],
 ])
-def test_errors_are_one_clear_line(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_errors_are_one_clear_line(argv: list[str], capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `serve` creates its default store (artifacts/bazkhord.db) before it finds no model
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: [E") and "Traceback" not in err
