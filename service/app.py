@@ -27,6 +27,7 @@ from bazkhord.service.deps import Services
 from bazkhord.service.docs import add_docs_routes
 from bazkhord.service.errors import ApiError, error_response
 from bazkhord.service.gate import AuthGate
+from bazkhord.service.memory import limit_arenas
 from bazkhord.service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, setup_json_logging
 from bazkhord.service.routes import feedback, models, ops, reports, tagging
 from bazkhord.service.schemas import ErrorBody, ErrorDetail
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                ) -> FastAPI:
     """Build the app. `model` lets tests and the CLI hand over a model already loaded; `engine` a database."""
     settings = settings or Settings()
-    if supervised():  # a process of `serve --workers`: it ends with the supervisor, and logs as `serve` does
+    if supervised():  # a process of `serve --workers`: set up as `serve` sets up itself, and ends with it
+        limit_arenas()  # before its thread pool starts; a spawned process does not inherit the supervisor's
         die_with_supervisor()
         configure_logging(settings)
     services = Services(settings, engine or make_engine(settings.database_url))

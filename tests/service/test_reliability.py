@@ -215,3 +215,25 @@ def test_theme_reports_mask_ids_and_metadata(client: TestClient) -> None:
               "fields": {"caller": "6037 9975 1234 5678"}} for n in range(12)]
     report = client.post("/v1/themes", json={"items": items, "min_theme_size": 2}).text
     assert "0912" not in report and "0935" not in report and "6037" not in report
+
+
+def test_a_workers_process_is_set_up_as_serve_sets_up_itself(sample_model: LoadedModel, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process `serve --workers` spawns starts with nothing of the supervisor's set-up: it limits its malloc
+    arenas (else theme reports grow it steadily), asks to end with the supervisor and configures its logging."""
+    import bazkhord.service.app as app_module
+    from bazkhord.service.server import SUPERVISOR_VARIABLE
+
+    calls: list[str] = []
+    monkeypatch.setenv(SUPERVISOR_VARIABLE, "1")
+    monkeypatch.setattr(app_module, "limit_arenas", lambda: calls.append("arenas"))
+    monkeypatch.setattr(app_module, "die_with_supervisor", lambda: calls.append("supervisor"))
+    monkeypatch.setattr(app_module, "configure_logging", lambda settings: calls.append("logging"))
+    with api(tmp_path, sample_model, "tag"):
+        pass
+    assert calls == ["arenas", "supervisor", "logging"]
+    monkeypatch.delenv(SUPERVISOR_VARIABLE)
+    calls.clear()
+    with api(tmp_path / "single", sample_model, "tag"):
+        pass
+    assert calls == []  # one process: `serve` did all this itself
