@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from bazkhord.data.finglish import transliterate
-from bazkhord.data.pii import mask_pii
+from bazkhord.data.pii import PERSIAN_DIGITS, TO_LATIN_DIGITS, mask_pii
 
 NORMALISER_VERSION = 2  # 2: Finglish transliterated (configs saved by version 1 keep it off)
 
@@ -22,10 +22,7 @@ ZWNJ = "\u200c"
 
 # Arabic code points that Persian writers get from Arabic keyboards.
 _LETTER_MAP = str.maketrans({"ي": "ی", "ى": "ی", "ك": "ک", "ة": "ه", "ۀ": "ه\u200cی", "ؤ": "و", "إ": "ا", "أ": "ا"})
-_PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
-_ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
-_TO_LATIN_DIGITS = str.maketrans(_PERSIAN_DIGITS + _ARABIC_DIGITS, "0123456789" * 2)
-_TO_PERSIAN_DIGITS = str.maketrans("0123456789", _PERSIAN_DIGITS)
+_TO_PERSIAN_DIGITS = str.maketrans("0123456789", PERSIAN_DIGITS)
 _DIACRITICS = re.compile("[\u064b-\u065f\u0670\u06d6-\u06ed]")
 _TATWEEL = re.compile("\u0640+")
 # Three or more of the same letter is never Persian spelling (ناامید has two), so squeeze to one.
@@ -94,7 +91,7 @@ def _hazm_normaliser(remove_diacritics: bool) -> Any:
 @lru_cache(maxsize=65_536)
 def normalise(text: str, config: NormaliserConfig = DEFAULT_NORMALISER) -> str:
     """Normalise one raw comment. Pure: the same text and config always give the same string."""
-    text = text.translate(_LETTER_MAP).translate(_TO_LATIN_DIGITS)
+    text = text.translate(_LETTER_MAP).translate(TO_LATIN_DIGITS)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if config.mask_pii:
         text = mask_pii(text)

@@ -14,11 +14,12 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-_TO_LATIN_DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
+PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
+ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
+TO_LATIN_DIGITS = str.maketrans(PERSIAN_DIGITS + ARABIC_DIGITS, "0123456789" * 2)
 # Between two digit groups of one number: at most two of space, no-break space, ZWNJ and direction marks,
 # dash, dot, slash or underscore.
 SEP = r"[ \u00a0\u200c\u200e\u200f\u2009\-./_]{0,2}"
-D = r"\d"
 MOBILE = (r"(?<![\d\w])(?:(?:\+|00)?98" + SEP + r"\(?0?|\(?0)?9\d{2}\)?" + SEP
           + r"(?:\d" + SEP + r"){6}\d(?![\d])")
 CARD = r"(?<![\d])\d{4}" + SEP + r"\d{4}" + SEP + r"\d{4}" + SEP + r"\d{4}(?![\d])"
@@ -58,7 +59,7 @@ class PiiSpan:
 def find_pii(text: str) -> list[PiiSpan]:
     """The personal data in `text`, in order. The patterns run in PII_PATTERNS' order and a span already found is
     blanked, so an e-mail's domain is no URL; a later match over an earlier one takes both."""
-    probe = text.translate(_TO_LATIN_DIGITS)
+    probe = text.translate(TO_LATIN_DIGITS)
     found: list[PiiSpan] = []
     for placeholder, pattern in PII_PATTERNS:
         for m in list(pattern.finditer(probe)):

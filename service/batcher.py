@@ -93,9 +93,9 @@ class _Job:
 
     texts: Sequence[str]
     future: asyncio.Future[list[Tag]]
-    owner: Hashable = None  # whose request (an API key id): batches take turns between owners
-    chars: int = 0
-    loaded: LoadedModel | None = None  # the version that tags it: the one active when the request arrived
+    owner: Hashable  # whose request (an API key id): batches take turns between owners
+    chars: int
+    loaded: LoadedModel  # the version that tags it: the one active when the request arrived
 
 
 def chunks(texts: Sequence[str], max_texts: int, max_chars: int) -> list[Sequence[str]]:
@@ -277,11 +277,8 @@ class MicroBatcher:
     async def _tag_group(self, jobs: list[_Job]) -> None:
         """Tag the texts of `jobs` (all for one model version) in one call and hand each job its tags."""
         texts = [t for job in jobs for t in job.texts]
-        loaded = jobs[0].loaded
         try:
-            if loaded is None:
-                raise NoModel("no model is loaded")
-            tags = await self._submit(loaded, texts)
+            tags = await self._submit(jobs[0].loaded, texts)
         except BrokenProcessPool:  # the worker died (killed, out of memory): start another, fail this batch
             log.error("the model worker process stopped unexpectedly; starting a new one")
             self._executor = self._new_executor()

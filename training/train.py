@@ -6,7 +6,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,11 +23,10 @@ from bazkhord.data.taxonomy import Taxonomy, load_taxonomy
 from bazkhord.model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
 from bazkhord.model.tagger import BaseTagger
 from bazkhord.training.config import TrainConfig
-from bazkhord.training.tfidf import fit_tfidf, labels_of
+from bazkhord.training.tfidf import Say, fit_tfidf, labels_of
 
 log = logging.getLogger(__name__)
 
-Say = Callable[[str], None]
 
 
 @dataclass
