@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -134,6 +135,138 @@ class ModelActivation(Base):
     action: Mapped[str] = mapped_column(String(16), doc="activate or rollback")
     activated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     activated_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class WorkspaceSession(Base):
+    """A browser signed in to the workspace with an API key. Only the cookie's SHA-256 is kept; a revoked key ends
+    every session it opened (the key is checked on each request)."""
+
+    __tablename__ = "workspace_sessions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int] = mapped_column(Id, ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ThemeRun(Base):
+    """One background theme analysis over the store: its progress while it runs, its report when done."""
+
+    __tablename__ = "theme_runs"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    trigger: Mapped[str] = mapped_column(String(16), doc="schedule or demand")
+    requested_by: Mapped[str | None] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), doc="running, done or failed")
+    phase: Mapped[str] = mapped_column(String(100))
+    done: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    comments: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    model_name: Mapped[str | None] = mapped_column(String(100))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    report: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="the theme report, with the codebook applied")
+
+
+class CodebookTheme(Base):
+    """A theme with an id that lasts across runs: a new run's theme takes the id of the earlier one it matches."""
+
+    __tablename__ = "codebook_themes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16), doc="aspect, emerging or split (made by an analyst)")
+    aspect: Mapped[str | None] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(Text, doc="as the analysis named it; the codebook's renames come on top")
+    label_en: Mapped[str | None] = mapped_column(Text)
+    keyphrases: Mapped[list[str]] = mapped_column(JSON)
+    signature: Mapped[dict[str, float]] = mapped_column(JSON, doc="the centroid of its statements' hashed words")
+    first_run_id: Mapped[int | None] = mapped_column(Id)
+    last_run_id: Mapped[int | None] = mapped_column(Id)
+    new: Mapped[bool] = mapped_column(Boolean, doc="first found by the last run it was in, after an earlier run")
+    direction: Mapped[str | None] = mapped_column(String(32), doc="the trend of its last run")
+    q_value: Mapped[float | None] = mapped_column(Float)
+
+
+class CodebookSubtheme(Base):
+    __tablename__ = "codebook_subthemes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    theme_id: Mapped[int] = mapped_column(Id, ForeignKey("codebook_themes.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(Text)
+    keyphrases: Mapped[list[str]] = mapped_column(JSON)
+
+
+class ThemeStatement(Base):
+    """A complaint statement of a run in its theme: what the workspace's pages count and list. `found_*` is where the
+    run put it (ids matched to earlier runs), `theme_id`/`subtheme_id` where it is after the codebook's edits."""
+
+    __tablename__ = "theme_statements"
+    __table_args__ = (Index("ix_theme_statements_run_theme", "run_id", "theme_id"),
+                      Index("ix_theme_statements_run_feedback", "run_id", "feedback_id"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("theme_runs.id", ondelete="CASCADE"))
+    feedback_id: Mapped[int] = mapped_column(Id, ForeignKey("feedback.id", ondelete="CASCADE"))
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text, doc="the statement, personal data masked")
+    search_text: Mapped[str] = mapped_column(Text, doc="the same, normalised, for search")
+    sentiment: Mapped[str] = mapped_column(String(32))
+    complaints: Mapped[int] = mapped_column(Integer, doc="complaint statements of its comment, in themes or not")
+    found_theme_id: Mapped[int] = mapped_column(Id)
+    found_subtheme_id: Mapped[int | None] = mapped_column(Id)
+    theme_id: Mapped[int] = mapped_column(Id)
+    subtheme_id: Mapped[int | None] = mapped_column(Id)
+    sole: Mapped[bool] = mapped_column(Boolean, doc="every complaint of its comment is in this theme")
+
+
+class CodebookEdit(Base):
+    """An analyst's change to the themes: rename, rename_sub, merge, split, hide or move; undone, not deleted."""
+
+    __tablename__ = "codebook_edits"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    action: Mapped[str] = mapped_column(String(16))
+    theme_id: Mapped[int | None] = mapped_column(Id)
+    target_id: Mapped[int | None] = mapped_column(Id, doc="merge and move: the theme that receives; split: the new one")
+    subtheme_id: Mapped[int | None] = mapped_column(Id)
+    comment_id: Mapped[str | None] = mapped_column(String(200), doc="move: the statement's comment (client id)")
+    start: Mapped[int | None] = mapped_column(Integer, doc="move: the statement's start in its comment")
+    label: Mapped[str | None] = mapped_column(Text)
+    made_by: Mapped[str] = mapped_column(String(100))
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    undone_by: Mapped[str | None] = mapped_column(String(100))
+    undone_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Alert(Base):
+    """A theme a run found rising, or new and large enough: listed in the workspace, sent to the webhooks."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("theme_runs.id", ondelete="CASCADE"), index=True)
+    theme_id: Mapped[int] = mapped_column(Id)
+    kind: Mapped[str] = mapped_column(String(16), doc="rising or new")
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deliveries: Mapped[dict[str, str]] = mapped_column(JSON, doc="webhook name -> delivered, or the last error")
+
+
+class Webhook(Base):
+    """Where alerts are POSTed (Slack-compatible JSON). The URL is a secret: it is never shown back."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    url: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 def make_engine(url: str) -> Engine:

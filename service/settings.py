@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     max_chars_per_text: int = Field(5_000, ge=1, le=100_000)
     max_body_bytes: int = Field(2_000_000, ge=1_000)
     max_theme_items: int = Field(2_000, ge=1, le=100_000, description="comments per theme report")
+    # The analysts' workspace (/app/): sessions, the background theme run and its alerts.
+    session_minutes: int = Field(480, ge=1, le=60 * 24 * 30, description="a workspace sign-in lasts this long")
+    theme_run_minutes: int = Field(24 * 60, ge=0, description="minutes between scheduled theme runs; 0: on demand only")
+    theme_run_items: int = Field(100_000, ge=100, le=2_000_000, description="the newest comments a theme run analyses")
+    theme_run_period: str = Field("week", pattern="^(day|week|month)$", description="the trend period of theme runs")
+    alert_min_comments: int = Field(20, ge=1, description="a new theme is alerted on from this many comments")
+    webhook_attempts: int = Field(4, ge=1, le=10, description="tries per alert and webhook")
+    webhook_backoff_s: float = Field(2.0, ge=0.0, description="first wait between tries; doubled each time")
+    webhook_timeout_s: float = Field(5.0, gt=0.0)
     theme_encoder: str = Field("none", description="encoder folder whose vectors cluster theme reports' statements; "
                                                    "'none' (the default here): TF-IDF, seconds rather than a minute "
                                                    "on a CPU")

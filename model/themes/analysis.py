@@ -15,16 +15,21 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 import numpy as np
 
+from bazkhord.data.calendar import check_calendar, next_period, period_start, periods_between
+from bazkhord.data.calendar import period_key as calendar_key
 from bazkhord.data.pii import mask_pii
 from bazkhord.data.progress import QUIET, Progress
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
 from bazkhord.model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION
 from bazkhord.model.tagger import BaseTagger
+from bazkhord.model.themes.codebook import Curator
 from bazkhord.model.themes.embeddings import default_embedder
+from bazkhord.model.themes.found import FoundTheme
 from bazkhord.model.themes.impact import IMPACT_METHOD, Outcomes, nps_of
 from bazkhord.model.themes.prevalence import adjusted_shares
 from bazkhord.model.themes.report import (
@@ -99,6 +104,9 @@ class ThemeSettings:
     # A theme with more statements than this is clustered on a sample this large (the embedding, the reduction and
     # k-means fitted on it); the rest join the nearest cluster, chunk by chunk (on Ray workers where given).
     max_cluster_statements: int = 20_000
+    # How periods are cut: "gregorian" (ISO weeks, Gregorian months) or "jalali" (weeks from Saturday, Solar Hijri
+    # months), the calendar Iranian analysts read; see bazkhord.data.calendar for the keys.
+    calendar: str = "gregorian"
 
     def __post_init__(self) -> None:
         if self.period not in PERIODS:
@@ -109,6 +117,7 @@ class ThemeSettings:
             raise ValueError(f"max_cluster_statements must be at least 100, not {self.max_cluster_statements}")
         if self.max_periods < 1:
             raise ValueError(f"max_periods must be at least 1, not {self.max_periods}")
+        check_calendar(self.calendar)
         if self.zero_shot not in ("lexical", "e5"):
             raise ValueError(f"zero_shot must be 'lexical' or 'e5', not {self.zero_shot!r}")
 
@@ -140,20 +149,6 @@ class Complaints:
         return {k for ks in self.by_comment.values() for k in ks}
 
 
-@dataclass
-class FoundTheme:
-    """A theme as clustering found it, before it is measured and ranked."""
-
-    kind: str  # "aspect" or "emerging"
-    aspect: str | None
-    members: list[int]  # statement indices
-    subthemes: list[SubTheme]
-    keyphrases: list[str]
-    quotes: list[Quote] | None = None  # chosen by the clustering, for an emerging theme
-    label: str | None = None  # an emerging theme's label ("" when nothing names a cause)
-    sub_members: list[list[int]] = field(default_factory=list)  # each sub-theme's statement indices
-
-
 @dataclass(frozen=True)
 class Membership:
     """One complaint statement and the theme (and sub-theme) that holds it: what an analyst exports to check."""
@@ -166,12 +161,16 @@ class Membership:
     sentiment: str
     theme_id: str
     subtheme: str | None
+    codebook_id: int | None = None  # the theme's and sub-theme's lasting ids, where a codebook curated the report
+    codebook_sub: int | None = None
+    complaints: int = 1  # complaint statements of its comment, in a theme or not
 
 
 class ThemeAnalyzer:
     def __init__(self, tagger: BaseTagger, settings: ThemeSettings | None = None, steps: ThemeSteps | None = None,
-                 encoder: str | None = None, mapper: Mapper = map_locally) -> None:
+                 encoder: str | None = None, mapper: Mapper = map_locally, curator: Curator | None = None) -> None:
         self.tagger = tagger
+        self.curator = curator  # the company's codebook: lasting theme ids and analysts' edits
         self.mapper = mapper  # runs the nearest-cluster assignment of statements outside a clustered sample
         self.settings = settings or ThemeSettings()
         self.steps = steps or ThemeSteps()
@@ -282,8 +281,11 @@ class ThemeAnalyzer:
         self._vectors = self._encode(statements, sorted(complaints.statements))
         found = self._aspect_themes(statements, records, complaints) + self._emerging_themes(statements, records,
                                                                                                complaints)
+        if self.curator is not None:
+            found = self.curator.apply(found, statements, records)
         themes, reactions = self._ranked_themes(found, statements, records, complaints)
-        self.membership_ = self._membership(themes, statements, records)
+        self.membership_ = self._membership(themes, statements, records, complaints)
+        themes = [t for t in themes if not self._held[id(t)].hidden]
         return self._report(tagged, themes, reactions, complaints)
 
     # -- steps ----------------------------------------------------------------------------------------------
@@ -344,7 +346,9 @@ class ThemeAnalyzer:
         self._held = {id(theme): f for theme, f in zip(themes, found, strict=True)}
         # A cluster that is never a comment's only complaint («ناامید شدم») is a reaction, not a cause.
         # So is one whose every phrase is a feeling («بد», «راضی نبودم») or context: it gets no label.
-        reactions = [t for t in themes if t.kind == "emerging" and (t.impact.negative_share_change_pts == 0 or not t.label)]
+        # A theme an analyst named is kept whatever it is.
+        reactions = [t for t in themes if t.kind == "emerging" and self._held[id(t)].label_override is None
+                     and (t.impact.negative_share_change_pts == 0 or not t.label)]
         themes = [t for t in themes if t not in reactions]
         themes.sort(key=lambda t: (-t.impact.negative_share_change_pts, -t.comments, t.id))
         for number, theme in enumerate(t for t in themes if t.kind == "emerging"):
@@ -368,7 +372,7 @@ class ThemeAnalyzer:
         return ThemeReport(
             schema_version=SCHEMA_VERSION,
             model={"name": str(self.tagger.manifest.get("name", "")), "version": str(self.tagger.manifest.get("version", ""))},
-            settings={"period": s.period, "seed": s.seed, "min_theme_size": s.min_theme_size,
+            settings={"period": s.period, "calendar": s.calendar, "seed": s.seed, "min_theme_size": s.min_theme_size,
                       "min_subtheme_size": s.min_subtheme_size,
                       "taxonomy": (taxonomy.domain or "model") if taxonomy is not None else None,
                       "aspects": "zero-shot" if self.zero_shot is not None else "model"},
@@ -403,6 +407,8 @@ class ThemeAnalyzer:
         if self._sampled:
             notes.append("clustered on samples: " + ", ".join(f"{size:,} of {n:,} statements" for n, size in self._sampled)
                          + "; the others joined the nearest cluster (or none, when not half as close as most of its sample)")
+        if self.curator is not None and self.curator.names.hidden:
+            notes.append(f"{len(self.curator.names.hidden)} theme(s) hidden by the codebook")
         if not dated:
             notes.append("no created_at in the data: trends are not computed")
         elif len(periods) < HISTORY + 1:
@@ -424,15 +430,18 @@ class ThemeAnalyzer:
         return dict(zip(complaints, vectors, strict=True))
 
     def _membership(self, themes: Sequence[Theme], statements: Sequence[Statement],
-                    records: Sequence[FeedbackRecord]) -> list[Membership]:
+                    records: Sequence[FeedbackRecord], complaints: Complaints) -> list[Membership]:
         rows: list[Membership] = []
         for theme in themes:
             members, subs = self._held[id(theme)].members, self._held[id(theme)].sub_members
+            sub_ids = self._held[id(theme)].sub_ids
             sub_of = {k: sub.label for sub, ks in zip(theme.subthemes, subs, strict=False) for k in ks}
+            sub_id_of = {k: sub_id for sub_id, ks in zip(sub_ids, subs, strict=False) for k in ks}
             for k in members:
                 st = statements[k]
                 rows.append(Membership(st.comment, records[st.comment].id, st.start, st.end, mask_pii(st.text),
-                                       st.sentiment, theme.id, sub_of.get(k)))
+                                       st.sentiment, theme.id, sub_of.get(k), self._held[id(theme)].codebook_id,
+                                       sub_id_of.get(k), len(complaints.by_comment[st.comment])))
         return rows
 
     def _clusters(self, statements: list[Statement], records: Sequence[FeedbackRecord], members: list[int],
@@ -552,9 +561,18 @@ class ThemeAnalyzer:
         dated = [m for m in moments if m is not None]
         if not dated:
             return [None] * len(records), [], 0
-        periods = period_range(min(dated), max(dated), self.settings.period, self.settings.max_periods)
-        self._partial = last_period_partial(max(dated), self.settings.period)
-        keys = [period_key(m, self.settings.period) if m else None for m in moments]
+        period, calendar = self.settings.period, self.settings.calendar
+        if calendar == "jalali":
+            first, last = calendar_key(min(dated), period, calendar), calendar_key(max(dated), period, calendar)
+            periods = periods_between(first, last, period, calendar, limit=10**6)[-self.settings.max_periods:]
+            start = period_start(last, period, calendar)
+            length = period_start(next_period(last, period, calendar), period, calendar) - start
+            self._partial = period != "day" and (max(dated) - datetime(start.year, start.month, start.day)) < 0.7 * length
+            keys = [calendar_key(m, period, calendar) if m else None for m in moments]
+        else:
+            periods = period_range(min(dated), max(dated), period, self.settings.max_periods)
+            self._partial = last_period_partial(max(dated), period)
+            keys = [period_key(m, period) if m else None for m in moments]
         earliest = periods[0]
         before = sum(1 for k in keys if k is not None and k < earliest)
         return [k if k is None or k >= earliest else None for k in keys], periods, before
@@ -579,6 +597,8 @@ class ThemeAnalyzer:
         else:
             theme_id = f"emerging:{number}"
             label, label_en = found.label or "", None
+        if found.label_override is not None:
+            label, label_en = found.label_override, None
         if subthemes:  # one quote from each sub-theme, largest first: the range of the complaint
             quotes = [sub.quotes[0] for sub in subthemes if sub.quotes][: self.settings.quotes]
         elif quotes is None:
@@ -589,6 +609,7 @@ class ThemeAnalyzer:
             trend=trend_of(comments, periods_of, periods, self.settings.period, self._partial), quotes=quotes,
             subthemes=subthemes,
             breakdowns=self._breakdowns(records, comments),
+            codebook_id=found.codebook_id,  # a stand-in (negative) until a store settles it
         )
 
     def _breakdowns(self, records: Sequence[FeedbackRecord], comments: set[int]) -> dict[str, list[BreakdownRow]]:

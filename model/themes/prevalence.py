@@ -36,11 +36,41 @@ def adjusted_shares(predicted: Sequence[str], labels: Sequence[str], confusion: 
         return Prevalence(counted, None, "classify and count (the dev confusion matrix lacks a class)")
     rates = matrix / rows  # P(predicted j | true i)
     observed = np.array([sum(1 for p in predicted if p == name) / n for name in names])
-    # Non-negative least squares, with the sum-to-one row weighted in: the shares stay a distribution.
-    system = np.vstack([rates.T, 10.0 * np.ones(len(names))])
-    target = np.concatenate([observed, [10.0]])
-    solution, _ = nnls(system, target)
-    solution = solution / solution.sum() if solution.sum() > 0 else observed
+    solution = _solve(rates, observed)
     adjusted = {label: float(solution[names.index(label)]) if label in names else 0.0 for label in labels}
     return Prevalence(counted, adjusted, "adjusted classify and count: the predicted shares corrected by the "
                                          "model's error rates on its dev split")
+
+
+def _solve(rates: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    # Non-negative least squares, with the sum-to-one row weighted in: the shares stay a distribution.
+    system = np.vstack([rates.T, 10.0 * np.ones(len(observed))])
+    target = np.concatenate([observed, [10.0]])
+    solution, _ = nnls(system, target)
+    return solution / solution.sum() if solution.sum() > 0 else observed
+
+
+def adjusted_interval(counts: dict[str, int], wanted: Sequence[str], confusion: dict[str, Any] | None,
+                      level: float = 0.95, draws: int = 400, seed: int = 0) -> tuple[float, float, float] | None:
+    """The adjusted share of the `wanted` classes with a percentile bootstrap interval: the comments' predicted
+    counts resampled (multinomial) and the dev confusion matrix's rows too (Dirichlet on their counts), since both
+    are samples. None without a usable confusion matrix or without comments."""
+    total = sum(counts.values())
+    if not confusion or total == 0:
+        return None
+    names = list(confusion["labels"])
+    matrix = np.asarray(confusion["matrix"], dtype=float)
+    if matrix.shape != (len(names), len(names)) or (matrix.sum(axis=1) == 0).any():
+        return None
+    picked = np.array([name in wanted for name in names])
+    observed = np.array([counts.get(name, 0) for name in names], dtype=float) / total
+    point = float(_solve(matrix / matrix.sum(axis=1, keepdims=True), observed)[picked].sum())
+    rng = np.random.default_rng(seed)
+    shares = []
+    for _ in range(draws):
+        drawn = rng.multinomial(total, observed) / total
+        rates = np.vstack([rng.dirichlet(row + 0.5) for row in matrix])
+        shares.append(float(_solve(rates, drawn)[picked].sum()))
+    tail = (1 - level) / 2
+    low, high = np.quantile(shares, [tail, 1 - tail])
+    return point, float(min(low, point)), float(max(high, point))

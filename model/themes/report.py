@@ -54,6 +54,7 @@ class SubTheme:
     statements: int
     comments: int
     quotes: list[Quote]
+    codebook_id: int | None = None  # lasting across runs, where the report was curated by a store's codebook
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Theme:
     # Appears late: none of its comments in the first half of the report's time, and most in the last quarter
     # (`kind` "emerging" only says a theme is outside the taxonomy).
     new: bool = False
+    codebook_id: int | None = None  # lasting across runs, where the report was curated by a store's codebook
 
 
 @dataclass

@@ -85,6 +85,12 @@ def trend_of(comments: set[int], periods_of: list[str | None], periods: list[str
         totals[index[key]] += 1
         if i in comments:
             counts[index[key]] += 1
+    return trend_of_counts(counts, totals, periods, period, partial_last)
+
+
+def trend_of_counts(counts: list[int], totals: list[int], periods: list[str], period: str,
+                    partial_last: bool = False) -> Trend:
+    """The same test on counts already made (the workspace counts them in SQL)."""
     trend = Trend(period, periods, counts, totals, "insufficient history", partial_last=partial_last)
     end = len(periods) - (1 if partial_last else 0)  # the periods that may be tested
     latest, baseline = slice(end - 1, end), slice(end - HISTORY - 1, end - 1)
