@@ -30,6 +30,7 @@ from bazkhord.service.gate import AuthGate
 from bazkhord.service.memory import limit_arenas
 from bazkhord.service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, setup_json_logging
 from bazkhord.service.routes import feedback, models, ops, reports, tagging
+from bazkhord.service.routes.workspace import add_workspace
 from bazkhord.service.schemas import ErrorBody, ErrorDetail
 from bazkhord.service.server import die_with_supervisor, supervised
 from bazkhord.service.settings import Settings
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             services.load_error = str(error)
             log.error("no model loaded: %s", error)
         await services.batcher.start()
+        services.jobs.start_schedule()
         syncing = asyncio.create_task(keep_in_sync(services), name="bazkhord-sync") if settings.sync_seconds else None
         yield
         if syncing is not None:
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             with contextlib.suppress(asyncio.CancelledError):
                 await syncing
         await services.batcher.stop()
+        await run_in_threadpool(services.jobs.stop)
 
     app = FastAPI(
         title="bazkhord",
@@ -92,6 +95,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
     # An unexpected error is answered 500 by EdgeMiddleware, with the request id in the answer and in the log.
     for router in ROUTERS:
         app.include_router(router)
+    add_workspace(app)
     return app
 
 

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bazkhord.data.errors import InputError
 from bazkhord.service.db import ApiKey, utcnow
 
-SCOPES = ("tag", "ingest", "report", "admin")
+SCOPES = ("tag", "ingest", "report", "curate", "admin")  # curate: change the workspace's themes (codebook)
 NOT_CACHED = object()
 KEY_PREFIX = "bzk_"
 MAX_CACHED_KEYS = 10_000  # key lookups remembered (a few seconds each); past it, the expired are forgotten

@@ -118,7 +118,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     key_sha256: Mapped[str] = mapped_column(String(64))
-    scopes: Mapped[str] = mapped_column(String(100), doc="comma-separated: tag, ingest, report, admin")
+    scopes: Mapped[str] = mapped_column(String(100), doc="comma-separated: tag, ingest, report, curate, admin")
     rate_per_minute: Mapped[int | None] = mapped_column(Integer, doc="overrides the service default when set")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

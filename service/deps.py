@@ -22,18 +22,24 @@ from bazkhord.data.taxonomy import Taxonomy, taxonomy_names
 from bazkhord.model.base import Tag
 from bazkhord.model.folder import LoadedModel
 from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
+from bazkhord.model.themes.codebook import Curator
 from bazkhord.model.themes.report import ThemeReport
+from bazkhord.service.alerts import AlertSender
 from bazkhord.service.auth import Caller, KeyStore, RateLimiter
 from bazkhord.service.batcher import MicroBatcher, NoModel, QueueFull
 from bazkhord.service.checks import check_no_nul, utc_time
 from bazkhord.service.errors import ApiError
+from bazkhord.service.jobs import ThemeJobs
 from bazkhord.service.memory import release_memory
 from bazkhord.service.observability import Metrics
 from bazkhord.service.registry import ModelRegistry
 from bazkhord.service.schemas import ErrorDetail, ErrorResponse
+from bazkhord.service.sessions import SessionStore
 from bazkhord.service.settings import Settings
 from bazkhord.service.shared import KeyRevocations, RedisRateLimiter, connect
 from bazkhord.service.store import FeedbackStore, Filters
+from bazkhord.service.themestore import ThemeStore, settle
+from bazkhord.service.workspace import WorkspaceQueries
 
 log = logging.getLogger("bazkhord.service")
 
@@ -82,6 +88,11 @@ class Services:
             self.revocations = KeyRevocations(client, prefix)
             self.revocations.changed()
         self.store = FeedbackStore(engine)
+        self.sessions = SessionStore(engine, self.keys, settings.session_minutes)
+        self.theme_store = ThemeStore(engine)
+        self.workspace = WorkspaceQueries(engine, self.theme_store)
+        self.alerts = AlertSender(engine, settings.webhook_attempts, settings.webhook_backoff_s, settings.webhook_timeout_s)
+        self.jobs = ThemeJobs(settings, self.store, self.theme_store, lambda: self.registry.active, self.alerts)
         self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
         self.batcher = MicroBatcher(lambda: self.registry.active, settings.max_batch_texts,
                                     settings.max_batch_wait_ms / 1000, settings.max_queue_texts,
@@ -129,17 +140,19 @@ class Services:
             log.error("another process activated a version this one cannot load: %s", error)
             return None
 
-    async def themes(self, records: list[FeedbackRecord], theme_settings: ThemeSettings) -> ThemeReport:
-        """A theme report, one at a time (a second is answered 503 at once rather than queued)."""
+    async def themes(self, records: list[FeedbackRecord], theme_settings: ThemeSettings,
+                     curator: Curator | None = None) -> ThemeReport:
+        """A theme report, one at a time (a second is answered 503 at once rather than queued); with the store's
+        codebook (`curator`), its themes carry their lasting ids and the analysts' edits."""
         if self.themes_busy.locked():
             self.metrics.rejected.labels("themes_busy").inc()
             raise ApiError(503, "overloaded", "another theme report is being computed; retry shortly",
                            headers={"Retry-After": "5"})
         loaded = self.active()
         async with self.themes_busy:
-            analyzer = ThemeAnalyzer(loaded.tagger, theme_settings, encoder=self.settings.theme_encoder)
+            analyzer = ThemeAnalyzer(loaded.tagger, theme_settings, encoder=self.settings.theme_encoder, curator=curator)
             try:
-                return await run_in_threadpool(analyzer.analyse, records)
+                return settle(await run_in_threadpool(analyzer.analyse, records), {}, {})
             finally:
                 del analyzer
                 await run_in_threadpool(release_memory)  # a report's arrays are gone: give their pages back

@@ -33,6 +33,10 @@ CSP_REPORT = (b"default-src 'none'; style-src 'unsafe-inline'; img-src data:; fr
               b"base-uri 'none'; form-action 'none'")
 CSP_DOCS = (b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
             b"img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'")
+# The workspace (/app/) loads its style sheet and script from this server, nothing inline, nothing from elsewhere.
+CSP_APP = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+           b"frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+APP_PREFIX = "/app"
 DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")
 # Answers to authenticated routes hold customers' comments: never kept by a browser or a shared cache.
 PRIVATE_PREFIX = "/v1/"
@@ -218,11 +222,13 @@ def security_headers(path: str, present: list[tuple[bytes, bytes]]) -> list[tupl
     content_type = next((value for name, value in present if name.lower() == b"content-type"), b"")
     if path in DOCS_PATHS:
         policy = CSP_DOCS
+    elif path == APP_PREFIX or path.startswith(APP_PREFIX + "/"):
+        policy = CSP_APP
     elif content_type.startswith(b"text/html"):
         policy = CSP_REPORT
     else:
         policy = CSP_NONE
     added = [*COMMON_HEADERS, (b"content-security-policy", policy)]
-    if path.startswith(PRIVATE_PREFIX):
+    if path.startswith(PRIVATE_PREFIX) or (path.startswith(APP_PREFIX + "/") and not path.startswith("/app/static/")):
         added.append((b"cache-control", b"no-store"))
     return [(name, value) for name, value in added if name not in names]

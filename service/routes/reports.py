@@ -39,8 +39,9 @@ async def stored_themes(caller: ReportCaller, services: ServicesDep, filters: Fi
     `max_theme_items` of them; `format=html` gives the analysts' RTL page."""
     limit = services.settings.max_theme_items
     records, matched = await run_in_threadpool(services.store.records, filters, limit)
+    curator = await run_in_threadpool(services.theme_store.curator)  # the workspace's codebook applies here too
     report = await services.themes(records, ThemeSettings(period=period, seed=seed, min_theme_size=min_theme_size,
-                                                          taxonomy=check_taxonomy(taxonomy, "query")))
+                                                          taxonomy=check_taxonomy(taxonomy, "query")), curator)
     if matched > len(records):
         report.notes.append(f"{matched} stored comments matched; the newest {len(records)} were analysed "
                             "(BAZKHORD_MAX_THEME_ITEMS)")

@@ -1,0 +1,288 @@
+"""What the workspace's pages show, as SQL aggregations over the newest theme run's stored statements and the
+feedback table, under the analyst's filters. Nothing here clusters: that is the background run's work.
+
+Counts by day come from SQL; folding days into Jalali (or Gregorian) weeks and months is done here, on at most a few
+thousand rows, so one query serves every calendar.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from bazkhord.data.calendar import gregorian_label, period_key, period_label, periods_between
+from bazkhord.data.normalise import normalise
+from bazkhord.data.pii import mask_pii
+from bazkhord.model.base import NEGATIVE_SENTIMENTS
+from bazkhord.model.themes.prevalence import adjusted_interval
+from bazkhord.model.themes.report import Trend
+from bazkhord.model.themes.trends import adjust_trends, trend_of_counts
+from bazkhord.service.db import Feedback, FeedbackAspect, ThemeStatement
+from bazkhord.service.store import Filters
+from bazkhord.service.themestore import ThemeName, ThemeStore
+
+PER_PAGE = 25
+MAX_EXPORT = 100_000
+BREAKDOWN_FIELDS = ("channel", "product", "segment")
+EXCERPT = 140  # characters of the comment shown each side of a statement
+
+
+@dataclass(frozen=True)
+class Period:
+    key: str
+    label: str  # in the chosen calendar, Persian digits
+    gregorian: str  # ISO, for the hover text
+    comments: int
+    negative: int
+    share: float | None = None  # of a theme: the share of the period's comments that raise it
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+class WorkspaceQueries:
+    def __init__(self, engine: Engine, themes: ThemeStore) -> None:
+        self.engine, self.themes = engine, themes
+
+    # -- shared ---------------------------------------------------------------------------------------------
+    def options(self) -> dict[str, list[str]]:
+        """The values each filter can take (the most frequent 200 of each)."""
+        found: dict[str, list[str]] = {}
+        with Session(self.engine) as session:
+            for name, column in (("channel", Feedback.channel), ("product", Feedback.product),
+                                 ("segment", Feedback.segment), ("model_version", Feedback.model_version)):
+                rows = session.execute(select(column, func.count()).where(column.is_not(None)).group_by(column)
+                                       .order_by(func.count().desc()).limit(200)).all()
+                found[name] = sorted(str(value) for value, _ in rows)
+        return found
+
+    def _days(self, session: Session, where: Sequence[ColumnElement[bool]], theme: int | None = None,
+              run_id: int | None = None) -> list[tuple[date, int, int]]:
+        """(day, comments, negative comments) under the filters; of one theme's comments when given."""
+        day = func.date(Feedback.created_at)
+        negative = func.count(distinct(case((Feedback.sentiment.in_(NEGATIVE_SENTIMENTS), Feedback.id))))
+        query = select(day, func.count(distinct(Feedback.id)), negative).where(*where)
+        if theme is not None:
+            query = query.join(ThemeStatement, ThemeStatement.feedback_id == Feedback.id).where(
+                ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme)
+        return [(_day(d), int(n), int(neg or 0)) for d, n, neg in session.execute(query.group_by(day)).all()]
+
+    @staticmethod
+    def _fold(days: list[tuple[date, int, int]], period: str, calendar: str, keys: list[str] | None = None
+              ) -> tuple[list[str], dict[str, list[int]]]:
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+        for day, n, negative in days:
+            key = period_key(day, period, calendar)
+            counts[key][0] += n
+            counts[key][1] += negative
+        if keys is None:
+            keys = periods_between(min(counts), max(counts), period, calendar) if counts else []
+        return keys, counts
+
+    def _periods(self, keys: list[str], counts: dict[str, list[int]], period: str, calendar: str,
+                 totals: dict[str, list[int]] | None = None) -> list[Period]:
+        result = []
+        for key in keys:
+            n, negative = counts.get(key, [0, 0])
+            total = totals.get(key, [0, 0])[0] if totals is not None else None
+            result.append(Period(key, period_label(key, period, calendar), gregorian_label(key, period, calendar), n,
+                                 negative, n / total if total else None))
+        return result
+
+    # -- the overview -------------------------------------------------------------------------------------------
+    def overview(self, filters: Filters, period: str, calendar: str, confusion: dict[str, Any] | None,
+                 names: dict[int, ThemeName]) -> dict[str, Any]:
+        where = filters.conditions()
+        run_id = self.themes.latest_run()
+        with Session(self.engine) as session:
+            sentiments = dict(session.execute(select(Feedback.sentiment, func.count()).where(*where)
+                                              .group_by(Feedback.sentiment)).all())
+            total = sum(sentiments.values())
+            days = self._days(session, where)
+            keys, counts = self._fold(days, period, calendar)
+            drivers = self._drivers(session, where, run_id, total, names) if run_id is not None else []
+            trends = self._trends(session, where, run_id, [d["id"] for d in drivers], keys, counts, period, calendar)
+        for driver in drivers:
+            driver["trend"] = trends.get(driver["id"])
+        negative = sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS)
+        interval = adjusted_interval({str(k): int(v) for k, v in sentiments.items()}, NEGATIVE_SENTIMENTS, confusion)
+        return {
+            "run_id": run_id,
+            "comments": total,
+            "sentiment": sentiments,
+            "negative_share": negative / total if total else None,
+            "adjusted": interval,  # (share, low, high) or None
+            "series": self._periods(keys, counts, period, calendar),
+            "drivers": drivers,
+            "rising": [d for d in drivers if d["trend"] is not None and d["trend"].direction == "rising"],
+            "new": [d for d in drivers if d["new"]],
+        }
+
+    def _drivers(self, session: Session, where: Sequence[ColumnElement[bool]], run_id: int, total: int,
+                 names: dict[int, ThemeName]) -> list[dict[str, Any]]:
+        relieved = func.count(distinct(case((ThemeStatement.sole, ThemeStatement.feedback_id))))
+        rows = session.execute(
+            select(ThemeStatement.theme_id, func.count(distinct(ThemeStatement.feedback_id)), func.count(), relieved)
+            .join(Feedback, Feedback.id == ThemeStatement.feedback_id)
+            .where(ThemeStatement.run_id == run_id, *where).group_by(ThemeStatement.theme_id)).all()
+        drivers = []
+        for theme_id, comments, statements, sole in rows:
+            name = names.get(theme_id)
+            if name is None or name.hidden:
+                continue
+            drivers.append({"id": theme_id, "label": name.label or "—", "kind": name.kind, "new": name.new,
+                            "keyphrases": name.keyphrases[:4], "comments": int(comments), "statements": int(statements),
+                            "impact": 100 * int(sole) / total if total else 0.0})
+        drivers.sort(key=lambda d: (-d["impact"], -d["comments"], d["id"]))
+        return drivers
+
+    def _trends(self, session: Session, where: Sequence[ColumnElement[bool]], run_id: int | None, themes: list[int],
+                keys: list[str], totals: dict[str, list[int]], period: str, calendar: str) -> dict[int, Trend]:
+        """Each theme's test of the latest period against the six before it, on the filtered comments, adjusted across
+        the themes (as the report does)."""
+        if run_id is None or not themes or not keys:
+            return {}
+        day = func.date(Feedback.created_at)
+        rows = session.execute(
+            select(ThemeStatement.theme_id, day, func.count(distinct(Feedback.id)))
+            .join(Feedback, Feedback.id == ThemeStatement.feedback_id)
+            .where(ThemeStatement.run_id == run_id, *where).group_by(ThemeStatement.theme_id, day)).all()
+        by_theme: dict[int, list[tuple[date, int, int]]] = defaultdict(list)
+        for theme_id, d, n in rows:
+            by_theme[theme_id].append((_day(d), int(n), 0))
+        trends: dict[int, Trend] = {}
+        for theme_id in themes:
+            _, counts = self._fold(by_theme.get(theme_id, []), period, calendar, keys)
+            trends[theme_id] = trend_of_counts([counts.get(k, [0, 0])[0] for k in keys],
+                                               [totals.get(k, [0, 0])[0] for k in keys], keys, period)
+        adjust_trends(list(trends.values()))
+        return trends
+
+    # -- a theme -----------------------------------------------------------------------------------------------
+    def theme(self, theme_id: int, filters: Filters, period: str, calendar: str) -> dict[str, Any]:
+        where = filters.conditions()
+        run_id = self.themes.latest_run()
+        in_theme = (ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme_id)
+        with Session(self.engine) as session:
+            totals_days = self._days(session, where)
+            keys, totals = self._fold(totals_days, period, calendar)
+            _, counts = self._fold(self._days(session, where, theme_id, run_id), period, calendar, keys)
+            comments, statements = session.execute(
+                select(func.count(distinct(ThemeStatement.feedback_id)), func.count())
+                .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*in_theme, *where)).one()
+            subs = session.execute(
+                select(ThemeStatement.subtheme_id, func.count(), func.count(distinct(ThemeStatement.feedback_id)))
+                .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*in_theme, *where)
+                .group_by(ThemeStatement.subtheme_id)).all()
+            breakdowns: dict[str, list[dict[str, Any]]] = {}
+            for name in BREAKDOWN_FIELDS:
+                column = getattr(Feedback, name)
+                all_of = dict(session.execute(select(column, func.count()).where(*where, column.is_not(None))
+                                              .group_by(column)).all())
+                hits = session.execute(
+                    select(column, func.count(distinct(Feedback.id))).join(
+                        ThemeStatement, ThemeStatement.feedback_id == Feedback.id)
+                    .where(*in_theme, *where, column.is_not(None)).group_by(column)
+                    .order_by(func.count(distinct(Feedback.id)).desc()).limit(12)).all()
+                if hits:
+                    breakdowns[name] = [{"value": v, "comments": int(n), "rate": int(n) / all_of[v] if all_of.get(v) else 0.0}
+                                        for v, n in hits]
+        sub_names = self.themes.sub_names()
+        return {
+            "run_id": run_id,
+            "comments": int(comments),
+            "statements": int(statements),
+            "series": self._periods(keys, counts, period, calendar, totals),
+            "subthemes": sorted(({"id": s, "label": sub_names.get(s, (0, "سایر موارد"))[1] if s else "بی‌زیرموضوع",
+                                  "statements": int(n), "comments": int(c)} for s, n, c in subs),
+                                key=lambda row: -row["statements"]),
+            "breakdowns": breakdowns,
+        }
+
+    def statements(self, theme_id: int, filters: Filters, search: str | None, page: int, per_page: int = PER_PAGE,
+                   subtheme: int | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of the theme's statements, newest comments first, each with the text around it."""
+        run_id = self.themes.latest_run()
+        where: list[ColumnElement[bool]] = [ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme_id,
+                                            *filters.conditions()]
+        if subtheme is not None:
+            where.append(ThemeStatement.subtheme_id == subtheme)
+        if search:
+            words = normalise(search).split()[:8]
+            where.extend(ThemeStatement.search_text.contains(word, autoescape=True) for word in words)
+        with Session(self.engine) as session:
+            total = int(session.scalar(select(func.count()).select_from(ThemeStatement)
+                                       .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*where)) or 0)
+            rows = session.execute(
+                select(ThemeStatement.id, ThemeStatement.start, ThemeStatement.end, ThemeStatement.text,
+                       ThemeStatement.sentiment, ThemeStatement.subtheme_id, Feedback.client_id, Feedback.text,
+                       Feedback.created_at, Feedback.channel, Feedback.product, Feedback.segment)
+                .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*where)
+                .order_by(Feedback.created_at.desc(), ThemeStatement.id).limit(per_page).offset(page * per_page)).all()
+        return [self._statement_row(row) for row in rows], total
+
+    @staticmethod
+    def _statement_row(row: Any) -> dict[str, Any]:
+        text, start, end = row[7], row.start, row.end
+        before = text[max(0, start - EXCERPT):start]
+        after = text[end:end + EXCERPT]
+        return {"row_id": row.id, "comment_id": row.client_id, "created_at": row.created_at, "sentiment": row.sentiment,
+                "subtheme_id": row.subtheme_id, "statement": row[3],
+                "before": ("…" if start > EXCERPT else "") + mask_pii(before), "after": mask_pii(after)
+                + ("…" if end + EXCERPT < len(text) else ""),
+                "channel": row.channel, "product": row.product, "segment": row.segment}
+
+    def export(self, theme_id: int, filters: Filters, search: str | None) -> list[dict[str, Any]]:
+        rows, _ = self.statements(theme_id, filters, search, 0, MAX_EXPORT)
+        return rows
+
+    # -- a comment ---------------------------------------------------------------------------------------------
+    def comment(self, client_id: str) -> dict[str, Any] | None:
+        run_id = self.themes.latest_run()
+        with Session(self.engine) as session:
+            row = session.scalars(select(Feedback).where(Feedback.client_id == client_id)).first()
+            if row is None:
+                return None
+            aspects = session.scalars(select(FeedbackAspect).where(FeedbackAspect.feedback_id == row.id)
+                                      .order_by(FeedbackAspect.id)).all()
+            statements = session.execute(
+                select(ThemeStatement.start, ThemeStatement.end, ThemeStatement.text, ThemeStatement.theme_id,
+                       ThemeStatement.subtheme_id).where(ThemeStatement.run_id == run_id,
+                                                         ThemeStatement.feedback_id == row.id)
+                .order_by(ThemeStatement.start)).all() if run_id is not None else []
+            return {
+                "client_id": row.client_id, "created_at": row.created_at, "channel": row.channel,
+                "product": row.product, "segment": row.segment, "rating": row.rating, "nps": row.nps,
+                "sentiment": row.sentiment, "probabilities": dict(row.probabilities),
+                "model": f"{row.model_name} {row.model_version}",
+                "pieces": _pieces(row.text, [(s.start, s.end, s.theme_id) for s in statements]),
+                "aspects": [{"aspect": a.aspect, "polarity": a.polarity, "confidence": a.confidence,
+                             "evidence": [mask_pii(str(e.get("text", ""))) for e in a.evidence]} for a in aspects],
+                "themes": [{"theme_id": s.theme_id, "subtheme_id": s.subtheme_id, "statement": s.text}
+                           for s in statements],
+            }
+
+
+def _pieces(text: str, marked: list[tuple[int, int, int]]) -> list[tuple[str, int | None]]:
+    """The comment cut at its theme statements, each piece masked on its own: (text, theme or None)."""
+    pieces: list[tuple[str, int | None]] = []
+    at = 0
+    for start, end, theme_id in sorted(marked):
+        if start < at:
+            continue
+        if start > at:
+            pieces.append((mask_pii(text[at:start]), None))
+        pieces.append((mask_pii(text[start:end]), theme_id))
+        at = end
+    if at < len(text):
+        pieces.append((mask_pii(text[at:]), None))
+    return pieces
+
