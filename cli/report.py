@@ -12,6 +12,7 @@ from bazkhord.data.errors import ConfigError
 
 if TYPE_CHECKING:
     from bazkhord.model.themes.analysis import ThemeSettings
+    from bazkhord.model.themes.codebook import Curator
     from bazkhord.model.themes.report import ThemeReport
 
 
@@ -21,10 +22,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bazkhord.model.folder import load_model
     from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
     from bazkhord.service.theme_report import write_report
+    from bazkhord.service.themestore import settle
 
     try:
         settings = ThemeSettings(period=args.period, seed=args.seed, min_theme_size=args.min_theme_size,
-                                 taxonomy=args.taxonomy, max_cluster_statements=args.max_cluster_statements)
+                                 taxonomy=args.taxonomy, max_cluster_statements=args.max_cluster_statements,
+                                 calendar=args.calendar)
     except ValueError as error:
         raise ConfigError(f"report settings: {error}") from None
     if args.tagged is not None:
@@ -36,12 +39,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(read.summary())
     with Display("report", args.quiet) as display:
         display.phase(f"themes of {len(read.records)} comments with {loaded.name} {loaded.version}")
-        analyzer = ThemeAnalyzer(loaded.tagger, settings)
+        curator = codebook(args.database_url)
+        analyzer = ThemeAnalyzer(loaded.tagger, settings, curator=curator)
         report = analyzer.analyse(read.records, display)
+        if curator is not None:
+            report = settle(report, {}, {})
         display.phase("writing the report")
         written = write_report(report, args.out, analyzer.membership_)
     print_report(report, written)
     return 0
+
+
+def codebook(database_url: str | None) -> Curator | None:
+    """The codebook of a store, where one is named: the report then names and groups themes as the workspace does."""
+    if database_url is None:
+        return None
+    from bazkhord.service.db import make_engine, upgrade
+    from bazkhord.service.themestore import ThemeStore
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    return ThemeStore(engine).curator()
 
 
 def report_tagged(args: argparse.Namespace, settings: ThemeSettings) -> int:
@@ -99,6 +117,11 @@ def register(commands: Any) -> None:
                                                    "are tagged already (on Ray, say); only the themes are found here")
     report.add_argument("--out", required=True, type=Path, help="folder for report.json, *.csv, report.html")
     report.add_argument("--period", choices=("day", "week", "month"), default="week", help="trend period")
+    report.add_argument("--calendar", choices=("jalali", "gregorian"), default="jalali",
+                        help="periods cut on Solar Hijri weeks (from Saturday) and months, or Gregorian ones; the "
+                             "page and trends.csv read in it, with the Gregorian first day beside")
+    report.add_argument("--database-url", help="a bazkhord store whose codebook (the workspace's theme names, merges, "
+                                               "splits, hidden themes) this report applies")
     report.add_argument("--model", help="tagging model (name, name@version or folder); default: the model trained "
                                         "last, or with --tagged the model that tagged the folder")
     report.add_argument("--seed", type=int, default=13)

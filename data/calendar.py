@@ -58,7 +58,10 @@ def period_key(moment: date | datetime, period: str, calendar: str) -> str:
 
 
 def period_start(key: str, period: str, calendar: str) -> date:
-    """The Gregorian first day of a period key."""
+    """The Gregorian first day of a period key (an ISO week key, `2026-W05`, as the Gregorian analysis writes it)."""
+    if period == "week" and "-W" in key:
+        year, week = key.split("-W")
+        return date.fromisocalendar(int(year), int(week), 1)
     if period != "month":
         return date.fromisoformat(key)
     year, month = (int(part) for part in key.split("-"))
@@ -98,7 +101,7 @@ def period_label(key: str, period: str, calendar: str) -> str:
         year, month = (int(part) for part in key.split("-"))
         names = MONTHS_FA if calendar == "jalali" else GREGORIAN_MONTHS_FA
         return persian_digits(f"{names[month - 1]} {year}")
-    text = format_date(date.fromisoformat(key), calendar)
+    text = format_date(period_start(key, period, calendar), calendar)
     return f"هفته {text}" if period == "week" else text
 
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bazkhord.data.calendar import gregorian_label, period_label
 from bazkhord.model.themes.analysis import Membership
 from bazkhord.model.themes.report import Theme, ThemeReport, Trend
 
@@ -85,12 +86,14 @@ def write_membership(membership: Sequence[Membership], out: Path) -> list[Path]:
 
 
 def write_csv(report: ThemeReport, out: Path) -> list[Path]:
+    calendar = str(report.settings.get("calendar", "gregorian"))
     tables: dict[str, tuple[list[str], list[list[Any]]]] = {
         "themes.csv": (["rank", "id", "kind", "aspect", "label", "keyphrases", "statements", "comments",
                         "negative_comment_share", "negative_share_change_pts", "rating_change", "nps_change",
                         "trend", "trend_p_value"], []),
         "subthemes.csv": (["theme_id", "label", "keyphrases", "statements", "comments"], []),
-        "trends.csv": (["theme_id", "period", "comments_with_theme", "comments", "share"], []),
+        "trends.csv": (["theme_id", "period", "period_label", "period_start_gregorian", "comments_with_theme",
+                        "comments", "share"], []),
         "breakdowns.csv": (["theme_id", "field", "value", "comments_with_theme", "rate"], []),
         "quotes.csv": (["theme_id", "subtheme", "comment_id", "text"], []),
     }
@@ -108,7 +111,9 @@ def write_csv(report: ThemeReport, out: Path) -> list[Path]:
         tables["quotes.csv"][1].extend([theme.id, "", q.comment_id or "", q.text] for q in theme.quotes)
         if trend:
             for period, count, total in zip(trend.periods, trend.counts, trend.totals, strict=True):
-                tables["trends.csv"][1].append([theme.id, period, count, total, round(count / total, 4) if total else ""])
+                tables["trends.csv"][1].append([theme.id, period, period_label(period, trend.period, calendar),
+                                                gregorian_label(period, trend.period, calendar), count, total,
+                                                round(count / total, 4) if total else ""])
         for field_name, breakdown in theme.breakdowns.items():
             tables["breakdowns.csv"][1].extend([theme.id, field_name, r.value, r.comments, r.rate] for r in breakdown)
     paths = []
@@ -186,7 +191,14 @@ def _sparkline(trend: Trend, width: int = 260, height: int = 56) -> str:
             f'<circle cx="{last_x}" cy="{last_y}" r="3.5" {fill}/></svg>')
 
 
-def _theme_card(rank: int, theme: Theme, period: str, members: Sequence[Membership] = ()) -> str:
+def _period(key: str, period: str, calendar: str) -> str:
+    """A period as the analysts read it (Jalali or Gregorian, Persian digits), its Gregorian first day on hover."""
+    return (f"<span title='{html.escape(gregorian_label(key, period, calendar))}'>"
+            f"{html.escape(period_label(key, period, calendar))}</span>")
+
+
+def _theme_card(rank: int, theme: Theme, period: str, members: Sequence[Membership] = (), calendar: str = "gregorian"
+                ) -> str:
     i = theme.impact
     trend_html = ""
     if theme.trend is not None:
@@ -202,8 +214,8 @@ def _theme_card(rank: int, theme: Theme, period: str, members: Sequence[Membersh
             detail += f" <span class='muted'>({PERIOD_FA[period]} آخر هنوز تمام نشده و آزموده نشد)</span>"
         shown = theme.trend.periods[-SPARK_PERIODS:]
         trend_html = (f"<div class='trend {css}'><span class='badge {css}'>{words}</span>{detail}"
-                      f"{_sparkline(theme.trend)}<div class='axis'><span>{_ltr(shown[0])}</span>"
-                      f"<span>{_ltr(shown[-1])}</span></div></div>")
+                      f"{_sparkline(theme.trend)}<div class='axis'>{_period(shown[0], theme.trend.period, calendar)}"
+                      f"{_period(shown[-1], theme.trend.period, calendar)}</div></div>")
     subs = "".join(
         f"<li><b>{_e(s.label)}</b> <span class='muted'>({_fa_number(s.statements)} جمله)</span>"
         f"<div class='keys'>{' · '.join(_e(k) for k in s.keyphrases[1:4])}</div>"
@@ -262,7 +274,9 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
         for th in report.themes)
     rising = [th for th in report.themes if th.trend and th.trend.direction == "rising"]
     rising_html = "".join(f"<li><a href='#{_e(th.id)}'>{_e(th.label)}</a></li>" for th in rising) or "<li>موردی نیست</li>"
-    cards = "".join(_theme_card(rank, th, period, by_theme.get(th.id, [])) for rank, th in enumerate(report.themes, start=1))
+    calendar = str(report.settings.get("calendar", "gregorian"))
+    cards = "".join(_theme_card(rank, th, period, by_theme.get(th.id, []), calendar)
+                    for rank, th in enumerate(report.themes, start=1))
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
     return f"""<!doctype html>
 <html lang="fa" dir="rtl">

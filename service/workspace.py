@@ -7,10 +7,12 @@ thousand rows, so one query serves every calendar.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, case, distinct, func, select
@@ -113,7 +115,8 @@ class WorkspaceQueries:
         for driver in drivers:
             driver["trend"] = trends.get(driver["id"])
         negative = sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS)
-        interval = adjusted_interval({str(k): int(v) for k, v in sentiments.items()}, NEGATIVE_SENTIMENTS, confusion)
+        interval = _interval(tuple(sorted((str(k), int(v)) for k, v in sentiments.items())),
+                             json.dumps(confusion, sort_keys=True) if confusion else None)
         return {
             "run_id": run_id,
             "comments": total,
@@ -269,6 +272,13 @@ class WorkspaceQueries:
                 "themes": [{"theme_id": s.theme_id, "subtheme_id": s.subtheme_id, "statement": s.text}
                            for s in statements],
             }
+
+
+@lru_cache(maxsize=512)
+def _interval(counts: tuple[tuple[str, int], ...], confusion: str | None) -> tuple[float, float, float] | None:
+    """The headline's bootstrap is the page's one costly step (a tenth of a second): the same counts, the same
+    answer, so a view reopened or shared is not computed again."""
+    return adjusted_interval(dict(counts), NEGATIVE_SENTIMENTS, json.loads(confusion) if confusion else None)
 
 
 def _pieces(text: str, marked: list[tuple[int, int, int]]) -> list[tuple[str, int | None]]:
