@@ -9,7 +9,7 @@ MODEL ?= sample-e5
 ENCODER := artifacts/encoders/multilingual-e5-small
 FAST_ENCODER := artifacts/pretrained/sample-compact-taught
 
-.PHONY: run test install encoder browser postgres train fast evaluate serve report lint benchmark clean
+.PHONY: run test install encoder browser postgres train fast evaluate serve report lint benchmark screenshots clean
 
 $(BIN)/bazkhord: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ serve: install
 
 report: install
 	$(BIN)/bazkhord report --input data/samples/feedback.jsonl --out artifacts/reports/sample --model $(MODEL)
+
+# Every workspace page at 1400 and 420 px, into artifacts/screenshots/ (a small store; the figures are not written).
+screenshots: install browser
+	@test -d artifacts/models/sample || $(BIN)/bazkhord train --config training/configs/sample.toml
+	$(BIN)/python -m benchmarks.workspace --comments 3000 --repeat 1 --postgres '' --screenshots --no-write
 
 run: train evaluate serve
 

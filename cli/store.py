@@ -67,7 +67,7 @@ def register(commands: Any) -> None:
     keys_actions = keys.add_subparsers(dest="action", required=True)
     create = keys_actions.add_parser("create", help="create a key; it is printed once and only its hash is kept")
     create.add_argument("--name", required=True, help="who or what uses the key")
-    create.add_argument("--scopes", required=True, help="comma-separated: tag, ingest, report, admin")
+    create.add_argument("--scopes", required=True, help="comma-separated: tag, ingest, report, curate, admin")
     create.add_argument("--rate-per-minute", type=int, help="this key's rate limit (default: the service's)")
     revoke = keys_actions.add_parser("revoke", help="revoke a key by name or prefix")
     revoke.add_argument("name")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError
@@ -155,6 +156,9 @@ class ThemeRun(Base):
     """One background theme analysis over the store: its progress while it runs, its report when done."""
 
     __tablename__ = "theme_runs"
+    # At most one run is "running", whichever process started it: a second insert fails on this index.
+    __table_args__ = (Index("ux_theme_runs_running", "status", unique=True, sqlite_where=text("status = 'running'"),
+                            postgresql_where=text("status = 'running'")),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     trigger: Mapped[str] = mapped_column(String(16), doc="schedule or demand")

@@ -25,6 +25,7 @@ from bazkhord.service.themestore import ThemeStore
 
 log = logging.getLogger("bazkhord.service.jobs")
 PROGRESS_EVERY_S = 1.0  # writes of a run's progress to the store at most this often
+SCHEDULE_TICK_S = 60.0  # how often the schedule looks whether a run is due
 
 
 class RunProgress:
@@ -109,7 +110,7 @@ class ThemeJobs:
 
     def _schedule(self) -> None:
         interval = self.settings.theme_run_minutes * 60
-        while not self._stop.wait(min(60.0, interval)):
+        while not self._stop.wait(min(SCHEDULE_TICK_S, interval)):
             try:
                 runs = self.themes.runs(limit=1)
                 if runs and (time.time() - runs[0].started_at.timestamp()) < interval:

@@ -354,5 +354,5 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
 """
 
 
-if __name__ == "__main__":  # python -m service.theme_report > docs/theme_report.schema.json
+if __name__ == "__main__":  # python -m bazkhord.service.theme_report > docs/theme_report.schema.json
     print(json.dumps(json_schema(), ensure_ascii=False, indent=2))

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from bazkhord.data.errors import InputError
@@ -80,17 +81,21 @@ class ThemeStore:
     def start_run(self, trigger: str, requested_by: str | None) -> int | None:
         """A new run's id, or None while another is running (one that has run for STALE_RUN is taken as dead)."""
         now = utcnow()
-        with Session(self.engine) as session, session.begin():
-            running = session.scalars(select(ThemeRun).where(ThemeRun.status == "running")).all()
-            for row in running:
-                if now - row.started_at < STALE_RUN:
-                    return None
-                row.status, row.error, row.finished_at = "failed", "its process stopped before it finished", now
-            row = ThemeRun(trigger=trigger, requested_by=requested_by, status="running", phase="starting", done=0,
-                           total=0, started_at=now, comments=0)
-            session.add(row)
-            session.flush()
-            return row.id
+        try:
+            with Session(self.engine) as session, session.begin():
+                running = session.scalars(select(ThemeRun).where(ThemeRun.status == "running")).all()
+                for row in running:
+                    if now - row.started_at < STALE_RUN:
+                        return None
+                    row.status, row.error, row.finished_at = "failed", "its process stopped before it finished", now
+                session.flush()
+                row = ThemeRun(trigger=trigger, requested_by=requested_by, status="running", phase="starting", done=0,
+                               total=0, started_at=now, comments=0)
+                session.add(row)
+                session.flush()
+                return row.id
+        except IntegrityError:  # another process started one between the look and the insert
+            return None
 
     def progress(self, run_id: int, phase: str, done: int, total: int) -> None:
         with Session(self.engine) as session, session.begin():

@@ -256,7 +256,9 @@ async def comment_page(request: Request, services: ServicesDep, user: Reader, cl
     if data is None:
         raise Refused(404, "نظری با این شناسه در انبار نیست.")
     names = await run_in_threadpool(services.theme_store.names)
-    return page(request, "comment.html", {"title": "نظر", "c": data, "names": names})
+    taxonomy = services.taxonomy()
+    aspects = {a.key: a.name_fa for a in taxonomy.aspects} if taxonomy is not None else {}
+    return page(request, "comment.html", {"title": "نظر", "c": data, "names": names, "aspect_names": aspects})
 
 
 @router.get("/runs")

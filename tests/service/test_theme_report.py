@@ -50,7 +50,7 @@ def _shape(schema: dict[str, object]) -> dict[str, tuple[list[str], list[str]]]:
 
 
 def test_published_schema_is_current() -> None:
-    # docs/theme_report.schema.json is generated: `python -m service.theme_report > docs/theme_report.schema.json`
+    # docs/theme_report.schema.json is generated: `python -m bazkhord.service.theme_report > docs/theme_report.schema.json`
     assert _shape(json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))) == _shape(json_schema())
 
 

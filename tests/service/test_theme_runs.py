@@ -3,6 +3,7 @@ stored statements (the workspace's pages) and to the next report, undo, and aler
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,3 +188,45 @@ def test_apply_edits_is_pure_and_ordered() -> None:
     assert names.merged_into == {1: 2} and names.labels == {2: "x"} and places[("a", 0)] == (1, 10)
     with pytest.raises(ValueError, match="unknown codebook action"):
         Edit("delete", theme=1)
+
+
+def test_the_schedule_starts_a_run_when_one_is_due(tmp_path: Path, sample_model: LoadedModel,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from bazkhord.service import jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "SCHEDULE_TICK_S", 0.05)
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    store = FeedbackStore(engine)
+    fill(store, sample_model, 300)
+    themes = ThemeStore(engine)
+    jobs = ThemeJobs(Settings(theme_run_minutes=1), store, themes, lambda: sample_model, AlertSender(engine))
+    jobs.start_schedule()
+    try:
+        deadline = time.monotonic() + 120
+        while not (themes.runs() and themes.runs()[0].status != "running") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        runs = themes.runs()
+        assert len(runs) == 1 and runs[0].trigger == "schedule" and runs[0].status == "done", runs
+        time.sleep(0.5)  # not due again for a minute
+        assert len(themes.runs()) == 1
+    finally:
+        jobs.stop()
+        jobs.wait(60)
+
+
+def test_one_run_at_a_time_and_a_dead_one_gives_way(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    upgrade(engine)
+    themes = ThemeStore(engine)
+    first = themes.start_run("demand", "a")
+    assert first is not None and themes.start_run("schedule", None) is None
+    with Session(engine) as session, session.begin():  # its process died six hours ago
+        row = session.get(ThemeRun, first)
+        assert row is not None
+        row.started_at = started = row.started_at - timedelta(hours=7)
+    second = themes.start_run("demand", "b")
+    assert second is not None and {r.id: r.status for r in themes.runs()} == {first: "failed", second: "running"}
+    with pytest.raises(Exception, match="UNIQUE"), Session(engine) as session, session.begin():
+        session.add(ThemeRun(trigger="x", status="running", phase="", done=0, total=0, started_at=started,
+                             comments=0))  # the index, not only the look before the insert, keeps it to one

@@ -115,6 +115,10 @@ def upgrade() -> None:
     with op.batch_alter_table('workspace_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_workspace_sessions_api_key_id'), ['api_key_id'], unique=False)
 
+    with op.batch_alter_table('theme_runs', schema=None) as batch_op:
+        batch_op.create_index('ux_theme_runs_running', ['status'], unique=True,
+                              sqlite_where=sa.text("status = 'running'"), postgresql_where=sa.text("status = 'running'"))
+
     op.create_table('theme_statements',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
