@@ -60,8 +60,8 @@ def period_key(moment: date | datetime, period: str, calendar: str) -> str:
 def period_start(key: str, period: str, calendar: str) -> date:
     """The Gregorian first day of a period key (an ISO week key, `2026-W05`, as the Gregorian analysis writes it)."""
     if period == "week" and "-W" in key:
-        year, week = key.split("-W")
-        return date.fromisocalendar(int(year), int(week), 1)
+        iso_year, iso_week = key.split("-W")
+        return date.fromisocalendar(int(iso_year), int(iso_week), 1)
     if period != "month":
         return date.fromisoformat(key)
     year, month = (int(part) for part in key.split("-"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
@@ -247,10 +247,9 @@ class ThemeStore:
                         "sub": placed[(r.client_id, r.start)][1]}
                        for r in rows if placed[(r.client_id, r.start)] != (r.theme_id, r.subtheme_id)]
             if changed:
-                from sqlalchemy import bindparam
-
+                table = ThemeStatement.__table__
                 session.connection().execute(
-                    update(ThemeStatement.__table__).where(ThemeStatement.__table__.c.id == bindparam("row_id"))
+                    update(table).where(table.c.id == bindparam("row_id"))  # type: ignore[arg-type]
                     .values(theme_id=bindparam("theme"), subtheme_id=bindparam("sub")), changed)
             other = aliased(ThemeStatement)
             same_theme = (select(func.count()).where(other.run_id == ThemeStatement.run_id,

@@ -136,7 +136,7 @@ class WorkspaceQueries:
             select(ThemeStatement.theme_id, func.count(distinct(ThemeStatement.feedback_id)), func.count(), relieved)
             .join(Feedback, Feedback.id == ThemeStatement.feedback_id)
             .where(ThemeStatement.run_id == run_id, *where).group_by(ThemeStatement.theme_id)).all()
-        drivers = []
+        drivers: list[dict[str, Any]] = []
         for theme_id, comments, statements, sole in rows:
             name = names.get(theme_id)
             if name is None or name.hidden:
@@ -188,7 +188,7 @@ class WorkspaceQueries:
             breakdowns: dict[str, list[dict[str, Any]]] = {}
             for name in BREAKDOWN_FIELDS:
                 column = getattr(Feedback, name)
-                all_of = dict(session.execute(select(column, func.count()).where(*where, column.is_not(None))
+                all_of: dict[Any, int] = dict(session.execute(select(column, func.count()).where(*where, column.is_not(None))
                                               .group_by(column)).all())
                 hits = session.execute(
                     select(column, func.count(distinct(Feedback.id))).join(

@@ -155,7 +155,8 @@ def match_subthemes(groups: Sequence[set[Key]], known: Mapping[int, set[Key]]) -
     taken: set[int] = set()
     for _, i, sub in pairs:
         if result[i] is None and sub not in taken:
-            result[i], _ = sub, taken.add(sub)
+            result[i] = sub
+            taken.add(sub)
     return result
 
 
@@ -199,7 +200,7 @@ class Curator:
             sub_groups = [{keys[k] for k in rows} for rows in f.sub_members]
             earlier = known[theme_id].subthemes if theme_id in known else {}
             sub_ids = [s if s is not None else self.new_id() for s in match_subthemes(sub_groups, earlier)]
-            f.sub_ids = sub_ids
+            f.sub_ids = list[int | None](sub_ids)
             for sub, sub_id in zip(f.subthemes, sub_ids, strict=False):
                 subs_of[sub_id] = sub
             sub_of = {k: sub_id for rows, sub_id in zip(f.sub_members, sub_ids, strict=False) for k in rows}
@@ -210,9 +211,9 @@ class Curator:
         index = {key: k for k, key in enumerate(keys)}
         members: dict[int, list[int]] = defaultdict(list)
         sub_rows: dict[int, dict[int | None, list[int]]] = defaultdict(lambda: defaultdict(list))
-        for key, (theme_id, sub_id) in placed.items():
-            members[theme_id].append(index[key])
-            sub_rows[theme_id][sub_id].append(index[key])
+        for key, (placed_theme, placed_sub) in placed.items():
+            members[placed_theme].append(index[key])
+            sub_rows[placed_theme][placed_sub].append(index[key])
         result: list[FoundTheme] = []
         order = [t for t in ids if t in members] + [t for t in members if t not in ids]
         for theme_id in order:

@@ -176,10 +176,10 @@ async def login(request: Request, services: ServicesDep) -> Response:
         return page(request, "login.html", {"next": safe_next(fields.get("next", "/app/")),
                                             "error": "کلید نادرست یا باطل است، یا دسترسی report ندارد."}, status=401)
     token, _ = made
-    response = RedirectResponse(safe_next(fields.get("next", "/app/")), status_code=303)
-    response.set_cookie(COOKIE, token, max_age=services.settings.session_minutes * 60, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https", path="/app")
-    return response
+    signed = RedirectResponse(safe_next(fields.get("next", "/app/")), status_code=303)
+    signed.set_cookie(COOKIE, token, max_age=services.settings.session_minutes * 60, httponly=True,
+                      samesite="strict", secure=request.url.scheme == "https", path="/app")
+    return signed
 
 
 @router.post("/logout")
