@@ -8,6 +8,7 @@ first day (a Saturday in Jalali, a Monday in Gregorian), a day its ISO date.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 
 import jdatetime
 
@@ -46,7 +47,13 @@ def week_start(moment: date | datetime, calendar: str) -> date:
 
 
 def period_key(moment: date | datetime, period: str, calendar: str) -> str:
-    day = as_date(moment)
+    return _period_key(as_date(moment), period, calendar)
+
+
+@lru_cache(maxsize=65_536)
+def _period_key(day: date, period: str, calendar: str) -> str:
+    # Cached by day: a report or a page asks for the same few thousand days over and over, and a Jalali
+    # conversion is the costly part.
     if period == "day":
         return day.isoformat()
     if period == "week":

@@ -87,14 +87,16 @@ class Filters:
     segment: str | None = None
     model_version: str | None = None
 
-    def conditions(self) -> list[ColumnElement[bool]]:
+    def conditions(self, table: Any = Feedback) -> list[ColumnElement[bool]]:
+        """The filters on the feedback table, or on a table that copies its reporting columns (the workspace's
+        stored statements)."""
         found: list[ColumnElement[bool]] = []
         if self.start is not None:
-            found.append(Feedback.created_at >= self.start)
+            found.append(table.created_at >= self.start)
         if self.end is not None:
-            found.append(Feedback.created_at < self.end)
-        for column, value in ((Feedback.channel, self.channel), (Feedback.product, self.product),
-                              (Feedback.segment, self.segment), (Feedback.model_version, self.model_version)):
+            found.append(table.created_at < self.end)
+        for column, value in ((table.channel, self.channel), (table.product, self.product),
+                              (table.segment, self.segment), (table.model_version, self.model_version)):
             if value is not None:
                 found.append(column == value)
         return found

@@ -232,7 +232,8 @@ class ThemeStore:
 
     def rematerialise(self, run_id: int | None = None) -> None:
         """Put the run's statements where the edits in force say (from where the run found them), and mark which
-        comments have all their complaints in one theme (what a theme's impact counts)."""
+        comments have all their complaints in one theme (what a theme's impact counts) and each comment's first
+        statement in a theme (what counts comments)."""
         run_id = run_id or self.latest_run()
         if run_id is None:
             return
@@ -256,8 +257,13 @@ class ThemeStore:
                                                      other.feedback_id == ThemeStatement.feedback_id,
                                                      other.theme_id == ThemeStatement.theme_id)
                           .correlate(ThemeStatement).scalar_subquery())
+            first_in_theme = (select(func.min(other.id)).where(other.run_id == ThemeStatement.run_id,
+                                                               other.feedback_id == ThemeStatement.feedback_id,
+                                                               other.theme_id == ThemeStatement.theme_id)
+                              .correlate(ThemeStatement).scalar_subquery())
             session.execute(update(ThemeStatement).where(ThemeStatement.run_id == run_id)
-                            .values(sole=same_theme == ThemeStatement.complaints))
+                            .values(sole=same_theme == ThemeStatement.complaints,
+                                    lead=ThemeStatement.id == first_in_theme))
 
     # -- a finished run ---------------------------------------------------------------------------------------
     def finish(self, run_id: int, report: ThemeReport, membership: Sequence[Membership], curator: Curator,
@@ -321,17 +327,22 @@ class ThemeStore:
                     session.flush()
                     sub_ids[sub_id] = made.id
             client_ids = sorted({m.comment_id for m in membership if m.comment_id is not None})
-            feedback_of: dict[str, int] = {}
+            feedback_of: dict[str, Any] = {}
             for start in range(0, len(client_ids), 1000):
                 chunk = client_ids[start:start + 1000]
-                feedback_of.update(session.execute(select(Feedback.client_id, Feedback.id)
-                                                   .where(Feedback.client_id.in_(chunk))).all())
+                feedback_of.update((row.client_id, row) for row in session.execute(
+                    select(Feedback.client_id, Feedback.id, Feedback.created_at, Feedback.channel, Feedback.product,
+                           Feedback.segment, Feedback.model_version).where(Feedback.client_id.in_(chunk))))
             rows = []
             for m in membership:
                 if m.comment_id not in feedback_of or m.codebook_id is None:
                     continue
                 found_theme, found_sub = curator.found_places.get((m.comment_id, m.start), (m.codebook_id, m.codebook_sub))
-                rows.append({"run_id": run_id, "feedback_id": feedback_of[m.comment_id], "start": m.start, "end": m.end,
+                comment = feedback_of[m.comment_id]
+                rows.append({"run_id": run_id, "feedback_id": comment.id, "start": m.start, "end": m.end,
+                             "created_at": comment.created_at, "day": comment.created_at.date().isoformat(),
+                             "channel": comment.channel, "product": comment.product, "segment": comment.segment,
+                             "model_version": comment.model_version, "lead": False,
                              "text": m.text, "search_text": normalise(m.text), "sentiment": m.sentiment,
                              "complaints": m.complaints,
                              "found_theme_id": ids.get(found_theme, found_theme),

@@ -8,14 +8,14 @@ thousand rows, so one query serves every calendar.
 from __future__ import annotations
 
 import json
+import time
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, distinct, func, select
+from sqlalchemy import ColumnElement, and_, case, distinct, func, literal, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from bazkhord.service.themestore import ThemeName, ThemeStore
 PER_PAGE = 25
 MAX_EXPORT = 100_000
 BREAKDOWN_FIELDS = ("channel", "product", "segment")
+OPTIONS_SECONDS = 60.0
 EXCERPT = 140  # characters of the comment shown each side of a statement
 
 
@@ -53,10 +54,15 @@ def _day(value: Any) -> date:
 class WorkspaceQueries:
     def __init__(self, engine: Engine, themes: ThemeStore) -> None:
         self.engine, self.themes = engine, themes
+        self._options: tuple[float, dict[str, list[str]]] | None = None
 
     # -- shared ---------------------------------------------------------------------------------------------
     def options(self) -> dict[str, list[str]]:
-        """The values each filter can take (the most frequent 200 of each)."""
+        """The values each filter can take (the most frequent 200 of each), remembered for a minute: four scans of
+        the store per page for a list that changes when a new channel or product first appears."""
+        now = time.monotonic()
+        if self._options is not None and now - self._options[0] < OPTIONS_SECONDS:
+            return self._options[1]
         found: dict[str, list[str]] = {}
         with Session(self.engine) as session:
             for name, column in (("channel", Feedback.channel), ("product", Feedback.product),
@@ -64,18 +70,23 @@ class WorkspaceQueries:
                 rows = session.execute(select(column, func.count()).where(column.is_not(None)).group_by(column)
                                        .order_by(func.count().desc()).limit(200)).all()
                 found[name] = sorted(str(value) for value, _ in rows)
+        self._options = (now, found)
         return found
 
-    def _days(self, session: Session, where: Sequence[ColumnElement[bool]], theme: int | None = None,
+    def _days(self, session: Session, filters: Filters, theme: int | None = None,
               run_id: int | None = None) -> list[tuple[date, int, int]]:
-        """(day, comments, negative comments) under the filters; of one theme's comments when given."""
-        day = func.date(Feedback.created_at)
-        negative = func.count(distinct(case((Feedback.sentiment.in_(NEGATIVE_SENTIMENTS), Feedback.id))))
-        query = select(day, func.count(distinct(Feedback.id)), negative).where(*where)
+        """(day, comments, negative comments) under the filters; of one theme's comments (negative: 0) when given."""
         if theme is not None:
-            query = query.join(ThemeStatement, ThemeStatement.feedback_id == Feedback.id).where(
-                ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme)
-        return [(_day(d), int(n), int(neg or 0)) for d, n, neg in session.execute(query.group_by(day)).all()]
+            rows = session.execute(
+                select(ThemeStatement.day, func.sum(case((ThemeStatement.lead, 1), else_=0)), literal(0))
+                .where(ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme,
+                       *filters.conditions(ThemeStatement)).group_by(ThemeStatement.day)).all()
+        else:
+            day = func.date(Feedback.created_at)
+            negative = func.sum(case((Feedback.sentiment.in_(NEGATIVE_SENTIMENTS), 1), else_=0))
+            rows = session.execute(select(day, func.count(), negative).where(*filters.conditions())
+                                   .group_by(day)).all()
+        return [(_day(d), int(n or 0), int(neg or 0)) for d, n, neg in rows]
 
     @staticmethod
     def _fold(days: list[tuple[date, int, int]], period: str, calendar: str, keys: list[str] | None = None
@@ -102,16 +113,14 @@ class WorkspaceQueries:
     # -- the overview -------------------------------------------------------------------------------------------
     def overview(self, filters: Filters, period: str, calendar: str, confusion: dict[str, Any] | None,
                  names: dict[int, ThemeName]) -> dict[str, Any]:
-        where = filters.conditions()
         run_id = self.themes.latest_run()
         with Session(self.engine) as session:
-            sentiments = dict(session.execute(select(Feedback.sentiment, func.count()).where(*where)
+            sentiments = dict(session.execute(select(Feedback.sentiment, func.count()).where(*filters.conditions())
                                               .group_by(Feedback.sentiment)).all())
             total = sum(sentiments.values())
-            days = self._days(session, where)
-            keys, counts = self._fold(days, period, calendar)
-            drivers = self._drivers(session, where, run_id, total, names) if run_id is not None else []
-            trends = self._trends(session, where, run_id, [d["id"] for d in drivers], keys, counts, period, calendar)
+            keys, counts = self._fold(self._days(session, filters), period, calendar)
+            drivers = self._drivers(session, filters, run_id, total, names) if run_id is not None else []
+            trends = self._trends(session, filters, run_id, [d["id"] for d in drivers], keys, counts, period, calendar)
         for driver in drivers:
             driver["trend"] = trends.get(driver["id"])
         negative = sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS)
@@ -129,38 +138,38 @@ class WorkspaceQueries:
             "new": [d for d in drivers if d["new"]],
         }
 
-    def _drivers(self, session: Session, where: Sequence[ColumnElement[bool]], run_id: int, total: int,
+    def _drivers(self, session: Session, filters: Filters, run_id: int, total: int,
                  names: dict[int, ThemeName]) -> list[dict[str, Any]]:
-        relieved = func.count(distinct(case((ThemeStatement.sole, ThemeStatement.feedback_id))))
+        lead = func.sum(case((ThemeStatement.lead, 1), else_=0))
+        relieved = func.sum(case((and_(ThemeStatement.lead, ThemeStatement.sole), 1), else_=0))
         rows = session.execute(
-            select(ThemeStatement.theme_id, func.count(distinct(ThemeStatement.feedback_id)), func.count(), relieved)
-            .join(Feedback, Feedback.id == ThemeStatement.feedback_id)
-            .where(ThemeStatement.run_id == run_id, *where).group_by(ThemeStatement.theme_id)).all()
+            select(ThemeStatement.theme_id, lead, func.count(), relieved)
+            .where(ThemeStatement.run_id == run_id, *filters.conditions(ThemeStatement))
+            .group_by(ThemeStatement.theme_id)).all()
         drivers: list[dict[str, Any]] = []
         for theme_id, comments, statements, sole in rows:
             name = names.get(theme_id)
             if name is None or name.hidden:
                 continue
             drivers.append({"id": theme_id, "label": name.label or "—", "kind": name.kind, "new": name.new,
-                            "keyphrases": name.keyphrases[:4], "comments": int(comments), "statements": int(statements),
-                            "impact": 100 * int(sole) / total if total else 0.0})
+                            "keyphrases": name.keyphrases[:4], "comments": int(comments or 0),
+                            "statements": int(statements), "impact": 100 * int(sole or 0) / total if total else 0.0})
         drivers.sort(key=lambda d: (-d["impact"], -d["comments"], d["id"]))
         return drivers
 
-    def _trends(self, session: Session, where: Sequence[ColumnElement[bool]], run_id: int | None, themes: list[int],
-                keys: list[str], totals: dict[str, list[int]], period: str, calendar: str) -> dict[int, Trend]:
+    def _trends(self, session: Session, filters: Filters, run_id: int | None, themes: list[int], keys: list[str],
+                totals: dict[str, list[int]], period: str, calendar: str) -> dict[int, Trend]:
         """Each theme's test of the latest period against the six before it, on the filtered comments, adjusted across
         the themes (as the report does)."""
         if run_id is None or not themes or not keys:
             return {}
-        day = func.date(Feedback.created_at)
         rows = session.execute(
-            select(ThemeStatement.theme_id, day, func.count(distinct(Feedback.id)))
-            .join(Feedback, Feedback.id == ThemeStatement.feedback_id)
-            .where(ThemeStatement.run_id == run_id, *where).group_by(ThemeStatement.theme_id, day)).all()
+            select(ThemeStatement.theme_id, ThemeStatement.day, func.sum(case((ThemeStatement.lead, 1), else_=0)))
+            .where(ThemeStatement.run_id == run_id, *filters.conditions(ThemeStatement))
+            .group_by(ThemeStatement.theme_id, ThemeStatement.day)).all()
         by_theme: dict[int, list[tuple[date, int, int]]] = defaultdict(list)
         for theme_id, d, n in rows:
-            by_theme[theme_id].append((_day(d), int(n), 0))
+            by_theme[theme_id].append((_day(d), int(n or 0), 0))
         trends: dict[int, Trend] = {}
         for theme_id in themes:
             _, counts = self._fold(by_theme.get(theme_id, []), period, calendar, keys)
@@ -171,37 +180,33 @@ class WorkspaceQueries:
 
     # -- a theme -----------------------------------------------------------------------------------------------
     def theme(self, theme_id: int, filters: Filters, period: str, calendar: str) -> dict[str, Any]:
-        where = filters.conditions()
         run_id = self.themes.latest_run()
-        in_theme = (ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme_id)
+        in_theme = (ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme_id,
+                    *filters.conditions(ThemeStatement))
+        lead = func.sum(case((ThemeStatement.lead, 1), else_=0))
         with Session(self.engine) as session:
-            totals_days = self._days(session, where)
-            keys, totals = self._fold(totals_days, period, calendar)
-            _, counts = self._fold(self._days(session, where, theme_id, run_id), period, calendar, keys)
-            comments, statements = session.execute(
-                select(func.count(distinct(ThemeStatement.feedback_id)), func.count())
-                .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*in_theme, *where)).one()
+            keys, totals = self._fold(self._days(session, filters), period, calendar)
+            _, counts = self._fold(self._days(session, filters, theme_id, run_id), period, calendar, keys)
+            comments, statements = session.execute(select(lead, func.count()).where(*in_theme)).one()
             subs = session.execute(
                 select(ThemeStatement.subtheme_id, func.count(), func.count(distinct(ThemeStatement.feedback_id)))
-                .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*in_theme, *where)
-                .group_by(ThemeStatement.subtheme_id)).all()
+                .where(*in_theme).group_by(ThemeStatement.subtheme_id)).all()
             breakdowns: dict[str, list[dict[str, Any]]] = {}
             for name in BREAKDOWN_FIELDS:
-                column = getattr(Feedback, name)
-                all_of: dict[Any, int] = dict(session.execute(select(column, func.count()).where(*where, column.is_not(None))
-                                              .group_by(column)).all())
-                hits = session.execute(
-                    select(column, func.count(distinct(Feedback.id))).join(
-                        ThemeStatement, ThemeStatement.feedback_id == Feedback.id)
-                    .where(*in_theme, *where, column.is_not(None)).group_by(column)
-                    .order_by(func.count(distinct(Feedback.id)).desc()).limit(12)).all()
-                if hits:
-                    breakdowns[name] = [{"value": v, "comments": int(n), "rate": int(n) / all_of[v] if all_of.get(v) else 0.0}
-                                        for v, n in hits]
+                column, copied = getattr(Feedback, name), getattr(ThemeStatement, name)
+                hits = session.execute(select(copied, lead).where(*in_theme, copied.is_not(None)).group_by(copied)
+                                       .order_by(lead.desc()).limit(12)).all()
+                if not hits:
+                    continue
+                all_of: dict[Any, int] = dict(session.execute(
+                    select(column, func.count()).where(*filters.conditions(), column.in_([v for v, _ in hits]))
+                    .group_by(column)).all())
+                breakdowns[name] = [{"value": v, "comments": int(n or 0),
+                                     "rate": int(n or 0) / all_of[v] if all_of.get(v) else 0.0} for v, n in hits]
         sub_names = self.themes.sub_names()
         return {
             "run_id": run_id,
-            "comments": int(comments),
+            "comments": int(comments or 0),
             "statements": int(statements),
             "series": self._periods(keys, counts, period, calendar, totals),
             "subthemes": sorted(({"id": s, "label": sub_names.get(s, (0, "سایر موارد"))[1] if s else "بی‌زیرموضوع",
@@ -215,21 +220,21 @@ class WorkspaceQueries:
         """A page of the theme's statements, newest comments first, each with the text around it."""
         run_id = self.themes.latest_run()
         where: list[ColumnElement[bool]] = [ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme_id,
-                                            *filters.conditions()]
+                                            *filters.conditions(ThemeStatement)]
         if subtheme is not None:
             where.append(ThemeStatement.subtheme_id == subtheme)
         if search:
             words = normalise(search).split()[:8]
             where.extend(ThemeStatement.search_text.contains(word, autoescape=True) for word in words)
         with Session(self.engine) as session:
-            total = int(session.scalar(select(func.count()).select_from(ThemeStatement)
-                                       .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*where)) or 0)
+            total = int(session.scalar(select(func.count()).select_from(ThemeStatement).where(*where)) or 0)
             rows = session.execute(
                 select(ThemeStatement.id, ThemeStatement.start, ThemeStatement.end, ThemeStatement.text,
                        ThemeStatement.sentiment, ThemeStatement.subtheme_id, Feedback.client_id, Feedback.text,
-                       Feedback.created_at, Feedback.channel, Feedback.product, Feedback.segment)
+                       ThemeStatement.created_at, ThemeStatement.channel, ThemeStatement.product,
+                       ThemeStatement.segment)
                 .join(Feedback, Feedback.id == ThemeStatement.feedback_id).where(*where)
-                .order_by(Feedback.created_at.desc(), ThemeStatement.id).limit(per_page).offset(page * per_page)).all()
+                .order_by(ThemeStatement.created_at.desc(), ThemeStatement.id).limit(per_page).offset(page * per_page)).all()
         return [self._statement_row(row) for row in rows], total
 
     @staticmethod

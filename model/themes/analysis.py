@@ -310,6 +310,7 @@ class ThemeAnalyzer:
                        complaints: Complaints) -> list[FoundTheme]:
         """One theme per aspect with enough complaints, its sub-themes clustered, largest first."""
         s, by_aspect, found = self.settings, complaints.by_aspect, []
+        every = complaints.statements  # a set built per access: once here, not once per statement below
         for aspect in sorted(by_aspect, key=lambda a: (-len(by_aspect[a]), a)):
             members = by_aspect[aspect]
             if len(members) < s.min_theme_size:
@@ -319,7 +320,7 @@ class ThemeAnalyzer:
             # Keyphrases against the other complaints, so they say what is special about this aspect.
             inside = set(members)
             others = [st.normalised for k, st in enumerate(statements)
-                      if k not in inside and k in complaints.statements]
+                      if k not in inside and k in every]
             keyphrases = self._labeler.keyphrases([self._capped([statements[k].normalised for k in members]),
                                                    self._capped(others)])[0]
             found.append(FoundTheme("aspect", aspect, members, [sub for sub, _ in clustered], keyphrases,

@@ -8,7 +8,8 @@ import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
-from scipy.stats import fisher_exact
+import numpy as np
+from scipy.special import gammaln
 
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.model.themes.report import Theme, Trend
@@ -103,10 +104,26 @@ def trend_of_counts(counts: list[int], totals: list[int], periods: list[str], pe
         trend.direction = "too few comments"
         return trend
     z, _ = two_proportion_test(x1, n1, x0, n0)
-    p = float(fisher_exact([[x1, n1 - x1], [x0, n0 - x0]]).pvalue)
+    p = fisher_two_sided(x1, n1, x0, n0)
     trend.z, trend.p_value = round(z, 3), round(p, 5)
     trend.direction = "steady" if p >= 0.05 else ("rising" if x1 / n1 > x0 / n0 else "falling")
     return trend
+
+
+def fisher_two_sided(x1: int, n1: int, x0: int, n0: int) -> float:
+    """Fisher's exact test, two-sided, of x1 of n1 against x0 of n0: scipy's `fisher_exact` p-value (the tables as
+    likely as the observed one or less, with the same relative tolerance), from the hypergeometric log-pmf of the
+    whole support at once. scipy's own walks it in Python and costs milliseconds a table; the workspace tests every
+    theme on every page."""
+    total, hits = n1 + n0, x1 + x0
+    low, high = max(0, hits - n0), min(hits, n1)
+    support = np.arange(low, high + 1)
+    logpmf = (gammaln(n1 + 1) - gammaln(support + 1) - gammaln(n1 - support + 1)
+              + gammaln(n0 + 1) - gammaln(hits - support + 1) - gammaln(n0 - hits + support + 1)
+              - gammaln(total + 1) + gammaln(hits + 1) + gammaln(total - hits + 1))
+    observed = logpmf[x1 - low]
+    p = float(np.exp(logpmf[logpmf <= observed + math.log1p(1e-7)]).sum())
+    return min(1.0, p)
 
 
 def adjust_trends(trends: Sequence[Trend | None]) -> None:
