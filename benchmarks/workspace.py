@@ -190,10 +190,12 @@ def main(argv: list[str] | None = None) -> int:
             found = measure(url, loaded, args.comments, args.repeat, args.screenshots and name == "SQLite")
             rows.append((name, found))
             print(name, {k: v for k, v in found.items() if k != "shots"}, flush=True)
-    lines = [f"Workspace at {args.comments:,} stored comments ({loaded.name} {loaded.version}, TF-IDF clustering); "
-             f"{machine()}, {datetime.now(UTC).date().isoformat()}. Command: `python -m benchmarks.workspace "
-             f"--comments {args.comments}`. Page times are server times of in-process requests (rendering included) "
-             f"over 4-5 filter sets x {args.repeat}; the run's memory is the process's resident growth during it.", "",
+    lines = ["## Workspace", "",
+             f"{args.comments:,} stored comments ({loaded.name} {loaded.version}, TF-IDF clustering); {machine()}, "
+             f"{datetime.now(UTC).date().isoformat()}. Command: `python -m benchmarks.workspace --comments "
+             f"{args.comments}`. Page times are server times of in-process requests (rendering included) over 4-5 "
+             f"filter sets x {args.repeat}; a repeated view reuses the headline's interval and the filter lists. The "
+             "run's memory is the process's resident growth during it. Target: pages p95 under 300 ms.", "",
              "| store | fill (s) | theme run (s) | run peak RSS growth (MiB) | themes | overview p50 / p95 (ms) "
              "| theme page p50 / p95 (ms) |", "|---|---|---|---|---|---|---|"]
     for name, r in rows:

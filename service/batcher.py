@@ -117,8 +117,14 @@ class MicroBatcher:
     def __init__(self, active: Callable[[], LoadedModel | None], max_batch: int = 64, max_wait: float = 0.0,
                  max_queue: int = 2048, on_batch: Callable[[int], None] | None = None,
                  worker_process: bool = False, max_queue_chars: int = 1_000_000, max_owner_share: float = 1.0,
-                 max_batch_chars: int = 1_000_000) -> None:
+                 max_batch_chars: int = 1_000_000, small_chars: int = 0) -> None:
         self.active = active
+        # A request of at most `small_chars` characters (a comment or a few) may go in a batch of small requests only,
+        # taken before the next mixed batch: it then waits for the batch being tagged and its own short one, not for
+        # a mixed batch full of other keys' long texts as well. Mixed and small-only batches alternate, so a stream of
+        # small requests cannot starve the large ones. 0: no such batches.
+        self.small_chars = small_chars
+        self._small_turn = True
         self.max_batch = max_batch
         self.max_batch_chars = max_batch_chars
         self.max_wait = max_wait
@@ -231,7 +237,11 @@ class MicroBatcher:
 
     def _take_batch(self) -> list[_Job]:
         """Up to `max_batch` texts and `max_batch_chars` characters, one request of each owner in turn; the owners
-        served go to the back of the line. A request larger than a batch goes alone."""
+        served go to the back of the line. A request larger than a batch goes alone. Every other batch, where small
+        requests wait, a batch of small requests only."""
+        small_only = self._small_turn and self.small_chars > 0 and any(
+            jobs and not jobs[0].future.done() and jobs[0].chars <= self.small_chars for jobs in self._queues.values())
+        self._small_turn = not small_only
         batch: list[_Job] = []
         texts = chars = 0
         progress = True
@@ -246,6 +256,8 @@ class MicroBatcher:
                     del self._queues[owner]
                     continue
                 job = jobs[0]
+                if small_only and job.chars > self.small_chars:
+                    continue
                 if batch and (texts + len(job.texts) > self.max_batch or chars + job.chars > self.max_batch_chars):
                     continue
                 batch.append(jobs.popleft())

@@ -99,7 +99,8 @@ class Services:
                                     on_batch=self.metrics.batch_size.observe, worker_process=settings.model_process,
                                     max_queue_chars=settings.max_queue_chars,
                                     max_owner_share=settings.max_key_queue_share,
-                                    max_batch_chars=settings.max_batch_chars)
+                                    max_batch_chars=settings.max_batch_chars,
+                                    small_chars=settings.small_request_chars)
         self.registry.prepare = self.batcher.prepare
         self.metrics.queue_depth.set_function(lambda: self.batcher.queued)
         self.load_error: str | None = None

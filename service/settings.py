@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     max_key_queue_share: float = Field(0.5, gt=0, le=1, description="share of max_queue_chars one key may hold waiting; "
                                                                     "past it that key gets 503, others still get in")
     max_batch_chars: int = Field(32_000, ge=1_000, description="characters per model call (a larger request goes alone)")
+    small_request_chars: int = Field(2_000, ge=0, description="a request this short may be tagged in a batch of short "
+                                                              "requests before the next mixed one (0: never)")
     model_process: bool = Field(True, description="tag in a worker process of its own (the event loop keeps a core); "
                                                    "false: in a thread of the server process")
     request_timeout_s: float = Field(10.0, gt=0, description="longest wait for tagging before 503")

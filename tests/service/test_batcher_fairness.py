@@ -159,3 +159,25 @@ def test_every_chunk_of_a_request_is_tagged_by_the_version_it_arrived_under() ->
     early_tags, late_tags = asyncio.run(scenario())
     assert {tag.sentiment.split(":")[0] for tag in early_tags} == {"old"}
     assert [tag.sentiment for tag in late_tags] == ["new:l0"]
+
+
+def test_a_single_comment_gets_a_batch_of_its_own_kind_and_large_ones_are_not_starved() -> None:
+    tagger = CharTimedTagger()
+
+    async def scenario() -> tuple[list[str], int]:
+        b = batcher(tagger, max_queue_chars=10_000_000, max_batch_chars=32_000, small_chars=2_000)
+        await b.start()
+        heavy = [asyncio.create_task(b.tag([f"{k}-" + "x" * 5_000] * 16, owner=k % 3)) for k in range(3)]
+        await asyncio.sleep(0.01)  # a heavy chunk is being tagged
+        singles = [asyncio.create_task(b.tag([f"تک {i}"], owner=f"light-{i}")) for i in range(3)]
+        await asyncio.gather(*singles)
+        # A stream of single comments: mixed batches still go every other time.
+        stream = [asyncio.create_task(b.tag([f"جریان {i}"], owner=f"s-{i % 5}")) for i in range(40)]
+        await asyncio.gather(*heavy, *stream)
+        await b.stop()
+        first = next(i for i, batch in enumerate(tagger.batches) if any(t.startswith("تک") for t in batch))
+        return [("small" if all(len(t) < 100 for t in batch) else "mixed") for batch in tagger.batches], first
+
+    kinds, first = asyncio.run(scenario())
+    assert first == 1 and kinds[1] == "small"  # straight after the batch being tagged, with no long text beside it
+    assert all(not (a == b == "small") for a, b in zip(kinds, kinds[1:], strict=False)), kinds
