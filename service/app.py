@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bazkhord.data.errors import BazkhordError
+from bazkhord.data.normalise import normalise
 from bazkhord.model.folder import LoadedModel
 from bazkhord.service.db import make_engine, upgrade
 from bazkhord.service.deps import Services
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
             log.error("no model loaded: %s", error)
         await services.batcher.start()
         services.jobs.start_schedule()
+        # The workspace's statement search normalises its words: hazm's normaliser takes seconds to build, once.
+        await run_in_threadpool(normalise, "")
         syncing = asyncio.create_task(keep_in_sync(services), name="bazkhord-sync") if settings.sync_seconds else None
         yield
         if syncing is not None:

@@ -212,7 +212,9 @@ class ThemeStatement(Base):
     run put it (ids matched to earlier runs), `theme_id`/`subtheme_id` where it is after the codebook's edits."""
 
     __tablename__ = "theme_statements"
+    # Paging a theme's statements by date; counting them by day (covering: the counts read the index alone).
     __table_args__ = (Index("ix_theme_statements_run_theme", "run_id", "theme_id", "created_at"),
+                      Index("ix_theme_statements_counts", "run_id", "theme_id", "day", "lead", "sole"),
                       Index("ix_theme_statements_run_feedback", "run_id", "feedback_id"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)

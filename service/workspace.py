@@ -82,11 +82,15 @@ class WorkspaceQueries:
                 .where(ThemeStatement.run_id == run_id, ThemeStatement.theme_id == theme,
                        *filters.conditions(ThemeStatement)).group_by(ThemeStatement.day)).all()
         else:
-            day = func.date(Feedback.created_at)
-            negative = func.sum(case((Feedback.sentiment.in_(NEGATIVE_SENTIMENTS), 1), else_=0))
-            rows = session.execute(select(day, func.count(), negative).where(*filters.conditions())
-                                   .group_by(day)).all()
+            rows = [(d, n, n if label in NEGATIVE_SENTIMENTS else 0) for d, label, n in self._day_sentiments(session, filters)]
         return [(_day(d), int(n or 0), int(neg or 0)) for d, n, neg in rows]
+
+    @staticmethod
+    def _day_sentiments(session: Session, filters: Filters) -> list[tuple[Any, str, int]]:
+        """(day, sentiment, comments): the series and the headline's counts from one scan of the store."""
+        day = func.date(Feedback.created_at)
+        return [tuple(row) for row in session.execute(  # type: ignore[misc]
+            select(day, Feedback.sentiment, func.count()).where(*filters.conditions()).group_by(day, Feedback.sentiment))]
 
     @staticmethod
     def _fold(days: list[tuple[date, int, int]], period: str, calendar: str, keys: list[str] | None = None
@@ -115,10 +119,15 @@ class WorkspaceQueries:
                  names: dict[int, ThemeName]) -> dict[str, Any]:
         run_id = self.themes.latest_run()
         with Session(self.engine) as session:
-            sentiments = dict(session.execute(select(Feedback.sentiment, func.count()).where(*filters.conditions())
-                                              .group_by(Feedback.sentiment)).all())
+            by_day = self._day_sentiments(session, filters)
+            sentiments: dict[str, int] = defaultdict(int)
+            days: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+            for d, label, n in by_day:
+                sentiments[label] += n
+                days[d][0] += n
+                days[d][1] += n if label in NEGATIVE_SENTIMENTS else 0
             total = sum(sentiments.values())
-            keys, counts = self._fold(self._days(session, filters), period, calendar)
+            keys, counts = self._fold([(_day(d), n, neg) for d, (n, neg) in days.items()], period, calendar)
             drivers = self._drivers(session, filters, run_id, total, names) if run_id is not None else []
             trends = self._trends(session, filters, run_id, [d["id"] for d in drivers], keys, counts, period, calendar)
         for driver in drivers:

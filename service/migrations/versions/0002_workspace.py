@@ -147,6 +147,7 @@ def upgrade() -> None:
     with op.batch_alter_table('theme_statements', schema=None) as batch_op:
         batch_op.create_index('ix_theme_statements_run_feedback', ['run_id', 'feedback_id'], unique=False)
         batch_op.create_index('ix_theme_statements_run_theme', ['run_id', 'theme_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_theme_statements_counts', ['run_id', 'theme_id', 'day', 'lead', 'sole'], unique=False)
 
     with op.batch_alter_table('feedback', schema=None) as batch_op:
         batch_op.create_index('ix_feedback_reporting',
@@ -159,6 +160,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_feedback_reporting')
 
     with op.batch_alter_table('theme_statements', schema=None) as batch_op:
+        batch_op.drop_index('ix_theme_statements_counts')
         batch_op.drop_index('ix_theme_statements_run_theme')
         batch_op.drop_index('ix_theme_statements_run_feedback')
 
