@@ -42,10 +42,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         curator = codebook(args.database_url)
         analyzer = ThemeAnalyzer(loaded.tagger, settings, curator=curator)
         report = analyzer.analyse(read.records, display)
+        membership = analyzer.membership_
         if curator is not None:
             report = settle(report, {}, {})
+            shown = {t.id for t in report.themes}  # a theme the codebook hides is left out of the files too
+            membership = [m for m in membership if m.theme_id in shown]
         display.phase("writing the report")
-        written = write_report(report, args.out, analyzer.membership_)
+        written = write_report(report, args.out, membership)
     print_report(report, written)
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -117,19 +118,24 @@ class WorkspaceQueries:
     # -- the overview -------------------------------------------------------------------------------------------
     def overview(self, filters: Filters, period: str, calendar: str, confusion: dict[str, Any] | None,
                  names: dict[int, ThemeName]) -> dict[str, Any]:
+        """The headline, the series and the drivers with their trends: two scans, the store's comments and the run's
+        statements, each in its own connection and thread (SQLite and psycopg let go of the GIL while they read)."""
         run_id = self.themes.latest_run()
-        with Session(self.engine) as session:
-            by_day = self._day_sentiments(session, filters)
-            sentiments: dict[str, int] = defaultdict(int)
-            days: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
-            for d, label, n in by_day:
-                sentiments[label] += n
-                days[d][0] += n
-                days[d][1] += n if label in NEGATIVE_SENTIMENTS else 0
-            total = sum(sentiments.values())
-            keys, counts = self._fold([(_day(d), n, neg) for d, (n, neg) in days.items()], period, calendar)
-            drivers = self._drivers(session, filters, run_id, total, names) if run_id is not None else []
-            trends = self._trends(session, filters, run_id, [d["id"] for d in drivers], keys, counts, period, calendar)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            themed = pool.submit(self._theme_days, filters, run_id)
+            with Session(self.engine) as session:
+                by_day = self._day_sentiments(session, filters)
+            theme_days = themed.result()
+        sentiments: dict[str, int] = defaultdict(int)
+        days: dict[Any, list[int]] = defaultdict(lambda: [0, 0])
+        for d, label, n in by_day:
+            sentiments[label] += n
+            days[d][0] += n
+            days[d][1] += n if label in NEGATIVE_SENTIMENTS else 0
+        total = sum(sentiments.values())
+        keys, counts = self._fold([(_day(d), n, neg) for d, (n, neg) in days.items()], period, calendar)
+        drivers = self._drivers(theme_days, total, names)
+        trends = self._trends(theme_days, [d["id"] for d in drivers], keys, counts, period, calendar)
         for driver in drivers:
             driver["trend"] = trends.get(driver["id"])
         negative = sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS)
@@ -138,7 +144,7 @@ class WorkspaceQueries:
         return {
             "run_id": run_id,
             "comments": total,
-            "sentiment": sentiments,
+            "sentiment": dict(sentiments),
             "negative_share": negative / total if total else None,
             "adjusted": interval,  # (share, low, high) or None
             "series": self._periods(keys, counts, period, calendar),
@@ -147,38 +153,49 @@ class WorkspaceQueries:
             "new": [d for d in drivers if d["new"]],
         }
 
-    def _drivers(self, session: Session, filters: Filters, run_id: int, total: int,
-                 names: dict[int, ThemeName]) -> list[dict[str, Any]]:
+    def _theme_days(self, filters: Filters, run_id: int | None) -> list[tuple[int, date, int, int, int]]:
+        """(theme, day, comments, statements, comments whose every complaint is in the theme) of the run's statements
+        under the filters: one scan, of a covering index where no metadata filter is set."""
+        if run_id is None:
+            return []
         lead = func.sum(case((ThemeStatement.lead, 1), else_=0))
         relieved = func.sum(case((and_(ThemeStatement.lead, ThemeStatement.sole), 1), else_=0))
-        rows = session.execute(
-            select(ThemeStatement.theme_id, lead, func.count(), relieved)
-            .where(ThemeStatement.run_id == run_id, *filters.conditions(ThemeStatement))
-            .group_by(ThemeStatement.theme_id)).all()
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(ThemeStatement.theme_id, ThemeStatement.day, lead, func.count(), relieved)
+                .where(ThemeStatement.run_id == run_id, *filters.conditions(ThemeStatement))
+                .group_by(ThemeStatement.theme_id, ThemeStatement.day)).all()
+        return [(int(t), _day(d), int(c or 0), int(n), int(r or 0)) for t, d, c, n, r in rows]
+
+    @staticmethod
+    def _drivers(theme_days: list[tuple[int, date, int, int, int]], total: int,
+                 names: dict[int, ThemeName]) -> list[dict[str, Any]]:
+        sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for theme_id, _, comments, statements, sole in theme_days:
+            row = sums[theme_id]
+            row[0] += comments
+            row[1] += statements
+            row[2] += sole
         drivers: list[dict[str, Any]] = []
-        for theme_id, comments, statements, sole in rows:
+        for theme_id, (comments, statements, sole) in sums.items():
             name = names.get(theme_id)
             if name is None or name.hidden:
                 continue
             drivers.append({"id": theme_id, "label": name.label or "—", "kind": name.kind, "new": name.new,
-                            "keyphrases": name.keyphrases[:4], "comments": int(comments or 0),
-                            "statements": int(statements), "impact": 100 * int(sole or 0) / total if total else 0.0})
+                            "keyphrases": name.keyphrases[:4], "comments": comments, "statements": statements,
+                            "impact": 100 * sole / total if total else 0.0})
         drivers.sort(key=lambda d: (-d["impact"], -d["comments"], d["id"]))
         return drivers
 
-    def _trends(self, session: Session, filters: Filters, run_id: int | None, themes: list[int], keys: list[str],
+    def _trends(self, theme_days: list[tuple[int, date, int, int, int]], themes: list[int], keys: list[str],
                 totals: dict[str, list[int]], period: str, calendar: str) -> dict[int, Trend]:
         """Each theme's test of the latest period against the six before it, on the filtered comments, adjusted across
         the themes (as the report does)."""
-        if run_id is None or not themes or not keys:
+        if not themes or not keys:
             return {}
-        rows = session.execute(
-            select(ThemeStatement.theme_id, ThemeStatement.day, func.sum(case((ThemeStatement.lead, 1), else_=0)))
-            .where(ThemeStatement.run_id == run_id, *filters.conditions(ThemeStatement))
-            .group_by(ThemeStatement.theme_id, ThemeStatement.day)).all()
         by_theme: dict[int, list[tuple[date, int, int]]] = defaultdict(list)
-        for theme_id, d, n in rows:
-            by_theme[theme_id].append((_day(d), int(n or 0), 0))
+        for theme_id, d, comments, _, _ in theme_days:
+            by_theme[theme_id].append((d, comments, 0))
         trends: dict[int, Trend] = {}
         for theme_id in themes:
             _, counts = self._fold(by_theme.get(theme_id, []), period, calendar, keys)

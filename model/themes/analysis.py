@@ -408,8 +408,9 @@ class ThemeAnalyzer:
         if self._sampled:
             notes.append("clustered on samples: " + ", ".join(f"{size:,} of {n:,} statements" for n, size in self._sampled)
                          + "; the others joined the nearest cluster (or none, when not half as close as most of its sample)")
-        if self.curator is not None and self.curator.names.hidden:
-            notes.append(f"{len(self.curator.names.hidden)} theme(s) hidden by the codebook")
+        hidden = sum(1 for found in self._held.values() if found.hidden)
+        if hidden:
+            notes.append(f"{hidden} theme(s) hidden by the codebook")
         if not dated:
             notes.append("no created_at in the data: trends are not computed")
         elif len(periods) < HISTORY + 1:

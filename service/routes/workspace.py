@@ -6,6 +6,7 @@ that carry the session's CSRF token and answer 303 back to the page.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from datetime import date, datetime, time, timedelta
@@ -197,11 +198,11 @@ async def overview(request: Request, services: ServicesDep, user: Reader) -> HTM
     view = View.of(request)
     loaded = services.registry.active
     confusion = loaded.manifest.get("metrics", {}).get("dev_confusion") if loaded is not None else None
-    names = await run_in_threadpool(services.theme_store.names)
-    data = await run_in_threadpool(services.workspace.overview, view.filters(), view.period, view.calendar, confusion,
-                                   names)
-    runs = await run_in_threadpool(services.theme_store.runs, 1)
-    options = await run_in_threadpool(services.workspace.options)
+    filters = view.filters()
+    names, runs, options = await asyncio.gather(run_in_threadpool(services.theme_store.names),
+                                                run_in_threadpool(services.theme_store.runs, 1),
+                                                run_in_threadpool(services.workspace.options))
+    data = await run_in_threadpool(services.workspace.overview, filters, view.period, view.calendar, confusion, names)
     return page(request, "overview.html", {"data": data, "run": runs[0] if runs else None, "options": options,
                                            "title": "نمای کلی"})
 
@@ -212,13 +213,14 @@ async def theme_page(request: Request, services: ServicesDep, user: Reader, them
                      page_number: Annotated[int, Query(alias="page", ge=0, le=100_000)] = 0,
                      sub: int | None = None) -> HTMLResponse:
     view = View.of(request)
+    filters = view.filters()
     names = await run_in_threadpool(services.theme_store.names)
     name = names.get(theme_id)
     if name is None:
         raise Refused(404, f"موضوعی با شماره {theme_id} نیست.")
-    data = await run_in_threadpool(services.workspace.theme, theme_id, view.filters(), view.period, view.calendar)
-    rows, total = await run_in_threadpool(services.workspace.statements, theme_id, view.filters(), q, page_number,
-                                          subtheme=sub)
+    data, (rows, total) = await asyncio.gather(
+        run_in_threadpool(services.workspace.theme, theme_id, filters, view.period, view.calendar),
+        run_in_threadpool(services.workspace.statements, theme_id, filters, q, page_number, subtheme=sub))
     others = sorted((n for n in names.values() if n.id != theme_id and not n.hidden and n.merged_into is None),
                     key=lambda n: n.label)
     options = await run_in_threadpool(services.workspace.options)
