@@ -307,25 +307,27 @@ class ThemeStore:
                     row.q_value = theme.trend.q_value if theme.trend else None
                 if by_theme.get(stand_in):
                     row.signature = signature(normalise(t) for t in by_theme[stand_in])
+            # Sub-themes the stored statements name (where the run found them, and where the edits put them): a new
+            # one gets its lasting id, named as the clustering named it.
             sub_ids: dict[int, int] = {}
-            for theme in report.themes:
-                for sub in theme.subthemes:
-                    if sub.codebook_id is None or theme.codebook_id is None:
-                        continue
-                    if sub.codebook_id > 0:
-                        sub_ids[sub.codebook_id] = sub.codebook_id
-                        continue
-                    made = CodebookSubtheme(theme_id=ids.get(theme.codebook_id, theme.codebook_id), label=sub.label,
-                                            keyphrases=list(sub.keyphrases))
-                    session.add(made)
-                    session.flush()
-                    sub_ids[sub.codebook_id] = made.id
-            for (_, _), (theme_id, sub_id) in curator.found_places.items():
-                if sub_id is not None and sub_id < 0 and sub_id not in sub_ids:
-                    made = CodebookSubtheme(theme_id=ids.get(theme_id, theme_id), label="", keyphrases=[])
-                    session.add(made)
-                    session.flush()
-                    sub_ids[sub_id] = made.id
+            theme_of_sub: dict[int, int] = {}
+            for m in membership:
+                if m.codebook_sub is not None and m.codebook_id is not None:
+                    theme_of_sub.setdefault(m.codebook_sub, m.codebook_id)
+            for place in found_of.values():
+                if place is not None and place[1] is not None:
+                    theme_of_sub[place[1]] = place[0]
+            for sub_id, theme_id in sorted(theme_of_sub.items()):
+                if sub_id > 0:
+                    sub_ids[sub_id] = sub_id
+                    continue
+                found_sub = curator.subthemes.get(sub_id)
+                made = CodebookSubtheme(theme_id=ids.get(theme_id, theme_id),
+                                        label=found_sub.label if found_sub else "",
+                                        keyphrases=list(found_sub.keyphrases) if found_sub else [])
+                session.add(made)
+                session.flush()
+                sub_ids[sub_id] = made.id
             client_ids = sorted({m.comment_id for m in membership if m.comment_id is not None})
             feedback_of: dict[str, Any] = {}
             for start in range(0, len(client_ids), 1000):

@@ -176,6 +176,7 @@ class Curator:
     edits: list[Edit] = field(default_factory=list)
     labels: dict[int, str] = field(default_factory=dict)  # labels of themes the edits make (split) or keep (merge)
     found_places: dict[Key, Place] = field(default_factory=dict)
+    subthemes: dict[int, SubTheme] = field(default_factory=dict)  # as the run found them, by (stand-in) id
     names: Names = field(default_factory=Names)
     _next_new: int = -1
 
@@ -206,7 +207,7 @@ class Curator:
             sub_of = {k: sub_id for rows, sub_id in zip(f.sub_members, sub_ids, strict=False) for k in rows}
             for k in f.members:
                 places[keys[k]] = (theme_id, sub_of.get(k))
-        self.found_places = places
+        self.found_places, self.subthemes = places, subs_of
         placed, self.names = apply_edits(places, self.edits)
         index = {key: k for k, key in enumerate(keys)}
         members: dict[int, list[int]] = defaultdict(list)

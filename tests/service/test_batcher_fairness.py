@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -180,4 +181,4 @@ def test_a_single_comment_gets_a_batch_of_its_own_kind_and_large_ones_are_not_st
 
     kinds, first = asyncio.run(scenario())
     assert first == 1 and kinds[1] == "small"  # straight after the batch being tagged, with no long text beside it
-    assert all(not (a == b == "small") for a, b in zip(kinds, kinds[1:], strict=False)), kinds
+    assert all(not (a == b == "small") for a, b in pairwise(kinds)), kinds

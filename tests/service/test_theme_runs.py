@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from bazkhord.data.readers import read_records
 from bazkhord.model.folder import LoadedModel
 from bazkhord.model.themes.codebook import Edit, apply_edits
 from bazkhord.service.alerts import AlertSender
-from bazkhord.service.db import Alert, CodebookTheme, ThemeRun, ThemeStatement, make_engine, upgrade
+from bazkhord.service.db import Alert, Base, CodebookTheme, ThemeRun, ThemeStatement, make_engine, upgrade
 from bazkhord.service.jobs import ThemeJobs
 from bazkhord.service.settings import Settings
 from bazkhord.service.store import FeedbackStore, NewFeedback
@@ -54,8 +55,22 @@ class Posts:
 
 
 @pytest.fixture
-def workspace(tmp_path: Path, sample_model: LoadedModel) -> tuple[ThemeJobs, ThemeStore, Posts]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite unless a test asks for PostgreSQL too (emptied first: the session's tests share its database)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url = str(request.getfixturevalue("postgres_url"))
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def workspace(database: str, sample_model: LoadedModel) -> Iterator[tuple[ThemeJobs, ThemeStore, Posts]]:
+    engine = make_engine(database)
     upgrade(engine)
     store = FeedbackStore(engine)
     fill(store, sample_model)
@@ -63,7 +78,8 @@ def workspace(tmp_path: Path, sample_model: LoadedModel) -> tuple[ThemeJobs, The
     alerts = AlertSender(engine, attempts=3, backoff_s=0.01, post=posts)
     themes = ThemeStore(engine)
     settings = Settings(theme_run_minutes=0, alert_min_comments=1, theme_run_period="month")
-    return ThemeJobs(settings, store, themes, lambda: sample_model, alerts), themes, posts
+    yield ThemeJobs(settings, store, themes, lambda: sample_model, alerts), themes, posts
+    engine.dispose()
 
 
 def run(jobs: ThemeJobs) -> int:
@@ -78,6 +94,7 @@ def placed(themes: ThemeStore) -> Counter[int]:
         return Counter(session.scalars(select(ThemeStatement.theme_id)))
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 def test_runs_keep_theme_ids_and_edits_reach_pages_and_reports(workspace: tuple[ThemeJobs, ThemeStore, Posts]) -> None:
     jobs, themes, _ = workspace
     first = run(jobs)
