@@ -109,11 +109,15 @@ class ThemeJobs:
         self._scheduler.start()
 
     def _schedule(self) -> None:
+        """A run when the newest is `theme_run_minutes` old; with none yet, that long after this process started (a
+        fresh server does not start minutes of analysis at boot: «اجرای تحلیل اکنون» is there for that)."""
         interval = self.settings.theme_run_minutes * 60
+        started = time.time()
         while not self._stop.wait(min(SCHEDULE_TICK_S, interval)):
             try:
                 runs = self.themes.runs(limit=1)
-                if runs and (time.time() - runs[0].started_at.timestamp()) < interval:
+                last = runs[0].started_at.timestamp() if runs else started
+                if time.time() - last < interval:
                     continue
                 if self.active() is not None and self.store.count() > 0:
                     self.request("schedule", None)
