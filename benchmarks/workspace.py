@@ -5,6 +5,7 @@ With --screenshots, Debian's Chromium photographs each page at 1400 and 420 px i
 Writes the "workspace" section of docs/BENCHMARKS.md.
 
     python -m benchmarks.workspace [--comments 100000] [--model sample] [--postgres URL] [--screenshots] [--no-write]
+    python -m benchmarks.workspace --existing SQLite=sqlite:///... --existing PostgreSQL=postgresql+psycopg://...
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 from benchmarks.baseline import REPO, machine, publish
 
 BEGIN, END = "<!-- workspace:begin -->", "<!-- workspace:end -->"
+PAGES_BEGIN, PAGES_END = "<!-- workspace-pages:begin -->", "<!-- workspace-pages:end -->"
 SAMPLES = [REPO / "data" / "samples" / "feedback.jsonl", REPO / "data" / "samples" / "feedback_test.jsonl"]
 SHOTS = REPO / "artifacts" / "screenshots"
 
@@ -116,11 +118,46 @@ def screenshots(base: str, key: str, theme: int, comment: str) -> list[Path]:
     return made
 
 
+def pages(client: Any, services: Any, repeat: int, result: dict[str, Any]) -> tuple[str, int]:
+    """The overview's and a theme page's server times under four filter sets; the key and theme it used."""
+    from bazkhord.service.auth import KeyStore
+
+    key = KeyStore(services.engine).create(f"bench-{time.time_ns()}", "report,curate").key
+    client.post("/app/login", data={"key": key, "next": "/app/"})
+    names = services.theme_store.names()
+    theme = next(iter(sorted(names)))
+    filters = ["", "?channel=support_chat", "?from=2026-03-01&to=2026-08-31&period=week",
+               "?segment=returning&calendar=gregorian"]
+    result["overview"] = timings(client, [f"/app/{f}" for f in filters], repeat)
+    result["theme"] = timings(client, [f"/app/themes/{theme}{f}" for f in filters]
+                              + [f"/app/themes/{theme}?q=%D8%AF%DB%8C%D8%B1&page=2"], repeat)
+    result["themes"] = len(names)
+    return key, theme
+
+
+def measure_existing(url: str, loaded: Any, repeat: int) -> dict[str, Any]:
+    """Page times only, on a store an earlier run of this benchmark filled and analysed."""
+    from fastapi.testclient import TestClient
+
+    from bazkhord.service.app import create_app
+    from bazkhord.service.settings import Settings
+
+    app = create_app(Settings(database_url=url, model_process=False, theme_run_minutes=0, sync_seconds=0,
+                              json_logs=False, rate_limit_per_minute=100_000, rate_limit_burst=100_000), model=loaded)
+    result: dict[str, Any] = {}
+    with TestClient(app) as client:
+        services = app.state.services
+        assert services.theme_store.latest_run() is not None, f"{url} holds no finished theme run"
+        result["comments"] = services.store.count()
+        time.sleep(2)  # the filter lists are read in the background at start
+        pages(client, services, repeat, result)
+    return result
+
+
 def measure(url: str, loaded: Any, comments: int, repeat: int, shots: bool) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
     from bazkhord.service.app import create_app
-    from bazkhord.service.auth import KeyStore
     from bazkhord.service.settings import Settings
 
     settings = Settings(database_url=url, model_process=False, theme_run_minutes=0, sync_seconds=0,
@@ -139,17 +176,7 @@ def measure(url: str, loaded: Any, comments: int, repeat: int, shots: bool) -> d
         run = services.theme_store.runs(1)[0]
         assert run.status == "done", run.error
         result["run_peak_mib"] = (rss.peak - rss.base) / 2**20
-        result["statements"] = services.workspace.themes.latest_run() and len(services.theme_store.names())
-        key = KeyStore(services.engine).create("bench", "report,curate").key
-        client.post("/app/login", data={"key": key, "next": "/app/"})
-        names = services.theme_store.names()
-        theme = next(iter(sorted(names)))
-        filters = ["", "?channel=support_chat", "?from=2026-03-01&to=2026-08-31&period=week",
-                   "?segment=returning&calendar=gregorian"]
-        result["overview"] = timings(client, [f"/app/{f}" for f in filters], repeat)
-        result["theme"] = timings(client, [f"/app/themes/{theme}{f}" for f in filters]
-                                  + [f"/app/themes/{theme}?q=%D8%AF%DB%8C%D8%B1&page=2"], repeat)
-        result["themes"] = len(names)
+        key, theme = pages(client, services, repeat, result)
         if shots:
             from tests.service.helpers import live_server
 
@@ -167,9 +194,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="a database the benchmark may fill and empty ('' to skip PostgreSQL)")
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--screenshots", action="store_true", help="photograph each page into artifacts/screenshots/")
+    parser.add_argument("--existing", action="append", default=[], metavar="NAME=URL",
+                        help="time the pages only, on a store an earlier run filled (repeatable); writes the "
+                             "'workspace pages' section")
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/BENCHMARKS.md alone")
     args = parser.parse_args(argv)
     os.environ.setdefault("BAZKHORD_ENCODER", "none")
+    if args.existing:
+        return pages_only(args)
     from sqlalchemy import text
 
     from bazkhord.model.folder import load_model
@@ -203,6 +235,25 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['overview'][0]:.0f} / {r['overview'][1]:.0f} | {r['theme'][0]:.0f} / {r['theme'][1]:.0f} |")
     publish(lines, BEGIN, END, not args.no_write)
     print(f"peak RSS of the whole benchmark: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 0
+
+
+def pages_only(args: argparse.Namespace) -> int:
+    from bazkhord.model.folder import load_model
+
+    loaded = load_model(args.model, args.models_dir)
+    lines = ["## Workspace pages", "",
+             f"Page server times only, on stores the workspace benchmark filled and analysed; {machine()}, "
+             f"{datetime.now(UTC).date().isoformat()}. Command: `python -m benchmarks.workspace --existing "
+             f"NAME=URL ...` (4-5 filter sets x {args.repeat}). Target: p95 under 300 ms.", "",
+             "| store | comments | themes | overview p50 / p95 (ms) | theme page p50 / p95 (ms) |", "|---|---|---|---|---|"]
+    for given in args.existing:
+        name, _, url = given.partition("=")
+        r = measure_existing(url, loaded, args.repeat)
+        print(name, r, flush=True)
+        lines.append(f"| {name} | {r['comments']:,} | {r['themes']} | {r['overview'][0]:.0f} / {r['overview'][1]:.0f} "
+                     f"| {r['theme'][0]:.0f} / {r['theme'][1]:.0f} |")
+    publish(lines, PAGES_BEGIN, PAGES_END, not args.no_write)
     return 0
 
 

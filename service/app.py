@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         services.jobs.start_schedule()
         # The workspace's statement search normalises its words: hazm's normaliser takes seconds to build, once.
         await run_in_threadpool(normalise, "")
+        # The workspace's filter lists, read once before the first page asks (in the background: readiness waits
+        # for nothing but the model).
+        threading.Thread(target=services.workspace.options, name="bazkhord-filter-options", daemon=True).start()
         syncing = asyncio.create_task(keep_in_sync(services), name="bazkhord-sync") if settings.sync_seconds else None
         yield
         if syncing is not None:

@@ -8,6 +8,7 @@ thousand rows, so one query serves every calendar.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -56,22 +57,39 @@ class WorkspaceQueries:
     def __init__(self, engine: Engine, themes: ThemeStore) -> None:
         self.engine, self.themes = engine, themes
         self._options: tuple[float, dict[str, list[str]]] | None = None
+        self._options_lock = threading.Lock()
+        self._refreshing = False
 
     # -- shared ---------------------------------------------------------------------------------------------
     def options(self) -> dict[str, list[str]]:
-        """The values each filter can take (the most frequent 200 of each), remembered for a minute: four scans of
-        the store per page for a list that changes when a new channel or product first appears."""
-        now = time.monotonic()
-        if self._options is not None and now - self._options[0] < OPTIONS_SECONDS:
-            return self._options[1]
+        """The values each filter can take (the most frequent 200 of each). Four scans of the store for a list that
+        changes when a new channel or product first appears: read once, then kept and refreshed in the background
+        when a minute old, so no page waits for them but the very first."""
+        with self._options_lock:
+            held = self._options
+            stale = held is None or time.monotonic() - held[0] >= OPTIONS_SECONDS
+            refresh = stale and held is not None and not self._refreshing
+            if refresh:
+                self._refreshing = True
+        if held is None:
+            return self._read_options()
+        if refresh:
+            threading.Thread(target=self._read_options, name="bazkhord-filter-options", daemon=True).start()
+        return held[1]
+
+    def _read_options(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        with Session(self.engine) as session:
-            for name, column in (("channel", Feedback.channel), ("product", Feedback.product),
-                                 ("segment", Feedback.segment), ("model_version", Feedback.model_version)):
-                rows = session.execute(select(column, func.count()).where(column.is_not(None)).group_by(column)
-                                       .order_by(func.count().desc()).limit(200)).all()
-                found[name] = sorted(str(value) for value, _ in rows)
-        self._options = (now, found)
+        try:
+            with Session(self.engine) as session:
+                for name, column in (("channel", Feedback.channel), ("product", Feedback.product),
+                                     ("segment", Feedback.segment), ("model_version", Feedback.model_version)):
+                    rows = session.execute(select(column, func.count()).where(column.is_not(None)).group_by(column)
+                                           .order_by(func.count().desc()).limit(200)).all()
+                    found[name] = sorted(str(value) for value, _ in rows)
+            with self._options_lock:
+                self._options = (time.monotonic(), found)
+        finally:
+            self._refreshing = False
         return found
 
     def _days(self, session: Session, filters: Filters, theme: int | None = None,
