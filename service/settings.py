@@ -69,7 +69,9 @@ class Settings(BaseSettings):
                                                                 "bounds work, not only requests")
     max_key_queue_share: float = Field(0.5, gt=0, le=1, description="share of max_queue_chars one key may hold waiting; "
                                                                     "past it that key gets 503, others still get in")
-    max_batch_chars: int = Field(32_000, ge=1_000, description="characters per model call (a larger request goes alone)")
+    # Small enough that a single comment waits for at most one short model call behind a key sending 64 x 5,000
+    # characters (the soak benchmark), large enough for full batches of ordinary comments.
+    max_batch_chars: int = Field(8_000, ge=1_000, description="characters per model call (a larger text goes alone)")
     small_request_chars: int = Field(2_000, ge=0, description="a request this short may be tagged in a batch of short "
                                                               "requests before the next mixed one (0: never)")
     model_process: bool = Field(True, description="tag in a worker process of its own (the event loop keeps a core); "
