@@ -29,7 +29,7 @@ from bazkhord.service.deps import Services
 from bazkhord.service.docs import add_docs_routes
 from bazkhord.service.errors import ApiError, error_response
 from bazkhord.service.gate import AuthGate
-from bazkhord.service.memory import limit_arenas
+from bazkhord.service.memory import freeze_heap, limit_arenas
 from bazkhord.service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, setup_json_logging
 from bazkhord.service.routes import feedback, models, ops, reports, tagging
 from bazkhord.service.routes.workspace import add_workspace
@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
         # The workspace's filter lists, read once before the first page asks (in the background: readiness waits
         # for nothing but the model).
         threading.Thread(target=services.workspace.options, name="bazkhord-filter-options", daemon=True).start()
+        await run_in_threadpool(freeze_heap)
         syncing = asyncio.create_task(keep_in_sync(services), name="bazkhord-sync") if settings.sync_seconds else None
         yield
         if syncing is not None:

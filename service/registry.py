@@ -30,6 +30,7 @@ from bazkhord.model.folder import (
     verify_files,
 )
 from bazkhord.service.db import ModelActivation, utcnow
+from bazkhord.service.memory import freeze_heap
 
 log = logging.getLogger("bazkhord.registry")
 
@@ -170,6 +171,7 @@ class ModelRegistry:
                 raise ModelFolderError(f"{folder}: the model loads but fails to tag ({type(error).__name__}: {error})"
                                        ) from error
             self._active = loaded  # the swap: one reference assignment
+            freeze_heap()  # the new version lives as long as it is served: out of the collector's walks
             if record:
                 self._record(loaded, action, by)
             log.info("%s %s: now serving %s (was %s)", action, loaded.name, loaded.version, current.version)

@@ -237,3 +237,26 @@ def test_a_workers_process_is_set_up_as_serve_sets_up_itself(sample_model: Loade
     with api(tmp_path / "single", sample_model, "tag"):
         pass
     assert calls == []  # one process: `serve` did all this itself
+
+
+def test_freezing_the_heap_keeps_loaded_objects_out_of_collections_but_not_forever() -> None:
+    import gc
+    import weakref
+
+    from bazkhord.service.memory import freeze_heap
+
+    class Model:  # a cycle, as a swapped-out model's objects may hold
+        def __init__(self) -> None:
+            self.me = self
+
+    old = Model()
+    gone = weakref.ref(old)
+    try:
+        assert freeze_heap() > 0 and gc.get_freeze_count() > 0
+        del old
+        gc.collect()
+        assert gone() is not None  # frozen: no collection looks at it
+        freeze_heap()  # the next freeze (a new version loaded) looks again first
+        assert gone() is None
+    finally:
+        gc.unfreeze()
