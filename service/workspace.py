@@ -56,28 +56,34 @@ def _day(value: Any) -> date:
 class WorkspaceQueries:
     def __init__(self, engine: Engine, themes: ThemeStore) -> None:
         self.engine, self.themes = engine, themes
-        self._options: tuple[float, dict[str, list[str]]] | None = None
+        self._options: tuple[float, int, dict[str, list[str]]] | None = None  # when, newest comment id, lists
         self._options_lock = threading.Lock()
         self._refreshing = False
 
     # -- shared ---------------------------------------------------------------------------------------------
     def options(self) -> dict[str, list[str]]:
         """The values each filter can take (the most frequent 200 of each). Four scans of the store for a list that
-        changes when a new channel or product first appears: read once, then kept and refreshed in the background
-        when a minute old, so no page waits for them but the very first."""
+        changes when a new channel or product first appears: kept, and refreshed in the background when a minute
+        old or when comments were stored since; read while the page waits only the first time, and when the lists
+        were read from an empty store."""
+        with Session(self.engine) as session:
+            newest = int(session.scalar(select(func.max(Feedback.id))) or 0)
         with self._options_lock:
             held = self._options
-            stale = held is None or time.monotonic() - held[0] >= OPTIONS_SECONDS
-            refresh = stale and held is not None and not self._refreshing
+            inline = held is None or (held[1] == 0 and newest > 0)
+            stale = not inline and held is not None and (
+                time.monotonic() - held[0] >= OPTIONS_SECONDS or held[1] != newest)
+            refresh = stale and not self._refreshing
             if refresh:
                 self._refreshing = True
-        if held is None:
-            return self._read_options()
+        if inline or held is None:
+            return self._read_options(newest)
         if refresh:
-            threading.Thread(target=self._read_options, name="bazkhord-filter-options", daemon=True).start()
-        return held[1]
+            threading.Thread(target=self._read_options, args=(newest,), name="bazkhord-filter-options",
+                             daemon=True).start()
+        return held[2]
 
-    def _read_options(self) -> dict[str, list[str]]:
+    def _read_options(self, newest: int) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
         try:
             with Session(self.engine) as session:
@@ -87,7 +93,7 @@ class WorkspaceQueries:
                                            .order_by(func.count().desc()).limit(200)).all()
                     found[name] = sorted(str(value) for value, _ in rows)
             with self._options_lock:
-                self._options = (time.monotonic(), found)
+                self._options = (time.monotonic(), newest, found)
         finally:
             self._refreshing = False
         return found
