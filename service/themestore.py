@@ -321,10 +321,10 @@ class ThemeStore:
                 if sub_id > 0:
                     sub_ids[sub_id] = sub_id
                     continue
-                found_sub = curator.subthemes.get(sub_id)
+                clustered = curator.subthemes.get(sub_id)
                 made = CodebookSubtheme(theme_id=ids.get(theme_id, theme_id),
-                                        label=found_sub.label if found_sub else "",
-                                        keyphrases=list(found_sub.keyphrases) if found_sub else [])
+                                        label=clustered.label if clustered else "",
+                                        keyphrases=list(clustered.keyphrases) if clustered else [])
                 session.add(made)
                 session.flush()
                 sub_ids[sub_id] = made.id

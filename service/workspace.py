@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -101,6 +102,7 @@ class WorkspaceQueries:
     def _days(self, session: Session, filters: Filters, theme: int | None = None,
               run_id: int | None = None) -> list[tuple[date, int, int]]:
         """(day, comments, negative comments) under the filters; of one theme's comments (negative: 0) when given."""
+        rows: Sequence[Any]
         if theme is not None:
             rows = session.execute(
                 select(ThemeStatement.day, func.sum(case((ThemeStatement.lead, 1), else_=0)), literal(0))
