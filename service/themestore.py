@@ -8,7 +8,6 @@ The edits are applied by the same function for the report (the analysis' `Curato
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +21,7 @@ from sqlalchemy.orm import Session, aliased
 from bazkhord.data.errors import InputError
 from bazkhord.data.normalise import normalise
 from bazkhord.model.themes.analysis import Membership
-from bazkhord.model.themes.codebook import ACTIONS, Curator, Edit, KnownTheme, Names, apply_edits, signature
+from bazkhord.model.themes.codebook import ACTIONS, Curator, Edit, KnownTheme, Names, apply_edits
 from bazkhord.model.themes.report import ThemeReport
 from bazkhord.service.db import (
     CodebookEdit,
@@ -273,10 +272,6 @@ class ThemeStore:
         with Session(self.engine) as session, session.begin():
             ids: dict[int, int] = {}
             held = {t.codebook_id: t for t in report.themes if t.codebook_id is not None}
-            by_theme: dict[int, list[str]] = defaultdict(list)
-            for m in membership:
-                if m.codebook_id is not None:
-                    by_theme[m.codebook_id].append(m.text)
             # The themes the report holds, and those its statements were found in (a reaction cluster the report
             # left out holds none of them, and gets no row).
             found_of = {(m.comment_id, m.start): curator.found_places.get((m.comment_id or "", m.start)) for m in membership}
@@ -305,8 +300,8 @@ class ThemeStore:
                     row.keyphrases = list(theme.keyphrases)
                     row.direction = theme.trend.direction if theme.trend else None
                     row.q_value = theme.trend.q_value if theme.trend else None
-                if by_theme.get(stand_in):
-                    row.signature = signature(normalise(t) for t in by_theme[stand_in])
+                if stand_in in curator.signatures:  # computed by the matching, on the statements as the model read them
+                    row.signature = curator.signatures[stand_in]
             # Sub-themes the stored statements name (where the run found them, and where the edits put them): a new
             # one gets its lasting id, named as the clustering named it.
             sub_ids: dict[int, int] = {}

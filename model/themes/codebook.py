@@ -177,6 +177,7 @@ class Curator:
     labels: dict[int, str] = field(default_factory=dict)  # labels of themes the edits make (split) or keep (merge)
     found_places: dict[Key, Place] = field(default_factory=dict)
     subthemes: dict[int, SubTheme] = field(default_factory=dict)  # as the run found them, by (stand-in) id
+    signatures: dict[int, dict[str, float]] = field(default_factory=dict)  # the found themes' word centroids, by id
     names: Names = field(default_factory=Names)
     _next_new: int = -1
 
@@ -191,6 +192,7 @@ class Curator:
         groups = [Group(f.kind, f.aspect, {keys[k] for k in f.members},
                         signature(statements[k].normalised for k in f.members)) for f in found]
         ids = [theme_id if theme_id is not None else self.new_id() for theme_id in match(groups, self.known)]
+        self.signatures = {theme_id: group.signature for group, theme_id in zip(groups, ids, strict=True)}
         known = {t.id: t for t in self.known}
         places: dict[Key, Place] = {}
         subs_of: dict[int, SubTheme] = {}
