@@ -27,11 +27,18 @@ def _to_stored(row: Stored, status: str, taxonomy: Taxonomy | None) -> StoredFee
     aspects = tuple(AspectTag(a["aspect"], a["confidence"], a["polarity"], a["polarity_confidence"],
                               tuple(Evidence(e["text"], e["start"], e["end"]) for e in a["evidence"]))
                     for a in row.aspects)
+    out = aspects_out(aspects, taxonomy)
+    for answer, stored in zip(out, row.aspects, strict=True):
+        answer.source = stored.get("source", "model")
+        answer.model_polarity = stored.get("model_polarity") if answer.source == "human" else None
     return StoredFeedback(
         client_id=row.client_id, status=status, text=row.text, channel=row.channel, product=row.product,  # type: ignore[arg-type]
         segment=row.segment, rating=row.rating, nps=row.nps, created_at=row.created_at, received_at=row.received_at,
-        sentiment=row.sentiment, probabilities=row.probabilities, aspects=aspects_out(aspects, taxonomy),
-        model=ModelRef(name=row.model_name, version=row.model_version))
+        sentiment=row.sentiment, probabilities=row.probabilities, aspects=out,
+        model=ModelRef(name=row.model_name, version=row.model_version),
+        sentiment_source="human" if row.human_sentiment is not None else "model",
+        model_sentiment=row.model_sentiment, removed_aspects=list(row.removed_aspects),
+        corrected_by=row.corrected_by, corrected_at=row.corrected_at)
 
 
 def model_info(loaded: LoadedModel) -> ModelInfo:

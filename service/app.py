@@ -31,14 +31,14 @@ from bazkhord.service.errors import ApiError, error_response
 from bazkhord.service.gate import AuthGate
 from bazkhord.service.memory import freeze_heap, limit_arenas
 from bazkhord.service.observability import BodyTooLarge, BodyTooSlow, EdgeMiddleware, setup_json_logging
-from bazkhord.service.routes import feedback, models, ops, reports, tagging
+from bazkhord.service.routes import corrections, feedback, models, ops, reports, tagging
 from bazkhord.service.routes.workspace import add_workspace
 from bazkhord.service.schemas import ErrorBody, ErrorDetail
 from bazkhord.service.server import die_with_supervisor, supervised
 from bazkhord.service.settings import Settings
 
 log = logging.getLogger("bazkhord.service")
-ROUTERS = (ops.router, tagging.router, feedback.router, reports.router, models.router)
+ROUTERS = (ops.router, tagging.router, feedback.router, corrections.router, reports.router, models.router)
 
 
 def create_app(settings: Settings | None = None, model: LoadedModel | None = None, engine: Engine | None = None
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, model: LoadedModel | None = Non
                 await syncing
         await services.batcher.stop()
         await run_in_threadpool(services.jobs.stop)
+        await run_in_threadpool(services.retraining.stop)
 
     app = FastAPI(
         title="bazkhord",

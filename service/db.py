@@ -71,7 +71,7 @@ class Feedback(Base):
     __tablename__ = "feedback"
     # What the reports count, in an index: their scans read it, not the rows with the comments' text.
     __table_args__ = (Index("ix_feedback_reporting", "created_at", "sentiment", "channel", "product", "segment",
-                            "model_version"),)
+                            "model_version", "human_sentiment"),)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     client_id: Mapped[str] = mapped_column(String(200), unique=True)
@@ -91,6 +91,10 @@ class Feedback(Base):
     model_version: Mapped[str] = mapped_column(String(100), index=True)
     tagged_at: Mapped[datetime] = mapped_column(UtcDateTime)
     api_key_id: Mapped[int | None] = mapped_column(Id, ForeignKey("api_keys.id", ondelete="SET NULL"))
+    # An analyst's label beside the model's (which `sentiment` keeps): the newest correction, its table the record.
+    human_sentiment: Mapped[str | None] = mapped_column(String(32))
+    corrected_by: Mapped[str | None] = mapped_column(String(100))
+    corrected_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
     aspects: Mapped[list[FeedbackAspect]] = relationship(
         back_populates="feedback", cascade="all, delete-orphan", order_by="FeedbackAspect.id", lazy="selectin")
@@ -109,6 +113,9 @@ class FeedbackAspect(Base):
     confidence: Mapped[float] = mapped_column(Float)
     polarity_confidence: Mapped[float] = mapped_column(Float)
     evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # "model": found by the model (polarity is its reading); "human": added by an analyst the model missed.
+    origin: Mapped[str] = mapped_column(String(8), default="model", server_default="model")
+    human_polarity: Mapped[str | None] = mapped_column(String(32), doc="an analyst's polarity, or 'absent'")
 
     feedback: Mapped[Feedback] = relationship(back_populates="aspects")
 
@@ -285,6 +292,47 @@ class Webhook(Base):
     url: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Correction(Base):
+    """An analyst's correction of a stored comment, kept for good: who and when, what the model had said. The newest
+    of each (comment, field, aspect) is in force and is copied beside the model's tags for the reports."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    feedback_id: Mapped[int] = mapped_column(Id, ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(16), doc="sentiment, aspect or theme")
+    aspect: Mapped[str | None] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(64), doc="a label; an aspect's polarity or 'absent'; a theme id")
+    model_value: Mapped[str | None] = mapped_column(String(64), doc="what the model had said")
+    start: Mapped[int | None] = mapped_column(Integer, doc="theme: the statement's start in the comment")
+    made_by: Mapped[str] = mapped_column(String(100))
+    made_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class RetrainJob(Base):
+    """A retraining on the corrections started from the workspace or the API, and the gate's verdict on it."""
+
+    __tablename__ = "retrain_jobs"
+    __table_args__ = (Index("ux_retrain_jobs_running", "status", unique=True, sqlite_where=text("status = 'running'"),
+                            postgresql_where=text("status = 'running'")),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), doc="running, done or failed")
+    phase: Mapped[str] = mapped_column(Text)
+    done: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pid: Mapped[int | None] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(100))
+    champion: Mapped[str | None] = mapped_column(String(100), doc="the version active when it started")
+    challenger: Mapped[str | None] = mapped_column(String(100), doc="the version it trained")
+    decision: Mapped[str | None] = mapped_column(String(16), doc="activated or refused")
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="both models' scores, the corrections used")
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 def make_engine(url: str) -> Engine:

@@ -28,11 +28,14 @@ from bazkhord.service.alerts import AlertSender
 from bazkhord.service.auth import Caller, KeyStore, RateLimiter
 from bazkhord.service.batcher import MicroBatcher, NoModel, QueueFull
 from bazkhord.service.checks import check_no_nul, utc_time
+from bazkhord.service.corrections import CorrectionStore, LabelSet
 from bazkhord.service.errors import ApiError
 from bazkhord.service.jobs import ThemeJobs
 from bazkhord.service.memory import release_memory
 from bazkhord.service.observability import Metrics
 from bazkhord.service.registry import ModelRegistry
+from bazkhord.service.retraining import RetrainJobs
+from bazkhord.service.review import ReviewQueues
 from bazkhord.service.schemas import ErrorDetail, ErrorResponse
 from bazkhord.service.sessions import SessionStore
 from bazkhord.service.settings import Settings
@@ -91,6 +94,10 @@ class Services:
         self.sessions = SessionStore(engine, self.keys, settings.session_minutes)
         self.theme_store = ThemeStore(engine)
         self.workspace = WorkspaceQueries(engine, self.theme_store)
+        self.corrections = CorrectionStore(engine, self.theme_store)
+        self.review = ReviewQueues(engine, self.theme_store, settings)
+        self.retraining = RetrainJobs(engine, settings.database_url, settings.models_dir, settings.retrain_test_file,
+                                      settings.retrain_holdout, settings.retrain_min_corrections)
         self.alerts = AlertSender(engine, settings.webhook_attempts, settings.webhook_backoff_s, settings.webhook_timeout_s)
         self.jobs = ThemeJobs(settings, self.store, self.theme_store, lambda: self.registry.active, self.alerts)
         self.registry = ModelRegistry(settings.model, settings.models_dir, engine)
@@ -163,6 +170,11 @@ class Services:
         loaded = self.registry.active
         return loaded.tagger.normalise if loaded is not None else None
 
+    def labels(self) -> LabelSet:
+        """What a correction may say: the active model's sentiment labels, aspects and polarities."""
+        tagger = self.active().tagger
+        return LabelSet(tuple(tagger.labels), tuple(tagger.aspect_names), tuple(tagger.polarity_names))
+
     def taxonomy(self) -> Taxonomy | None:
         loaded = self.registry.active
         return loaded.tagger.taxonomy if loaded is not None else None
@@ -205,6 +217,7 @@ def require(scope: str) -> Any:
 TagCaller = Annotated[Caller, Depends(require("tag"))]
 IngestCaller = Annotated[Caller, Depends(require("ingest"))]
 ReportCaller = Annotated[Caller, Depends(require("report"))]
+CurateCaller = Annotated[Caller, Depends(require("curate"))]
 AdminCaller = Annotated[Caller, Depends(require("admin"))]
 
 

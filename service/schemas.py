@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -154,6 +154,9 @@ class AspectOut(BaseModel):
     polarity: str
     polarity_confidence: float
     evidence: list[EvidenceOut]
+    source: Literal["model", "human"] = Field("model", description="human: an analyst's label (stored comments)")
+    model_polarity: str | None = Field(None, description="the model's polarity where an analyst changed it; null "
+                                                         "for an aspect the analyst added")
 
 
 class TagResult(BaseModel):
@@ -180,6 +183,13 @@ class StoredFeedback(BaseModel):
     probabilities: dict[str, float]
     aspects: list[AspectOut]
     model: ModelRef
+    sentiment_source: Literal["model", "human"] = Field(
+        "model", description="human: `sentiment` is an analyst's correction, `model_sentiment` what the model read")
+    model_sentiment: str | None = None
+    removed_aspects: list[str] = Field(default_factory=list, description="aspects the model found and an analyst "
+                                                                         "said are not there")
+    corrected_by: str | None = None
+    corrected_at: datetime | None = None
 
 
 class ModelRef(BaseModel):
@@ -225,10 +235,12 @@ class SummaryResponse(BaseModel):
     filters: dict[str, str | None]
     comments: int
     sentiment: dict[str, int]
-    negative_share: float | None = Field(description="comments whose sentiment (the model's reading of the whole "
-                                                     "comment) is negative or mixed, over all comments: the same "
-                                                     "definition as the theme report's totals.negative_share")
+    negative_share: float | None = Field(description="comments whose sentiment (an analyst's correction where there "
+                                                     "is one, else the model's reading of the whole comment) is "
+                                                     "negative or mixed, over all comments")
     negative_share_definition: str
+    corrected: int = Field(0, description="comments with an analyst's label; their sentiment and aspects count "
+                                          "as corrected")
     mean_rating: float | None
     nps: NpsSummary | None
     aspects: list[AspectSummary]
@@ -293,3 +305,84 @@ class Ready(BaseModel):
     status: str
     model: ModelInfo | None = None
     reason: str | None = None
+
+
+# -- corrections, review queue, retraining -------------------------------------------------------------------------
+class StatementCorrection(BaseModel):
+    start: int = Field(ge=0, description="the statement's start in the comment (as the theme report gives it)")
+    theme_id: int = Field(ge=1, description="the lasting theme id it belongs to")
+
+
+class CorrectionItem(BaseModel):
+    client_id: str = Field(min_length=1, max_length=200)
+    sentiment: str | None = Field(None, max_length=32, description="one of the active model's sentiment labels")
+    aspects: dict[str, str] = Field(default_factory=dict, max_length=50,
+                                    description="aspect key -> polarity, or 'absent' for an aspect that is not there")
+    statement: StatementCorrection | None = Field(None, description="move a complaint statement to another theme")
+    confirm: bool = Field(False, description="the model's reading is right as it stands: recorded as the analyst's")
+
+
+class CorrectionRequest(BaseModel):
+    items: list[CorrectionItem] = Field(min_length=1, max_length=100)
+
+
+class CorrectionResponse(BaseModel):
+    results: list[StoredFeedback]
+
+
+class CorrectionOut(BaseModel):
+    id: int
+    client_id: str
+    field: Literal["sentiment", "aspect", "theme"]
+    aspect: str | None
+    value: str
+    model_value: str | None
+    start: int | None
+    made_by: str
+    made_at: datetime
+
+
+class CorrectionList(BaseModel):
+    corrections: list[CorrectionOut]
+    total: int = Field(description="corrections recorded, all comments")
+    corrected_comments: int
+
+
+class ReviewReason(BaseModel):
+    uncertainty: float = Field(description="1 - the margin between the model's two likeliest labels")
+    disagreement: float = Field(description="1 when the TF-IDF baseline reads it otherwise; 0 without one")
+    theme_doubt: float
+    worth: float
+
+
+class ReviewItem(BaseModel):
+    client_id: str
+    text: str
+    sentiment: str
+    probabilities: dict[str, float]
+    aspects: list[AspectOut]
+    reason: ReviewReason
+
+
+class ReviewQueue(BaseModel):
+    items: list[ReviewItem]
+    queued: int = Field(description="comments in the current queue, corrected or not")
+    corrected: int = Field(description="of those, corrected since the queue was built")
+    built_at: datetime
+
+
+class RetrainJobOut(BaseModel):
+    id: int
+    status: Literal["running", "done", "failed"]
+    phase: str
+    done: int
+    total: int
+    requested_by: str
+    started_at: datetime
+    finished_at: datetime | None
+    model_name: str
+    champion: str | None
+    challenger: str | None
+    decision: Literal["activated", "refused"] | None
+    figures: dict[str, Any] | None
+    error: str | None

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     theme_encoder: str = Field("none", description="encoder folder whose vectors cluster theme reports' statements; "
                                                    "'none' (the default here): TF-IDF, seconds rather than a minute "
                                                    "on a CPU")
+    # Corrections: the review queue and the retraining on them (champion / challenger).
+    review_pool: int = Field(5_000, ge=50, le=200_000, description="the newest uncorrected comments the review "
+                                                                  "queue chooses from")
+    review_size: int = Field(200, ge=1, le=5_000, description="comments in a review queue")
+    review_queue_minutes: float = Field(30.0, ge=0, description="a queue is rebuilt after this long, or sooner once "
+                                                                "it is all answered")
+    retrain_test_file: str = Field("", description="labelled file (training data format) the retraining gate scores "
+                                                   "both models on, beside the held-out corrections; '': those only")
+    retrain_holdout: float = Field(0.2, ge=0.05, lt=1, description="share of corrected comments kept out of the "
+                                                                   "retraining for the gate (by hash of the text)")
+    retrain_min_corrections: int = Field(20, ge=1, description="a retraining needs at least this many corrections")
 
     # accepted comment times (created_at on /v1/feedback and /v1/themes)
     min_created_at: datetime = Field(datetime(1990, 1, 1, tzinfo=UTC), description="the earliest accepted created_at")

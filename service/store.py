@@ -76,6 +76,14 @@ class Stored:
     model_version: str
     text_sha256: str = field(repr=False)
     api_key_id: int | None = field(default=None, repr=False)  # the key that stored it
+    # Where an analyst corrected it: `sentiment` and `aspects` are then the human labels (each aspect says whose it
+    # is), `model_sentiment` what the model read; `removed_aspects` the model's aspects an analyst said are absent.
+    model_sentiment: str | None = None
+    human_sentiment: str | None = None
+    corrected_by: str | None = None
+    corrected_at: datetime | None = None
+    removed_aspects: tuple[str, ...] = ()
+    id: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -102,28 +110,56 @@ class Filters:
         return found
 
 
+def effective_sentiment() -> ColumnElement[str]:
+    """The label the reports count: an analyst's where there is one, else the model's."""
+    return func.coalesce(Feedback.human_sentiment, Feedback.sentiment)
+
+
+def effective_polarity() -> ColumnElement[str]:
+    return func.coalesce(FeedbackAspect.human_polarity, FeedbackAspect.polarity)
+
+
 def _stored(row: Feedback) -> Stored:
+    aspects = [{"aspect": a.aspect, "polarity": a.human_polarity or a.polarity, "confidence": a.confidence,
+                "polarity_confidence": a.polarity_confidence, "evidence": a.evidence,
+                "source": "human" if a.human_polarity is not None else "model",
+                "model_polarity": a.polarity if a.origin == "model" else None}
+               for a in row.aspects if a.human_polarity != ABSENT]
     return Stored(
         client_id=row.client_id, text=row.text, channel=row.channel, product=row.product, segment=row.segment,
         rating=row.rating, nps=row.nps, created_at=row.created_at, received_at=row.received_at,
-        sentiment=row.sentiment, probabilities=dict(row.probabilities),
-        aspects=[{"aspect": a.aspect, "polarity": a.polarity, "confidence": a.confidence,
-                  "polarity_confidence": a.polarity_confidence, "evidence": a.evidence} for a in row.aspects],
+        sentiment=row.human_sentiment or row.sentiment, probabilities=dict(row.probabilities), aspects=aspects,
         model_name=row.model_name, model_version=row.model_version, text_sha256=row.text_sha256,
-        api_key_id=row.api_key_id)
+        api_key_id=row.api_key_id, model_sentiment=row.sentiment, human_sentiment=row.human_sentiment,
+        corrected_by=row.corrected_by,
+        corrected_at=row.corrected_at,
+        removed_aspects=tuple(a.aspect for a in row.aspects if a.human_polarity == ABSENT), id=row.id)
 
 
 def _apply_tag(row: Feedback, tag: Tag, model_name: str, model_version: str) -> None:
+    """The model's tags on the row. Analysts' aspect labels stay: on the new model's aspect where it found the same
+    one, else as an aspect of their own."""
+    human = {a.aspect: a.human_polarity for a in (row.aspects or []) if a.human_polarity is not None}
     row.sentiment = tag.sentiment
     row.sentiment_confidence = float(tag.probabilities.get(tag.sentiment, 0.0))
     row.probabilities = dict(tag.probabilities)
     row.model_name, row.model_version, row.tagged_at = model_name, model_version, utcnow()
     row.aspects = [
         FeedbackAspect(aspect=a.aspect, polarity=a.polarity, confidence=a.confidence,
-                       polarity_confidence=a.polarity_confidence,
+                       polarity_confidence=a.polarity_confidence, origin="model", human_polarity=human.get(a.aspect),
                        evidence=[{"text": e.text, "start": e.start, "end": e.end} for e in a.evidence])
         for a in tag.aspects
-    ]
+    ] + [human_aspect(name, polarity) for name, polarity in human.items()
+         if polarity != ABSENT and name not in {a.aspect for a in tag.aspects}]
+
+
+ABSENT = "absent"
+
+
+def human_aspect(aspect: str, polarity: str) -> FeedbackAspect:
+    """An aspect an analyst added where the model found none: no confidence and no evidence of the model's."""
+    return FeedbackAspect(aspect=aspect, polarity=polarity, confidence=1.0, polarity_confidence=1.0, evidence=[],
+                          origin="human", human_polarity=polarity)
 
 
 class FeedbackStore:
@@ -174,7 +210,8 @@ class FeedbackStore:
     # -- reports -----------------------------------------------------------------------------------------
     def summary(self, filters: Filters, period: Period = "week") -> dict[str, Any]:
         where = filters.conditions()
-        negative = func.sum(case((Feedback.sentiment.in_(NEGATIVE_SENTIMENTS), 1), else_=0))
+        sentiment = effective_sentiment()
+        negative = func.sum(case((sentiment.in_(NEGATIVE_SENTIMENTS), 1), else_=0))
         with Session(self.engine) as session:
             total, mean_rating = session.execute(
                 select(func.count(Feedback.id), func.avg(Feedback.rating)).where(*where)).one()
@@ -184,11 +221,14 @@ class FeedbackStore:
                 func.sum(case((Feedback.nps <= 6, 1), else_=0)),
             ).where(*where, Feedback.nps.is_not(None))).one()
             sentiments = dict(session.execute(
-                select(Feedback.sentiment, func.count()).where(*where).group_by(Feedback.sentiment)).all())
+                select(sentiment, func.count()).where(*where).group_by(sentiment)).all())
+            corrected = int(session.scalar(select(func.count(Feedback.id)).where(
+                *where, Feedback.corrected_at.is_not(None))) or 0)
+            read = effective_polarity()
             aspect_rows = session.execute(
-                select(FeedbackAspect.aspect, FeedbackAspect.polarity, func.count())
-                .join(Feedback, FeedbackAspect.feedback_id == Feedback.id).where(*where)
-                .group_by(FeedbackAspect.aspect, FeedbackAspect.polarity)).all()
+                select(FeedbackAspect.aspect, read, func.count())
+                .join(Feedback, FeedbackAspect.feedback_id == Feedback.id).where(*where, read != ABSENT)
+                .group_by(FeedbackAspect.aspect, read)).all()
             channels = session.execute(
                 select(Feedback.channel, func.count(), negative).where(*where).group_by(Feedback.channel)).all()
             versions = session.execute(
@@ -206,7 +246,10 @@ class FeedbackStore:
             "comments": int(total),
             "sentiment": {label: int(n) for label, n in sorted(sentiments.items())},
             "negative_share": sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS) / total if total else None,
-            "negative_share_definition": NEGATIVE_SHARE_DEFINITION,
+            "negative_share_definition": NEGATIVE_SHARE_DEFINITION.replace(
+                "the model's reading of the whole comment", "an analyst's label where one corrected it, else the "
+                "model's reading of the whole comment"),
+            "corrected": corrected,
             "mean_rating": float(mean_rating) if mean_rating is not None else None,
             "nps": {"responses": nps_n, "score": 100.0 * (promoters - detractors) / nps_n} if nps_n else None,
             "aspects": sorted(

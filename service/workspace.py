@@ -30,7 +30,7 @@ from bazkhord.model.themes.prevalence import adjusted_interval
 from bazkhord.model.themes.report import Trend
 from bazkhord.model.themes.trends import adjust_trends, trend_of_counts
 from bazkhord.service.db import Feedback, FeedbackAspect, ThemeStatement
-from bazkhord.service.store import Filters
+from bazkhord.service.store import ABSENT, Filters, effective_sentiment
 from bazkhord.service.themestore import ThemeName, ThemeStore
 
 PER_PAGE = 25
@@ -114,10 +114,12 @@ class WorkspaceQueries:
 
     @staticmethod
     def _day_sentiments(session: Session, filters: Filters) -> list[tuple[Any, str, int]]:
-        """(day, sentiment, comments): the series and the headline's counts from one scan of the store."""
+        """(day, sentiment, comments): the series and the headline's counts from one scan of the store; an analyst's
+        label counts where there is one."""
         day = func.date(Feedback.created_at)
+        sentiment = effective_sentiment()
         return [tuple(row) for row in session.execute(  # type: ignore[misc]
-            select(day, Feedback.sentiment, func.count()).where(*filters.conditions()).group_by(day, Feedback.sentiment))]
+            select(day, sentiment, func.count()).where(*filters.conditions()).group_by(day, sentiment))]
 
     @staticmethod
     def _fold(days: list[tuple[date, int, int]], period: str, calendar: str, keys: list[str] | None = None
@@ -321,13 +323,19 @@ class WorkspaceQueries:
             return {
                 "client_id": row.client_id, "created_at": row.created_at, "channel": row.channel,
                 "product": row.product, "segment": row.segment, "rating": row.rating, "nps": row.nps,
-                "sentiment": row.sentiment, "probabilities": dict(row.probabilities),
+                "sentiment": row.human_sentiment or row.sentiment, "model_sentiment": row.sentiment,
+                "human": row.human_sentiment is not None, "probabilities": dict(row.probabilities),
+                "corrected_by": row.corrected_by, "corrected_at": row.corrected_at,
                 "model": f"{row.model_name} {row.model_version}",
                 "pieces": _pieces(row.text, [(s.start, s.end, s.theme_id) for s in statements]),
-                "aspects": [{"aspect": a.aspect, "polarity": a.polarity, "confidence": a.confidence,
-                             "evidence": [mask_pii(str(e.get("text", ""))) for e in a.evidence]} for a in aspects],
-                "themes": [{"theme_id": s.theme_id, "subtheme_id": s.subtheme_id, "statement": s.text}
-                           for s in statements],
+                "aspects": [{"aspect": a.aspect, "polarity": a.human_polarity or a.polarity,
+                             "model_polarity": a.polarity if a.origin == "model" else None,
+                             "human": a.human_polarity is not None, "confidence": a.confidence,
+                             "evidence": [mask_pii(str(e.get("text", ""))) for e in a.evidence]}
+                            for a in aspects if a.human_polarity != ABSENT],
+                "removed": [a.aspect for a in aspects if a.human_polarity == ABSENT],
+                "themes": [{"theme_id": s.theme_id, "subtheme_id": s.subtheme_id, "statement": s.text,
+                            "start": s.start} for s in statements],
             }
 
 

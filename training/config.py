@@ -177,6 +177,25 @@ class DataConfig:
 
 
 @dataclass
+class CorrectionsConfig:
+    """Analysts' corrections added to the training data (training/corrections.py)."""
+
+    file: str = ""  # a `bazkhord corrections export` file (the training data format)
+    # Or the store's corrections, read by `bazkhord train` at the start of the run (a database URL).
+    database_url: str = ""
+    repeat: int = 3  # each corrected comment is trained on this many times; chosen on dev (docs/BENCHMARKS.md)
+    holdout: float = 0.0  # share of corrected comments kept out of training, by hash: the retraining gate scores them
+
+    def __post_init__(self) -> None:
+        if self.file and self.database_url:
+            raise ConfigError("corrections.file and corrections.database_url are two sources: set one")
+        if not isinstance(self.repeat, int) or not 1 <= self.repeat <= 20:
+            raise ConfigError(f"corrections.repeat must be a whole number from 1 to 20, not {self.repeat!r}")
+        if not 0 <= self.holdout < 1:
+            raise ConfigError(f"corrections.holdout must be in [0, 1), not {self.holdout}")
+
+
+@dataclass
 class OutputConfig:
     models_dir: str = "artifacts/models"
 
@@ -187,6 +206,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     transformer: TransformerConfig = field(default_factory=TransformerConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    corrections: CorrectionsConfig = field(default_factory=CorrectionsConfig)
     normaliser: dict[str, Any] = field(default_factory=dict)
     output: OutputConfig = field(default_factory=OutputConfig)
 
@@ -201,13 +221,16 @@ class TrainConfig:
         values = dataclasses.asdict(self)
         if self.model.kind != "transformer":
             del values["transformer"]  # unused: keep the saved config to what shaped the model
+        if not (self.corrections.file or self.corrections.database_url):
+            del values["corrections"]  # unused: keep the saved config to what shaped the model
         return values
 
     def to_toml(self) -> str:
         return dump_toml(self.to_dict())
 
 
-SECTIONS = {"model": ModelConfig, "transformer": TransformerConfig, "data": DataConfig, "output": OutputConfig}
+SECTIONS = {"model": ModelConfig, "transformer": TransformerConfig, "data": DataConfig,
+            "corrections": CorrectionsConfig, "output": OutputConfig}
 
 
 def _parse_value(raw: str) -> Any:

@@ -23,6 +23,7 @@ from bazkhord.data.taxonomy import Taxonomy, load_taxonomy
 from bazkhord.model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
 from bazkhord.model.tagger import BaseTagger
 from bazkhord.training.config import TrainConfig
+from bazkhord.training.corrections import add_corrections, read_corrections
 from bazkhord.training.tfidf import Say, fit_tfidf, labels_of
 
 log = logging.getLogger(__name__)
@@ -94,14 +95,30 @@ def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> lis
     return [f"aspect names not in the taxonomy, kept as they are: {listed}"]
 
 
-def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int | None = None) -> TrainResult:
-    """Train, score on dev, and write a model folder. The same data and seed give the same model."""
+def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int | None = None,
+          corrections: Sequence[FeedbackRecord] | None = None) -> TrainResult:
+    """Train, score on dev, and write a model folder. The same data and seed give the same model.
+
+    `corrections`: analysts' corrected comments read by the caller (the store's, for `corrections.database_url`);
+    else `corrections.file` is read when set."""
     say, on_event = progress.phase, progress.event
     started = time.perf_counter()
     random.seed(config.seed)
     np.random.seed(config.seed)
     normaliser = config.normaliser_config
     splits, rejected, summaries = load_training_data(config, normaliser, say)
+    corrections_used = None
+    source = config.corrections.file or config.corrections.database_url
+    if corrections is None and config.corrections.file:
+        say(f"reading corrections {config.corrections.file}")
+        corrections, bad = read_corrections(config.corrections.file, config.data.max_bad_fraction)
+        rejected += bad
+    if corrections is not None:
+        splits, corrections_used = add_corrections(splits, corrections, normaliser, repeat=config.corrections.repeat,
+                                                   holdout=config.corrections.holdout, source=source or "corrections")
+        rejected += corrections_used.rejected
+        summaries.append(corrections_used.summary())
+        say(corrections_used.summary())
     for row in rejected:
         log.warning("skipped %s", row)
 
@@ -143,6 +160,7 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
     report = {
         "files": summaries,
         "sizes": sizes,
+        **({"corrections": corrections_used.to_dict()} if corrections_used is not None else {}),
         "rejected": [{"file": r.file, "row": r.row, "field": r.field, "reason": r.reason} for r in rejected],
         **report,
     }

@@ -12,7 +12,7 @@ import io
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,8 +23,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from bazkhord.data.calendar import CALENDARS, format_date, persian_digits
 from bazkhord.data.errors import BazkhordError, InputError
 from bazkhord.service.auth import retry_after_header
+from bazkhord.service.corrections import Change, CorrectionError
 from bazkhord.service.deps import Services, ServicesDep
 from bazkhord.service.gate import client_address
+from bazkhord.service.retraining import RetrainBusy
 from bazkhord.service.sessions import COOKIE, SignedIn
 from bazkhord.service.store import Filters
 from bazkhord.service.theme_report import looks_like_formula
@@ -257,10 +259,106 @@ async def comment_page(request: Request, services: ServicesDep, user: Reader, cl
     data = await run_in_threadpool(services.workspace.comment, client_id)
     if data is None:
         raise Refused(404, "نظری با این شناسه در انبار نیست.")
+    return page(request, "comment.html", {"title": "نظر", "c": data, "back": f"/app/comments/{quote(client_id)}",
+                                          "history": await run_in_threadpool(services.corrections.history, client_id),
+                                          **await correcting(services)})
+
+
+async def correcting(services: Services) -> dict[str, Any]:
+    """What the correction form needs: the model's labels, aspect names, the themes a statement may move to."""
     names = await run_in_threadpool(services.theme_store.names)
     taxonomy = services.taxonomy()
-    aspects = {a.key: a.name_fa for a in taxonomy.aspects} if taxonomy is not None else {}
-    return page(request, "comment.html", {"title": "نظر", "c": data, "names": names, "aspect_names": aspects})
+    loaded = services.registry.active
+    labels = services.labels() if loaded is not None else None
+    return {"names": names, "labels": labels, "shortcuts": False,
+            "aspect_names": {a.key: a.name_fa for a in taxonomy.aspects} if taxonomy is not None else {},
+            "others": sorted((n for n in names.values() if not n.hidden and n.merged_into is None),
+                             key=lambda n: n.label)}
+
+
+@router.get("/review")
+async def review_page(request: Request, services: ServicesDep, user: Reader,
+                      skip: Annotated[str, Query(max_length=10_000)] = "") -> HTMLResponse:
+    if not user.caller.allows("curate"):
+        raise Refused(403, f"کلید «{user.caller.name}» اجازه اصلاح ندارد (دسترسی curate لازم است).")
+    loaded = services.registry.active
+    if loaded is None:
+        raise Refused(503, "مدلی بارگذاری نشده است؛ صف بازبینی بدون مدل ساخته نمی‌شود.")
+    queue = await run_in_threadpool(services.review.queue, loaded, services.corrections.corrected_among)
+    ids = [cid for cid, _ in queue.items]
+    done = await run_in_threadpool(services.corrections.corrected_among, ids)
+    skipped = [s for s in skip.split(",") if s][:200]
+    waiting = [(cid, reason) for cid, reason in queue.items if cid not in done and cid not in skipped]
+    data, reason = None, None
+    for cid, why in waiting[:5]:  # a comment deleted since the queue was built is passed over
+        data = await run_in_threadpool(services.workspace.comment, cid)
+        if data is not None:
+            reason = why
+            break
+    _, total_corrected = await run_in_threadpool(services.corrections.counts)
+    context = await correcting(services)
+    context["shortcuts"] = True
+    back = "/app/review" + (f"?{urlencode({'skip': ','.join(skipped)})}" if skipped else "")
+    next_skip = urlencode({"skip": ",".join([*skipped, data["client_id"]])}) if data else ""
+    return page(request, "review.html", {"title": "صف بازبینی", "c": data, "reason": reason, "queued": len(ids),
+                                         "corrected": len(done), "total_corrected": total_corrected, "back": back,
+                                         "skip_query": next_skip, **context})
+
+
+@router.post("/review/rebuild")
+async def rebuild_queue(request: Request, services: ServicesDep, user: Reader) -> Response:
+    await form_of(request, user, "curate")
+    loaded = services.registry.active
+    if loaded is not None:
+        await run_in_threadpool(services.review.queue, loaded, services.corrections.corrected_among, True)
+    return RedirectResponse("/app/review", status_code=303)
+
+
+@router.post("/comments/{client_id}/correct")
+async def correct_comment(request: Request, services: ServicesDep, user: Reader, client_id: str) -> Response:
+    fields = await form_of(request, user, "curate")
+    aspects = {name.removeprefix("aspect:"): value for name, value in fields.items()
+               if name.startswith("aspect:") and value}
+    if fields.get("add_aspect"):
+        aspects[fields["add_aspect"]] = fields.get("add_polarity", "")
+    moves = [(number({"n": name.removeprefix("move:")}, "n"), number(fields, name)) for name, value in fields.items()
+             if name.startswith("move:") and value]
+    changes = [Change(client_id, fields.get("sentiment") or None, aspects, moves[0] if moves else None,
+                      fields.get("confirm") == "1")]
+    changes += [Change(client_id, statement=move) for move in moves[1:]]
+    if services.registry.active is None:
+        raise Refused(503, "مدلی بارگذاری نشده است؛ برچسب‌های مجاز را نمی‌دانیم.")
+    try:  # one comment: a change per statement moved, the labels with the first; all stored or none
+        await run_in_threadpool(services.corrections.correct, changes, services.labels(), user.caller.name)
+    except CorrectionError as error:
+        raise Refused(error.status if error.status < 500 else 422,
+                      "اصلاح پذیرفته نشد: " + "؛ ".join(message for _, message in error.problems)) from None
+    except InputError as error:
+        raise Refused(422, str(error)) from None
+    return RedirectResponse(back_to(fields, f"/app/comments/{quote(client_id)}"), status_code=303)
+
+
+@router.get("/retraining")
+async def retraining_page(request: Request, services: ServicesDep, user: Reader) -> HTMLResponse:
+    await run_in_threadpool(services.retraining.settle)
+    jobs = await run_in_threadpool(services.retraining.jobs, 20)
+    _, corrected = await run_in_threadpool(services.corrections.counts)
+    return page(request, "retraining.html", {
+        "title": "بازآموزی", "jobs": jobs, "running": any(j.status == "running" for j in jobs), "corrected": corrected,
+        "holdout": services.settings.retrain_holdout, "test_file": services.settings.retrain_test_file})
+
+
+@router.post("/retraining")
+async def start_retraining(request: Request, services: ServicesDep, user: Reader) -> Response:
+    await form_of(request, user, "admin")
+    loaded = services.registry.active
+    if loaded is None:
+        raise Refused(503, "مدلی بارگذاری نشده است.")
+    try:
+        await run_in_threadpool(services.retraining.start, loaded.name, user.caller.name)
+    except RetrainBusy:
+        raise Refused(409, "یک بازآموزی هم‌اکنون در جریان است؛ پیشرفتش در همین صفحه دیده می‌شود.") from None
+    return RedirectResponse("/app/retraining", status_code=303)
 
 
 @router.get("/runs")
@@ -342,9 +440,14 @@ async def split(request: Request, services: ServicesDep, user: Reader, sub_id: i
 
 @router.post("/statements/{row_id}/move")
 async def move(request: Request, services: ServicesDep, user: Reader, row_id: int) -> Response:
+    """A statement's theme corrected: recorded as a correction (who, when) and applied as a codebook move."""
     fields = await form_of(request, user, "curate")
-    return await edit(request, services, user, back_to(fields, "/app/"), action="move", statement_row=row_id,
-                      target=number(fields, "target"))
+    try:
+        await run_in_threadpool(services.corrections.move_statement, row_id, number(fields, "target"),
+                                user.caller.name)
+    except (CorrectionError, InputError) as error:
+        raise Refused(422, str(error)) from None
+    return RedirectResponse(back_to(fields, "/app/"), status_code=303)
 
 
 @router.post("/codebook/{edit_id}/undo")

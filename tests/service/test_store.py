@@ -36,7 +36,7 @@ def test_migrations_create_exactly_the_models_tables(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     upgrade(engine)  # again: nothing to do, no error
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -108,7 +108,7 @@ def test_retag_and_db_commands(sample_model: object, tmp_path: Path, capsys: pyt
     assert isinstance(sample_model, LoadedModel)
     url = f"sqlite:///{tmp_path}/cli.db"
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert "revision 0002" in capsys.readouterr().out
+    assert "revision 0003" in capsys.readouterr().out
     engine = make_engine(url)
     store = FeedbackStore(engine)
     store.add([NewFeedback("a", "پیک دو روز دیر اومد"), NewFeedback("b", "کیفیتش عالیه", channel="sms")],
