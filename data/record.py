@@ -32,6 +32,9 @@ class FeedbackRecord:
     # keeps its items. Theme reports break down by them.
     fields: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
     origin: str | None = field(default=None, compare=False)
+    # An analyst's correction of the sentiment (comments read from the feedback store): reports count it instead of
+    # the model's reading. Never a label of a training file (that is `sentiment`).
+    human_sentiment: str | None = field(default=None, compare=False)
 
     def location(self) -> tuple[str, int]:
         """(file, row) this record was read from, for messages; row 0 when it was not read from a file."""

@@ -38,8 +38,8 @@ class Predictor(Protocol):
 
 # One definition of "negative" for every figure bazkhord reports (the store's summary and the theme report alike).
 NEGATIVE_SENTIMENTS = ("negative", "mixed")
-NEGATIVE_SHARE_DEFINITION = ("share of comments whose sentiment, the model's reading of the whole comment, is negative "
-                             "or mixed")
+NEGATIVE_SHARE_DEFINITION = ("share of comments whose sentiment, an analyst's label where one corrected it, else the "
+                             "model's reading of the whole comment, is negative or mixed")
 
 
 @dataclass(frozen=True)

@@ -72,15 +72,14 @@ class ReviewQueues:
             doubt, theme_of = self._theme_doubt(session, [r.id for r in rows])
         normalised = tagger.normalise([r.text for r in rows])
         second = self._second_opinion(tagger, labels, normalised)
-        clusters, typical = text_clusters(normalised)
+        clusters = text_clusters(normalised)
         candidates = []
         for n, row in enumerate(rows):
             probabilities = [float(row.probabilities.get(label, 0.0)) for label in labels]
             candidates.append(Candidate(
                 row.client_id, normalised[n], probabilities, None if second is None else tuple(second[n]),
                 doubt.get(row.id, 0.0),
-                (theme_of.get(row.id, "-"), row.channel or "-", row.created_at.strftime("%Y-%m"), clusters[n]),
-                typical[n]))
+                (theme_of.get(row.id, "-"), row.channel or "-", row.created_at.strftime("%Y-%m"), clusters[n])))
         chosen = choose_for_review(candidates, self.settings.review_size, already=tagger.normalise(already))
         return [(candidates[i].key, reason) for i, reason in chosen]
 

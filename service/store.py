@@ -246,9 +246,7 @@ class FeedbackStore:
             "comments": int(total),
             "sentiment": {label: int(n) for label, n in sorted(sentiments.items())},
             "negative_share": sum(sentiments.get(label, 0) for label in NEGATIVE_SENTIMENTS) / total if total else None,
-            "negative_share_definition": NEGATIVE_SHARE_DEFINITION.replace(
-                "the model's reading of the whole comment", "an analyst's label where one corrected it, else the "
-                "model's reading of the whole comment"),
+            "negative_share_definition": NEGATIVE_SHARE_DEFINITION,
             "corrected": corrected,
             "mean_rating": float(mean_rating) if mean_rating is not None else None,
             "nps": {"responses": nps_n, "score": 100.0 * (promoters - detractors) / nps_n} if nps_n else None,
@@ -277,10 +275,11 @@ class FeedbackStore:
             matched = int(session.scalar(select(func.count(Feedback.id)).where(*where)) or 0)
             rows = session.execute(
                 select(Feedback.client_id, Feedback.text, Feedback.channel, Feedback.created_at, Feedback.rating,
-                       Feedback.nps, Feedback.product, Feedback.segment)
+                       Feedback.nps, Feedback.product, Feedback.segment, Feedback.human_sentiment)
                 .where(*where).order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit)).all()
         records = [FeedbackRecord(text=r.text, id=r.client_id, channel=r.channel, created_at=r.created_at,
-                                  rating=r.rating, nps=r.nps, product=r.product, segment=r.segment) for r in rows]
+                                  rating=r.rating, nps=r.nps, product=r.product, segment=r.segment,
+                                  human_sentiment=r.human_sentiment) for r in rows]
         return records[::-1], matched
 
     # -- re-tagging --------------------------------------------------------------------------------------

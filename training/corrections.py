@@ -4,7 +4,7 @@ A corrected comment is the company's own text with a human label, so it teaches 
 It goes to train only, never dev (a dev figure on what analysts chose is no estimate of the stream's), and it
 replaces a row of the configured data with the same text wherever that row was: the human label is the newer one.
 Each is repeated `corrections.repeat` times: a few hundred corrections beside thousands of rows of another
-domain otherwise move the model too little (the benchmark chose the default on dev splits).
+domain otherwise move the model little.
 """
 
 from __future__ import annotations

@@ -200,7 +200,8 @@ class ThemeAnalyzer:
     # -- the report -------------------------------------------------------------------------------------
     def comment_sentiment(self, records: Sequence[FeedbackRecord], statements: Sequence[Statement]) -> list[str]:
         """Each comment's sentiment, from the whole comment as the model reads it (the headline counts these, not
-        "any negative statement"); a one-statement comment reuses its statement's tag."""
+        "any negative statement"); a one-statement comment reuses its statement's tag; an analyst's correction, where
+        the store has one, wins."""
         counts = Counter(st.comment for st in statements)
         single = {st.comment: st.sentiment for st in statements if counts[st.comment] == 1}
         several = [i for i in range(len(records)) if i not in single]
@@ -209,7 +210,7 @@ class ThemeAnalyzer:
             batch = several[start : start + BATCH]
             for i, tag in zip(batch, self.tagger.tag([records[i].text for i in batch]), strict=True):
                 result[i] = tag.sentiment
-        return [result.get(i, "neutral") for i in range(len(records))]
+        return [records[i].human_sentiment or result.get(i, "neutral") for i in range(len(records))]
 
     def choose_taxonomy(self, statements: Sequence[Statement]) -> None:
         """The taxonomy of the report (settings.taxonomy), and whether statements get its aspects zero-shot."""

@@ -60,15 +60,9 @@ def test_near_duplicates_and_already_corrected_are_skipped() -> None:
     assert seen.seen("سلام") and not seen.seen("خداحافظ")
 
 
-def test_typical_comments_outweigh_odd_ones() -> None:
-    odd = Candidate("odd", "xq zzv 123", [0.5, 0.5], typicality=0.1)
-    typical = Candidate("typical", "غذا سرد بود", [0.6, 0.4], typicality=1.0)
-    assert [c for c, _ in choose_for_review([odd, typical], 1)] == [1]
-
-
-def test_text_clusters_label_every_text_with_a_typicality() -> None:
+def test_text_clusters_group_comments_that_read_alike() -> None:
     texts = [f"غذا سرد بود {i}" for i in range(30)] + [f"ارسال دیر بود {i}" for i in range(30)]
-    labels, typicality = text_clusters(texts, clusters=2)
-    assert len(labels) == len(typicality) == 60 and all(0 <= t <= 1 for t in typicality)
-    assert len(set(labels[:30])) == 1 and labels[0] != labels[-1]
-    assert text_clusters(texts[:3], clusters=2) == (["0"] * 3, [1.0] * 3)
+    labels = text_clusters(texts, clusters=2)
+    assert len(labels) == 60 and len(set(labels[:30])) == 1 and labels[0] != labels[-1]
+    assert text_clusters(texts[:3], clusters=2) == ["0"] * 3
+

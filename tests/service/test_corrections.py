@@ -306,3 +306,47 @@ def test_workspace_corrects_a_comment_and_shows_the_review_queue(served: tuple[A
     reader.post("/app/login", content=f"key={keys['report']}&next=/app/", headers=FORM)
     assert reader.get("/app/review").status_code == 403
     assert 'action="/app/comments/' not in reader.get(f"/app/comments/{cid}").text
+
+
+def test_a_retraining_with_too_few_corrections_fails_with_the_reason(served: tuple[Any, Path, dict[str, str]]) -> None:
+    app, folder, _ = served
+    services = app.state.services
+    with Session(services.engine) as session, session.begin():
+        job = RetrainJob(requested_by="test", status="running", phase="", done=0, total=0, started_at=utcnow(),
+                         model_name=services.registry.active.name)
+        session.add(job)
+        session.flush()
+        job_id = job.id
+    from bazkhord.data.errors import DataError
+
+    with pytest.raises(DataError, match="needs at least 100000"):
+        retrain(services.engine, folder / "models", job_id, "", 0.2, min_corrections=100_000)
+    failed = services.retraining.job(job_id)
+    assert failed.status == "failed" and "needs at least 100000" in failed.error and failed.finished_at is not None
+
+
+def test_train_reads_the_store_corrections_named_in_its_config(served: tuple[Any, Path, dict[str, str]],
+                                                                tmp_path: Path) -> None:
+    app, folder, keys = served
+    correct_against_gold(app, keys["report,curate"], 30)
+    url = f"sqlite:///{folder / 'store.db'}"
+    assert main(["train", "--config", str(SAMPLE.parents[2] / "training/configs/sample.toml"), "--data", str(SAMPLE),
+                 "--models-dir", str(tmp_path), "--set", f'corrections.database_url="{url}"', "-q"]) == 0
+    version = (tmp_path / "sample" / LATEST_FILE).read_text(encoding="utf-8").strip()
+    report = json.loads((tmp_path / "sample" / version / "training_report.json").read_text(encoding="utf-8"))
+    exported = app.state.services.corrections.export().rows
+    assert report["corrections"]["rows"] == len(exported) > 0 and report["corrections"]["source"] == url
+
+
+def test_the_theme_report_over_the_store_counts_the_human_labels(served: tuple[Any, Path, dict[str, str]]) -> None:
+    app, _, keys = served
+    client = api(app, keys["report,curate"])
+    positive = [cid for cid in stored_ids(app, 120, offset=200)
+                if client.get(f"/v1/feedback/{cid}").json()["sentiment"] == "positive"][:20]
+    client.post("/v1/corrections", json={"items": [{"client_id": c, "sentiment": "negative"} for c in positive]}
+                ).raise_for_status()
+    summary = client.get("/v1/reports/summary").json()
+    totals = client.get("/v1/reports/themes", params={"min_theme_size": 2}).json()["totals"]
+    assert totals["negative_share"] == pytest.approx(summary["negative_share"], abs=1e-4)
+    assert totals["negative_share_definition"] == summary["negative_share_definition"]
+    assert "analyst" in summary["negative_share_definition"]
