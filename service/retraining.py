@@ -223,7 +223,7 @@ class RetrainJobs:
                  min_corrections: int) -> None:
         self.engine, self.database_url, self.models_dir = engine, database_url, models_dir
         self.test_file, self.holdout, self.min_corrections = test_file, holdout, min_corrections
-        self._children: list[subprocess.Popen[bytes]] = []
+        self._children: list[tuple[subprocess.Popen[bytes], int]] = []  # (process, its job)
 
     def start(self, model_name: str, requested_by: str) -> int:
         self.settle()
@@ -248,7 +248,7 @@ class RetrainJobs:
             child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         with Session(self.engine) as session, session.begin():
             session.execute(update(RetrainJob).where(RetrainJob.id == job_id).values(pid=child.pid))
-        self._children.append(child)
+        self._children.append((child, job_id))
         threading.Thread(target=self._reap, args=(child, job_id), name=f"bazkhord-retrain-{job_id}",
                          daemon=True).start()
         return job_id
@@ -264,7 +264,7 @@ class RetrainJobs:
     def settle(self) -> None:
         """Mark failed a running job whose process, started here, is gone, or that has run past STALE (a process
         of another host or of a service that died)."""
-        ended = {c.pid for c in self._children if c.poll() is not None}
+        ended = {c.pid for c, _ in self._children if c.poll() is not None}
         with Session(self.engine) as session, session.begin():
             for job in session.scalars(select(RetrainJob).where(RetrainJob.status == "running")):
                 if utcnow() - job.started_at > STALE or job.pid in ended:
@@ -280,8 +280,9 @@ class RetrainJobs:
             return session.get(RetrainJob, job_id)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """At shutdown: a running retraining is ended (its job marked failed), never left behind."""
-        for child in self._children:
+        """At shutdown: a running retraining is ended and its job marked failed (so it does not block the next one
+        until it goes stale), never left behind."""
+        for child, job_id in self._children:
             if child.poll() is None:
                 child.terminate()
                 try:
@@ -289,3 +290,7 @@ class RetrainJobs:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
+                with Session(self.engine) as session, session.begin():
+                    session.execute(update(RetrainJob).where(RetrainJob.id == job_id, RetrainJob.status == "running")
+                                    .values(status="failed", error="the service stopped while it ran",
+                                            finished_at=utcnow(), phase="failed"))

@@ -110,6 +110,9 @@ class Filters:
         return found
 
 
+ABSENT = "absent"  # an analyst's polarity for an aspect the model found and the comment does not speak of
+
+
 def effective_sentiment() -> ColumnElement[str]:
     """The label the reports count: an analyst's where there is one, else the model's."""
     return func.coalesce(Feedback.human_sentiment, Feedback.sentiment)
@@ -152,8 +155,6 @@ def _apply_tag(row: Feedback, tag: Tag, model_name: str, model_version: str) -> 
     ] + [human_aspect(name, polarity) for name, polarity in human.items()
          if polarity != ABSENT and name not in {a.aspect for a in tag.aspects}]
 
-
-ABSENT = "absent"
 
 
 def human_aspect(aspect: str, polarity: str) -> FeedbackAspect:

@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import ClientDisconnect
 
 from bazkhord.data.calendar import CALENDARS, format_date, persian_digits
 from bazkhord.data.errors import BazkhordError, InputError
@@ -88,7 +89,10 @@ async def form_of(request: Request, user: SignedIn, scope: str) -> dict[str, str
     """A write's form fields, after its scope and CSRF token are checked."""
     if not user.caller.allows(scope):
         raise Refused(403, f"کلید «{user.caller.name}» اجازه این کار را ندارد (دسترسی {scope} لازم است).")
-    body = (await request.body())[:20_000].decode("utf-8", errors="replace")
+    try:
+        body = (await request.body())[:20_000].decode("utf-8", errors="replace")
+    except ClientDisconnect:  # the browser went elsewhere mid-form: nothing to change, and nobody to answer
+        raise Refused(400, "فرم کامل نرسید.") from None
     fields = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
     if not user.csrf_ok(fields.get("csrf")):
         raise Refused(403, "نشانه CSRF فرم نادرست است یا نیامده است؛ صفحه را دوباره باز کنید.")

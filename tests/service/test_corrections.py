@@ -350,3 +350,16 @@ def test_the_theme_report_over_the_store_counts_the_human_labels(served: tuple[A
     assert totals["negative_share"] == pytest.approx(summary["negative_share"], abs=1e-4)
     assert totals["negative_share_definition"] == summary["negative_share_definition"]
     assert "analyst" in summary["negative_share_definition"]
+
+
+def test_stopping_the_service_ends_a_running_retraining_and_fails_its_job(
+        served: tuple[Any, Path, dict[str, str]]) -> None:
+    app, _, _ = served
+    jobs = app.state.services.retraining
+    name = app.state.services.registry.active.name
+    job_id = jobs.start(name, "test")
+    child = jobs._children[-1][0]
+    jobs.stop(timeout=10)
+    assert child.poll() is not None  # no process left behind
+    job = jobs.job(job_id)
+    assert job.status == "failed" and job.error

@@ -157,3 +157,20 @@ def test_report_applies_the_codebook_of_a_store(served: tuple[Any, Path, dict[st
     assert next(t for t in report["themes"] if t["codebook_id"] == theme.id)["label"] == "نام کدبوک"
     trends = (tmp_path / "r" / "trends.csv").read_text(encoding="utf-8")
     assert "period_label" in trends.splitlines()[0] and "۱۴۰۵" in trends
+
+
+def test_a_form_whose_browser_left_is_refused_not_an_error() -> None:
+    import asyncio
+
+    from starlette.requests import Request
+
+    from bazkhord.service.routes.workspace import Refused, form_of
+
+    async def gone() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    request = Request({"type": "http", "method": "POST", "path": "/app/x", "headers": []}, gone)
+    user = type("U", (), {"caller": type("C", (), {"allows": lambda self, scope: True, "name": "a"})()})()
+    with pytest.raises(Refused) as refused:
+        asyncio.run(form_of(request, user, "curate"))  # type: ignore[arg-type]
+    assert refused.value.status == 400
