@@ -137,45 +137,56 @@ class ModelRegistry:
     def follow(self) -> LoadedModel | None:
         """Serve the version the store records as active, when another process activated one: the new model when
         it changed here, else None. Only a service started from a bare model name follows (as `start` does)."""
-        current = self._active
-        if current is None or self.engine is None or not self._is_bare_name(self.reference):
+        if self._active is None or self.engine is None or not self._is_bare_name(self.reference):
             return None
-        with Session(self.engine) as session:
-            row = session.scalars(select(ModelActivation).where(ModelActivation.model_name == current.name)
-                                  .order_by(ModelActivation.id.desc()).limit(1)).first()
-        if row is None or row.model_version == current.version:
-            return None
-        return self.activate(row.model_version, row.activated_by, action=row.action, record=False)
+        # Read and act under the activation lock: an activation made here swaps the model before it records itself,
+        # and a read between the two would take the record before it for another process's and swap back to it.
+        if not self._lock.acquire(blocking=False):
+            return None  # an activation is under way here: the next look sees its record
+        try:
+            current = self._active
+            with Session(self.engine) as session:
+                row = session.scalars(select(ModelActivation).where(ModelActivation.model_name == current.name)
+                                      .order_by(ModelActivation.id.desc()).limit(1)).first()
+            if row is None or row.model_version == current.version:
+                return None
+            return self._activate(row.model_version, row.activated_by, row.action, record=False)
+        finally:
+            self._lock.release()
 
     def activate(self, version: str, by: str | None = None, action: str = "activate", record: bool = True
                  ) -> LoadedModel:
         """Make `version` of the served model active. Raises ModelFolderError (and changes nothing) when the folder
         is missing, corrupt, incomplete, of another model, or does not load."""
         with self._lock:
-            current = self._active
-            if current is None or self.name_dir is None:
-                raise ModelFolderError("no model is active, so there is no model name whose versions to choose from")
-            if not version or "/" in version or "\\" in version or version.startswith("."):
-                raise ModelFolderError(f"{version!r} is not a version name (see GET /v1/models)")
-            folder = self.name_dir / version
-            if not (folder / MANIFEST_FILE).exists():
-                raise ModelFolderError(f"{current.name} has no version {version!r} (in {self.name_dir}); "
-                                       "see GET /v1/models")
-            loaded = load_model(folder)
-            if loaded.name != current.name:
-                raise ModelFolderError(f"{folder} holds model {loaded.name!r}, not {current.name!r}")
-            try:
-                warm_up(loaded)
-                self.prepare(loaded)
-            except Exception as error:  # a model that loads but cannot tag must not go live
-                raise ModelFolderError(f"{folder}: the model loads but fails to tag ({type(error).__name__}: {error})"
-                                       ) from error
-            self._active = loaded  # the swap: one reference assignment
-            freeze_heap()  # the new version lives as long as it is served: out of the collector's walks
-            if record:
-                self._record(loaded, action, by)
-            log.info("%s %s: now serving %s (was %s)", action, loaded.name, loaded.version, current.version)
-            return loaded
+            return self._activate(version, by, action, record)
+
+    def _activate(self, version: str, by: str | None, action: str, record: bool) -> LoadedModel:
+        """`activate`, the lock held."""
+        current = self._active
+        if current is None or self.name_dir is None:
+            raise ModelFolderError("no model is active, so there is no model name whose versions to choose from")
+        if not version or "/" in version or "\\" in version or version.startswith("."):
+            raise ModelFolderError(f"{version!r} is not a version name (see GET /v1/models)")
+        folder = self.name_dir / version
+        if not (folder / MANIFEST_FILE).exists():
+            raise ModelFolderError(f"{current.name} has no version {version!r} (in {self.name_dir}); "
+                                   "see GET /v1/models")
+        loaded = load_model(folder)
+        if loaded.name != current.name:
+            raise ModelFolderError(f"{folder} holds model {loaded.name!r}, not {current.name!r}")
+        try:
+            warm_up(loaded)
+            self.prepare(loaded)
+        except Exception as error:  # a model that loads but cannot tag must not go live
+            raise ModelFolderError(f"{folder}: the model loads but fails to tag ({type(error).__name__}: {error})"
+                                   ) from error
+        self._active = loaded  # the swap: one reference assignment
+        freeze_heap()  # the new version lives as long as it is served: out of the collector's walks
+        if record:
+            self._record(loaded, action, by)
+        log.info("%s %s: now serving %s (was %s)", action, loaded.name, loaded.version, current.version)
+        return loaded
 
     def rollback(self, by: str | None = None) -> LoadedModel:
         """Go back to the version that was active before the current one (as recorded in the store)."""

@@ -211,3 +211,33 @@ def test_a_dead_model_worker_is_replaced(sample_model: LoadedModel, tmp_path: Pa
         if answers[0].status_code == 503:
             assert answers[0].json()["error"]["code"] == "model_unavailable"
         assert answers[-1].status_code == 200 and answers[-1].json()["results"][0]["sentiment"] == "negative"
+
+
+def test_following_the_store_never_undoes_an_activation_under_way(versions: tuple[Path, list[str]],
+                                                                   tmp_path: Path) -> None:
+    """A look at the store between this process's swap and its record must not take the older record for another
+    process's activation and swap back."""
+    from bazkhord.service.db import make_engine, upgrade
+    from bazkhord.service.registry import ModelRegistry
+
+    root, _ = versions
+    engine = make_engine(f"sqlite:///{tmp_path / 'follow.db'}")
+    upgrade(engine)
+    registry = ModelRegistry("sample", root, engine)
+    registry.start()
+    registry.record_startup()
+    looked: list[object] = []
+    record = registry._record
+
+    def record_after_a_look(loaded: LoadedModel, action: str, by: str | None) -> None:
+        look = threading.Thread(target=lambda: looked.append(registry.follow()))
+        look.start()
+        look.join(5)
+        looked.append(look.is_alive())
+        record(loaded, action, by)
+
+    registry._record = record_after_a_look  # type: ignore[method-assign]
+    registry.activate("v2", "test")
+    assert looked == [None, False]  # the look stood back at once
+    assert registry.active is not None and registry.active.version == "v2"
+    assert registry.follow() is None and registry.active.version == "v2"
