@@ -80,7 +80,8 @@ def curve(strategy: str, seed: int, source: Path, pool: list[Any], normalised: l
     for budget in budgets:
         need = budget - len(taken)
         if strategy == "random":
-            left = [i for i in range(len(pool)) if i not in set(taken)]
+            chosen = set(taken)
+            left = [i for i in range(len(pool)) if i not in chosen]
             picks = rng.sample(left, need)
         else:
             picks = queue_picks(tagger, pool, normalised, clusters, set(taken), need)

@@ -17,15 +17,13 @@ def store_corrections(database_url: str) -> tuple[list[FeedbackRecord], str]:
     """The store's corrections as records, and the URL with its password hidden (it is saved in the config)."""
     from sqlalchemy.engine import make_url
 
-    from bazkhord.service.corrections import CorrectionStore
+    from bazkhord.service.corrections import CorrectionStore, as_records
     from bazkhord.service.db import make_engine, upgrade
     from bazkhord.service.themestore import ThemeStore
 
     made = make_engine(database_url)
     upgrade(made)
-    rows = CorrectionStore(made, ThemeStore(made)).export().rows
-    records = [FeedbackRecord(text=r["text"], id=r["id"], sentiment=r["sentiment"], aspects=r["aspects"],
-                              origin=f"store:{r['id']}") for r in rows]
+    records = as_records(CorrectionStore(made, ThemeStore(made)).export().rows)
     return records, make_url(database_url).render_as_string(hide_password=True)
 
 
@@ -58,30 +56,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from bazkhord.service.db import RetrainJob, utcnow
-    from bazkhord.service.retraining import retrain
+    from bazkhord.service.retraining import new_job, retrain
 
     config = settings(args)
     store = engine(args)
     job_id = args.job
     if job_id is None:  # from the command line: a job of its own, listed in the workspace like the others
-        from sqlalchemy.exc import IntegrityError
-        from sqlalchemy.orm import Session
-
         from bazkhord.model.folder import default_model
-        from bazkhord.service.retraining import RetrainBusy
 
-        name = args.model or config.model or default_model(config.models_dir)
-        with Session(store) as session:
-            try:
-                with session.begin():
-                    job = RetrainJob(requested_by="command line", status="running", phase="starting", done=0,
-                                     total=0, started_at=utcnow(), model_name=name)
-                    session.add(job)
-                    session.flush()
-                    job_id = job.id
-            except IntegrityError:
-                raise RetrainBusy("a retraining is running already (see the workspace's retraining page)") from None
+        job_id = new_job(store, args.model or config.model or default_model(config.models_dir), "command line")
     verdict = retrain(store, config.models_dir, job_id, args.test_file if args.test_file is not None
                       else config.retrain_test_file, args.holdout if args.holdout is not None else config.retrain_holdout,
                       args.min_corrections if args.min_corrections is not None else config.retrain_min_corrections)

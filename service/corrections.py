@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bazkhord.data.pii import mask_pii
+from bazkhord.data.record import FeedbackRecord
 from bazkhord.service.db import CodebookTheme, Correction, Feedback, ThemeStatement, utcnow
 from bazkhord.service.store import ABSENT, Stored, _stored, human_aspect
 from bazkhord.service.themestore import ThemeStore
@@ -227,6 +228,12 @@ class CorrectionStore:
                 conflicts += _conflicts(row.client_id, kept)
         return ExportedRows([{k: v for k, v in r.items() if v is not None or k in ("sentiment", "aspects")}
                              for r in rows], conflicts)
+
+
+def as_records(rows: Sequence[dict[str, Any]]) -> list[FeedbackRecord]:
+    """Exported rows as the training data's records (what `corrections.file` would read back)."""
+    return [FeedbackRecord(text=r["text"], id=r["id"], sentiment=r["sentiment"], aspects=r["aspects"],
+                           origin=f"store:{r['id']}") for r in rows]
 
 
 def _conflicts(client_id: str, corrections: Sequence[Correction]) -> list[dict[str, Any]]:

@@ -42,7 +42,7 @@ from bazkhord.model.folder import (
     write_latest,
 )
 from bazkhord.model.metrics import headline, score_tags
-from bazkhord.service.corrections import CorrectionStore
+from bazkhord.service.corrections import CorrectionStore, as_records
 from bazkhord.service.db import ModelActivation, RetrainJob, utcnow
 from bazkhord.service.themestore import ThemeStore
 
@@ -107,19 +107,19 @@ class JobProgress:
     def __init__(self, engine: Engine, job_id: int) -> None:
         self.engine, self.job_id = engine, job_id
 
-    def _write(self, **values: Any) -> None:
+    def write(self, **values: Any) -> None:
         with Session(self.engine) as session, session.begin():
             session.execute(update(RetrainJob).where(RetrainJob.id == self.job_id).values(**values))
 
     def phase(self, message: str) -> None:
-        self._write(phase=message[:500])
+        self.write(phase=message[:500])
 
     def count(self, done: int, total: int | None, unit: str) -> None:
-        self._write(done=done, total=total or 0)
+        self.write(done=done, total=total or 0)
 
     def event(self, event: dict[str, Any]) -> None:
         if event.get("kind") in ("step", "epoch") and event.get("total_steps"):
-            self._write(done=int(event.get("step", 0)), total=int(event["total_steps"]))
+            self.write(done=int(event.get("step", 0)), total=int(event["total_steps"]))
 
 
 def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", holdout: float = 0.2,
@@ -138,11 +138,10 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
     try:
         champion_version = active_version(engine, models_dir, name)
         champion = load_model(f"{name}@{champion_version}", models_dir)
-        progress._write(champion=champion_version)
+        progress.write(champion=champion_version)
         progress.phase("exporting the corrections")
         exported = CorrectionStore(engine, ThemeStore(engine)).export()
-        corrections = [FeedbackRecord(text=r["text"], id=r["id"], sentiment=r["sentiment"], aspects=r["aspects"],
-                                      origin=f"store:{r['id']}") for r in exported.rows]
+        corrections = as_records(exported.rows)
         if len(corrections) < min_corrections:
             raise DataError(f"{len(corrections)} corrected comment(s); a retraining needs at least {min_corrections}")
         config_path = champion.folder / CONFIG_FILE
@@ -153,7 +152,7 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
         config.corrections.file, config.corrections.database_url = "", url
         result = train(config, progress, corrections=corrections)
         challenger = load_model(result.folder)
-        progress._write(challenger=challenger.version)
+        progress.write(challenger=challenger.version)
 
         progress.phase("scoring champion and challenger")
         kept = held_out(corrections, holdout, config.normaliser_config)
@@ -179,10 +178,10 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
                                             + (f" ({requested.requested_by})" if requested else "")))
         else:
             write_latest(models_dir / name, champion_version)  # the registry's newest stays the one serving
-        progress._write(status="done", decision=decision, figures=figures, finished_at=utcnow(), phase=why[:500])
+        progress.write(status="done", decision=decision, figures=figures, finished_at=utcnow(), phase=why[:500])
         return {"decision": decision, "figures": figures, "challenger": challenger.version}
     except Exception as error:
-        progress._write(status="failed", error=f"{type(error).__name__}: {error}"[:4000], finished_at=utcnow(),
+        progress.write(status="failed", error=f"{type(error).__name__}: {error}"[:4000], finished_at=utcnow(),
                         phase="failed")
         raise
 
@@ -215,6 +214,20 @@ def decide(held: Sequence[Score], test: Sequence[Score]) -> tuple[str, str]:
     return "activated", f"held-out corrections {challenger:.4f} > {champion:.4f} (no test file configured)"
 
 
+def new_job(engine: Engine, model_name: str, requested_by: str) -> int:
+    """A running job's row; RetrainBusy while another runs (the partial unique index, across processes)."""
+    with Session(engine) as session:
+        try:
+            with session.begin():
+                job = RetrainJob(requested_by=requested_by, status="running", phase="starting", done=0, total=0,
+                                 started_at=utcnow(), model_name=model_name)
+                session.add(job)
+                session.flush()
+                return job.id
+        except IntegrityError:
+            raise RetrainBusy("a retraining is running already; its progress is on the retraining page") from None
+
+
 class RetrainJobs:
     """Starts retraining processes and lists their jobs. One runs at a time, across processes (a partial unique
     index); a process that died leaves a job marked failed by the next look."""
@@ -227,16 +240,7 @@ class RetrainJobs:
 
     def start(self, model_name: str, requested_by: str) -> int:
         self.settle()
-        with Session(self.engine) as session:
-            try:
-                with session.begin():
-                    job = RetrainJob(requested_by=requested_by, status="running", phase="starting", done=0, total=0,
-                                     started_at=utcnow(), model_name=model_name)
-                    session.add(job)
-                    session.flush()
-                    job_id = job.id
-            except IntegrityError:
-                raise RetrainBusy("a retraining is running already; its progress is on the retraining page") from None
+        job_id = new_job(self.engine, model_name, requested_by)
         command = [sys.executable, "-m", "bazkhord.cli", "retrain", "--job", str(job_id), "--database-url",
                    self.database_url, "--models-dir", str(self.models_dir), "--holdout", str(self.holdout),
                    "--min-corrections", str(self.min_corrections)]

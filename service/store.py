@@ -83,7 +83,6 @@ class Stored:
     corrected_by: str | None = None
     corrected_at: datetime | None = None
     removed_aspects: tuple[str, ...] = ()
-    id: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,7 @@ def _stored(row: Feedback) -> Stored:
         api_key_id=row.api_key_id, model_sentiment=row.sentiment, human_sentiment=row.human_sentiment,
         corrected_by=row.corrected_by,
         corrected_at=row.corrected_at,
-        removed_aspects=tuple(a.aspect for a in row.aspects if a.human_polarity == ABSENT), id=row.id)
+        removed_aspects=tuple(a.aspect for a in row.aspects if a.human_polarity == ABSENT))
 
 
 def _apply_tag(row: Feedback, tag: Tag, model_name: str, model_version: str) -> None:

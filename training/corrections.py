@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bazkhord.data.normalise import NormaliserConfig, normalise
-from bazkhord.data.readers import read_records
 from bazkhord.data.record import FeedbackRecord, RejectedRow
 from bazkhord.data.split import split_of
 
@@ -42,11 +41,6 @@ class CorrectionsUsed:
         return (f"corrections from {self.source}: {self.rows} corrected comments, {self.used} used (each seen "
                 f"{self.repeat}x), {self.held_out} held out for the gate, {replaced} rows of the configured data "
                 f"replaced by them, {len(self.rejected)} rejected")
-
-
-def read_corrections(path: str, max_bad_fraction: float = 0.1) -> tuple[list[FeedbackRecord], list[RejectedRow]]:
-    result = read_records(path, max_bad_fraction=max_bad_fraction)
-    return result.records, result.rejected
 
 
 def is_held_out(record: FeedbackRecord, fraction: float, normaliser: NormaliserConfig) -> bool:

@@ -23,7 +23,7 @@ from bazkhord.data.taxonomy import Taxonomy, load_taxonomy
 from bazkhord.model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
 from bazkhord.model.tagger import BaseTagger
 from bazkhord.training.config import TrainConfig
-from bazkhord.training.corrections import add_corrections, read_corrections
+from bazkhord.training.corrections import add_corrections
 from bazkhord.training.tfidf import Say, fit_tfidf, labels_of
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,9 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
     source = config.corrections.file or config.corrections.database_url
     if corrections is None and config.corrections.file:
         say(f"reading corrections {config.corrections.file}")
-        corrections, bad = read_corrections(config.corrections.file, config.data.max_bad_fraction)
-        rejected += bad
+        read = read_records(config.corrections.file, max_bad_fraction=config.data.max_bad_fraction)
+        corrections = read.records
+        rejected += read.rejected
     if corrections is not None:
         splits, corrections_used = add_corrections(splits, corrections, normaliser, repeat=config.corrections.repeat,
                                                    holdout=config.corrections.holdout, source=source or "corrections")
