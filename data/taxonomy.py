@@ -42,6 +42,9 @@ class Taxonomy:
     context_words: tuple[str, ...] = ()
     # The aspect a complaint about a product itself belongs to when no other aspect is found («سالاد افتضاح بود»).
     product_aspect: str = ""
+    # Words of the business that name no aspect but tell the domain (a device's parts and features: «صفحه»,
+    # «باتری»): what complaints in this business blame, counted when the report decides whether the taxonomy fits.
+    domain_words: tuple[str, ...] = ()
 
     def zero_shot_threshold(self, embedder: str) -> float | None:
         return dict(self.zero_shot).get(embedder)
@@ -95,6 +98,8 @@ class Taxonomy:
             values["product_aspect"] = self.product_aspect
         if self.context_words:
             values["context_words"] = list(self.context_words)
+        if self.domain_words:
+            values["domain_words"] = list(self.domain_words)
         return values
 
     @classmethod
@@ -129,7 +134,7 @@ class Taxonomy:
         if not isinstance(zero_shot, dict) or not all(isinstance(v, int | float) and 0 < v < 1 for v in zero_shot.values()):
             raise DataError(f"{where}: [zero_shot] maps an embedder name to a similarity between 0 and 1")
         words = {}
-        for name in ("product_words", "context_words"):
+        for name in ("product_words", "context_words", "domain_words"):
             found = values.get(name, [])
             if not isinstance(found, list) or not all(isinstance(w, str) and w.strip() for w in found):
                 raise DataError(f"{where}: {name} is a list of words")
@@ -139,7 +144,7 @@ class Taxonomy:
             raise DataError(f"{where}: product_aspect {product_aspect!r} is not an aspect key; known: {keys}")
         return cls(tuple(aspects), int(version) if isinstance(version, int) else 1, str(values.get("domain", "")),
                    tuple(sorted((str(k), float(v)) for k, v in zero_shot.items())),
-                   words["product_words"], words["context_words"], product_aspect)
+                   words["product_words"], words["context_words"], product_aspect, words["domain_words"])
 
 
 def taxonomy_names() -> list[str]:

@@ -27,6 +27,7 @@ from bazkhord.data.record import FeedbackRecord
 from bazkhord.data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
 from bazkhord.model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION
 from bazkhord.model.tagger import BaseTagger
+from bazkhord.model.themes import discovery
 from bazkhord.model.themes.codebook import Curator
 from bazkhord.model.themes.embeddings import default_embedder
 from bazkhord.model.themes.found import FoundTheme
@@ -91,9 +92,16 @@ class ThemeSettings:
     # Trends cover at most this many periods, the newest: one comment dated decades off must not make a report of
     # thousands of empty periods (or take minutes to walk them).
     max_periods: int = 400
-    # The aspects themes are made of: "auto" (the shipped taxonomy whose seed phrases fit the complaints best; the
-    # model's own when that is it), "model" (the model's own), or a shipped name (ecommerce, food_delivery) / file.
+    # The aspects themes are made of: "auto" (the shipped taxonomy that names most of what the complaints blame, when
+    # it names at least `taxonomy_fit` of it; else causes are discovered), "discover", "model" (the model's own), or a
+    # shipped name (ecommerce, food_delivery) / file (a draft codebook a discovery run wrote, edited or not).
     taxonomy: str = "auto"
+    # Least share of the targets complaints blame (weighted by comments) that a shipped taxonomy must name to be
+    # used; chosen on the shared sets' dev splits of five domains (docs/THEMES.md, docs/BENCHMARKS.md "Themes").
+    taxonomy_fit: float = 0.45
+    # Discovered targets whose complaints read this alike are one cause (cosine of the encoder's centred vectors,
+    # average linkage; chosen on the hand-labelled hotel causes, data/labels/hotels_causes.jsonl).
+    join_similarity: float = 0.3
     # A negative statement inside a comment the model calls positive is a complaint only when this sure: a happy
     # customer's «بازم سفارش میدم» read as negative must not be quoted as a complaint.
     strong_negative: float = 0.6
@@ -187,6 +195,11 @@ class ThemeAnalyzer:
         self._held: dict[int, FoundTheme] = {}  # id of a measured theme -> what clustering found for it
         self._periods_seen: list[str] = []  # the report's periods, oldest first
         self._before = 0  # dated comments older than the report's periods
+        self._business: frozenset[str] = frozenset()  # set by analyse: words naming the business itself («هتل»)
+        self._discover = False  # no taxonomy fits: causes are discovered (set by choose_taxonomy)
+        self.fit_: dict[str, object] = {}  # how well each shipped taxonomy fits, set by choose_taxonomy under "auto"
+        self.discovered_: Taxonomy | None = None  # the draft codebook of a discovery run
+        self._causeless = 0  # complaint statements that name no cause (feelings, verdicts, intentions)
         self._set_names()
 
     def _set_names(self) -> None:
@@ -213,32 +226,39 @@ class ThemeAnalyzer:
         return [records[i].human_sentiment or result.get(i, "neutral") for i in range(len(records))]
 
     def choose_taxonomy(self, statements: Sequence[Statement]) -> None:
-        """The taxonomy of the report (settings.taxonomy), and whether statements get its aspects zero-shot."""
+        """The taxonomy of the report (settings.taxonomy), and whether statements get its aspects zero-shot. Under
+        "auto", the shipped taxonomy (or the model's own) that names most of what the complaints blame, if it names
+        at least `taxonomy_fit` of it; otherwise none, and causes are discovered."""
         choice = self.settings.taxonomy
         own = self.tagger.taxonomy
+        self._discover, self.fit_ = choice == "discover", {}
         if choice == "model":
             self.taxonomy, self.zero_shot = own, None
+        elif choice == "discover":
+            self.taxonomy = None
         elif choice != "auto":
             self.taxonomy = load_taxonomy(choice)
         else:
-            # The shipped taxonomy whose seed phrases reach the most complaints, by the lexical similarity (fast).
-            pool = [st.normalised for st in statements if st.opinion and st.negative_probability >= LEANS_NEGATIVE]
-            pool = pool[:3000]
+            pool = [(st.comment, st.normalised) for st in statements
+                    if st.opinion and st.negative_probability >= LEANS_NEGATIVE][:5000]
+            counts, surface = discovery.blamed_terms(pool, self._business)
             candidates = [load_taxonomy(name) for name in taxonomy_names() if name != "default"]
             if own is not None and own.keys not in [t.keys for t in candidates]:
                 candidates.append(own)
-
-            def coverage(taxonomy: Taxonomy) -> float:
-                if not pool or not any(a.seeds for a in taxonomy.aspects):
-                    return 0.0
-                assigner = ZeroShotAspects(taxonomy)
-                return float(np.mean([bool(found) for found in assigner.assign(pool)]))
-
-            scored = sorted(candidates, key=lambda t: (-round(coverage(t), 3), t.keys != (own.keys if own else None)))
-            self.taxonomy = scored[0] if scored else own
+            fits = {t: round(discovery.taxonomy_fit(t, counts, surface), 3) for t in candidates}
+            scored = sorted(candidates, key=lambda t: (-fits[t], t.keys != (own.keys if own else None)))
+            best = scored[0] if scored else None
+            fitting = best is not None and fits[best] >= self.settings.taxonomy_fit
+            self.taxonomy = best if fitting else None
+            self._discover = not fitting
+            self.fit_ = {"fits": {(t.domain or "model"): f for t, f in fits.items()},
+                         "threshold": self.settings.taxonomy_fit,
+                         "chosen": (best.domain or "model") if fitting and best is not None else None}
         taxonomy = self.taxonomy
         trained = set(self.tagger.aspect_names)
-        if taxonomy is None or len(trained & set(taxonomy.keys)) >= len(taxonomy.keys) / 2:
+        if self._discover:
+            self.zero_shot = None  # set once the causes are found (discover)
+        elif taxonomy is None or len(trained & set(taxonomy.keys)) >= len(taxonomy.keys) / 2:
             self.zero_shot = None  # the model's own aspect head covers this taxonomy (or there is none to use)
         elif self.settings.zero_shot == "e5" and getattr(self.encoder, "name", "") == "e5":
             self.zero_shot = ZeroShotAspects(taxonomy, "e5", embedder=self.encoder)
@@ -249,12 +269,21 @@ class ThemeAnalyzer:
     def mark_complaints(self, statements: list[Statement], comment_sentiment: Sequence[str]) -> None:
         """Which statements are complaints, and (zero-shot) what aspects they are about."""
         s = self.settings
+        # A model trained on another business misses complaints in this one: where the causes are the report's own
+        # (discovered, or such a codebook edited), a statement that names a problem is a complaint as well.
+        own = self._discover or (self.zero_shot is not None and self.zero_shot.taxonomy.domain == discovery.DISCOVERED)
         for st in statements:
             sure = comment_sentiment[st.comment] in NEGATIVE or st.negative_probability >= s.strong_negative
             st.complaint = st.opinion and st.negative and sure
-            if self.zero_shot is not None:
+            if own and st.opinion and not st.complaint and discovery.complains(st.normalised):
+                st.complaint = True
+            if self.zero_shot is not None or self._discover:
                 st.aspects = {}  # the model's aspects belong to another taxonomy
-        if self.zero_shot is not None:
+        if self._discover:
+            self.discover(statements)
+        elif self.zero_shot is not None and self.zero_shot.taxonomy.domain == discovery.DISCOVERED:
+            self._assign_by_clause([st for st in statements if st.complaint])
+        elif self.zero_shot is not None:
             complaints = [st for st in statements if st.complaint]
             taxonomy = self.zero_shot.taxonomy
             products = frozenset(taxonomy.product_words)
@@ -262,6 +291,48 @@ class ThemeAnalyzer:
                 if not found and taxonomy.product_aspect and products.intersection(WORD.findall(st.normalised)):
                     found = [taxonomy.product_aspect]  # «سالاد سزار افتضاح بود»: the product itself
                 st.aspects = dict.fromkeys(found, "negative")
+
+    def discover(self, statements: list[Statement]) -> None:
+        """No taxonomy fits: a draft codebook of what the complaints blame (`discovered_`), its aspects assigned to
+        the complaints zero-shot."""
+        complaints = [st for st in statements if st.complaint]
+        blamed = self._blaming_clauses(complaints)
+        found = discovery.induce_codebook(
+            [(st.comment, clause) for st, cs in zip(complaints, blamed, strict=True) for clause in cs], self._business,
+            self.encoder, discovery.CodebookSettings(min_comments=self.settings.min_theme_size,
+                                                     max_aspects=self.settings.max_emerging,
+                                                     join_similarity=self.settings.join_similarity))
+        self.discovered_ = self.taxonomy = found.taxonomy
+        self._set_names()
+        if found.taxonomy is not None:
+            self.zero_shot = ZeroShotAspects(found.taxonomy)
+            self._assign_by_clause(complaints, blamed)
+
+    def _blaming_clauses(self, complaints: Sequence[Statement]) -> list[list[str]]:
+        """Per complaint statement, its clauses that complain: those that praise nothing unnegated and, in a
+        statement of several, that the model leans negative on («اتاق تمیز، صبحانه ضعیف»: only the second)."""
+        parts = [discovery.clauses(st.normalised) or [st.normalised] for st in complaints]
+        several = [clause for cs in parts if len(cs) > 1 for clause in cs]
+        leaning: dict[str, bool] = {}
+        unique = list(dict.fromkeys(several))
+        for start in range(0, len(unique), BATCH):
+            batch = unique[start : start + BATCH]
+            for clause, tag in zip(batch, self.tagger.tag(batch, batch), strict=True):
+                leaning[clause] = sum(tag.probabilities.get(label, 0.0) for label in NEGATIVE) >= LEANS_NEGATIVE
+        return [[c for c in cs if (len(cs) == 1 or leaning[c]) and not discovery.praises(c)] for cs in parts]
+
+    def _assign_by_clause(self, complaints: Sequence[Statement], blamed: list[list[str]] | None = None) -> None:
+        """A discovered (or edited) codebook's aspects, found in each complaint's blaming clauses: a praise clause
+        of the same sentence does not make «اتاق» a complaint."""
+        assert self.zero_shot is not None
+        blamed = blamed if blamed is not None else self._blaming_clauses(complaints)
+        flat = [(i, clause) for i, cs in enumerate(blamed) for clause in cs]
+        found = discovery.assign(self.zero_shot.taxonomy, [clause for _, clause in flat], self._business)
+        per: dict[int, list[str]] = defaultdict(list)
+        for (i, _), keys in zip(flat, found, strict=True):
+            per[i].extend(k for k in keys if k not in per[i])
+        for i, st in enumerate(complaints):
+            st.aspects = dict.fromkeys(per.get(i, []), "negative")
 
     def analyse(self, records: Sequence[FeedbackRecord], progress: Progress = QUIET) -> ThemeReport:
         statements = self.statements(records, progress)
@@ -273,7 +344,8 @@ class ThemeAnalyzer:
         named steps, each below."""
         records = tagged.records
         statements = [replace(st) for st in tagged.statements]  # marked below; the caller's stay as tagged
-        self._sampled = []
+        self._sampled, self._causeless = [], 0
+        self._business = discovery.business_words(self._comment_texts(statements))
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)
         self._fields = self._field_values(records)
@@ -289,6 +361,13 @@ class ThemeAnalyzer:
         themes = [t for t in themes if not self._held[id(t)].hidden]
         return self._report(tagged, themes, reactions, complaints)
 
+    @staticmethod
+    def _comment_texts(statements: Sequence[Statement]) -> list[str]:
+        texts: dict[int, list[str]] = defaultdict(list)
+        for st in statements:
+            texts[st.comment].append(st.normalised)
+        return [" ".join(parts) for parts in texts.values()]
+
     # -- steps ----------------------------------------------------------------------------------------------
     def _group_complaints(self, statements: Sequence[Statement]) -> Complaints:
         """Complaint statements by comment and by negative aspect; those with no aspect (and not merely contact
@@ -302,9 +381,15 @@ class ThemeAnalyzer:
             for aspect in negative_aspects:
                 complaints.by_aspect[aspect].append(k)
             # Contact details («با [PHONE] تماس بگیرید») come with complaints but are no cause of them.
-            if (not negative_aspects and st.negative_probability >= self.settings.min_negative_confidence
-                    and not PLACEHOLDER.search(st.normalised)):
+            if negative_aspects or st.negative_probability < self.settings.min_negative_confidence \
+                    or PLACEHOLDER.search(st.normalised):
+                continue
+            # Feelings, verdicts, intentions, questions («خیلی بد بود», «دیگه سفارش نمیدم») blame nothing: counted
+            # as complaints (the note on general discontent), never clustered into a theme.
+            if discovery.names_cause(st.normalised, self._business):
                 complaints.unassigned.append(k)
+            else:
+                self._causeless += 1
         return complaints
 
     def _aspect_themes(self, statements: list[Statement], records: Sequence[FeedbackRecord],
@@ -537,6 +622,7 @@ class ThemeAnalyzer:
             return labeler
         taxonomy = self.taxonomy
         words = {*taxonomy.product_words, *taxonomy.context_words} if taxonomy is not None else set()
+        words |= self._business
         for record in records:
             for value in (record.product, *(v for name, vs in record.fields.items() if "product" in name.lower()
                                             for v in vs)):

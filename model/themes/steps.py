@@ -281,15 +281,19 @@ class CtfidfLabeler:
         return [key for key, _ in self.candidates(text)]
 
     def usable(self, phrase: str) -> bool:
-        """Whether a phrase can name a theme: not a greeting or purchase context, not a feeling alone («راضی
-        نبودم»), not only product names and stop words; a single word not a verb («نداشت»)."""
+        """Whether a phrase can name a theme: not a greeting or purchase context, not a feeling, verdict, intention
+        or question («راضی نبودم», «دیگه سفارش نمیدم»; see discovery.names_cause), not only product names and stop
+        words; a single word not a verb («نداشت»)."""
         from bazkhord.model.themes.opinion import REACTION, carries_no_opinion
+
+        from bazkhord.model.themes.discovery import names_cause
 
         words = phrase.split()
         if len(words) == 1 and _is_verb(words[0]):
             return False
         plain = self.avoid | stopwords() | REACTION
-        return not carries_no_opinion(phrase) and not all(w in plain or lemma(w) in plain for w in words)
+        return (not carries_no_opinion(phrase) and not all(w in plain or lemma(w) in plain for w in words)
+                and names_cause(phrase, self.avoid))
 
     def label(self, keyphrases: Sequence[str]) -> str:
         """The first usable phrase of 2-4 words among the key phrases; else the first usable word; "" when none is
