@@ -130,8 +130,9 @@ def register(commands: Any) -> None:
     report.add_argument("--seed", type=int, default=13)
     report.add_argument("--min-theme-size", type=int, default=8, help="negative statements a theme needs")
     report.add_argument("--taxonomy", default="auto",
-                        help="aspects of the themes: auto (the shipped taxonomy that fits the complaints best), model "
-                             "(the model's own), a shipped name (ecommerce, food_delivery) or a taxonomy file")
+                        help="aspects of the themes: auto (the shipped taxonomy that fits the complaints, else causes "
+                             "discovered from them), discover, model (the model's own), a shipped name (ecommerce, "
+                             "food_delivery) or a taxonomy file (such as the codebook_draft.toml a discovery wrote)")
     report.add_argument("--columns", help=COLUMNS_HELP)
     report.add_argument("--max-bad-fraction", type=float, default=0.1)
     report.add_argument("--max-cluster-statements", type=int, default=20_000,

@@ -7,6 +7,7 @@ in the customers' words, so statements can be assigned to it zero-shot when a mo
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +146,28 @@ class Taxonomy:
         return cls(tuple(aspects), int(version) if isinstance(version, int) else 1, str(values.get("domain", "")),
                    tuple(sorted((str(k), float(v)) for k, v in zero_shot.items())),
                    words["product_words"], words["context_words"], product_aspect, words["domain_words"])
+
+
+def taxonomy_toml(taxonomy: Taxonomy, header: str = "") -> str:
+    """The taxonomy as a file `load_taxonomy` reads back (a draft codebook an analyst edits); `header` is written
+    as comments above it."""
+    def value(v: object) -> str:
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v, ensure_ascii=False)  # JSON strings and numbers are TOML
+
+    values = taxonomy.to_dict()
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    lines += [f"{k} = {value(v)}" for k, v in values.items() if k not in ("aspect", "zero_shot")]
+    if "zero_shot" in values:
+        lines += ["", "[zero_shot]", *(f"{k} = {value(v)}" for k, v in dict(values["zero_shot"]).items())]  # type: ignore[call-overload]
+    for aspect in taxonomy.aspects:
+        lines += ["", "[[aspect]]", f"key = {value(aspect.key)}", f"name_fa = {value(aspect.name_fa)}",
+                  f"name_en = {value(aspect.name_en)}", f"description = {value(aspect.description)}",
+                  f"description_fa = {value(aspect.description_fa)}", f"seeds = {value(list(aspect.seeds))}"]
+        if aspect.aliases:
+            lines.append(f"aliases = {value(list(aspect.aliases))}")
+    return "\n".join(lines) + "\n"
 
 
 def taxonomy_names() -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 from bazkhord.data.errors import ModelFolderError
 from bazkhord.data.normalise import NormaliserConfig
 from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.domain import load_profile
 from bazkhord.model.tagger import BaseTagger, Tagger
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,7 @@ def save_model(
     staging.rename(final)
     write_latest(name_dir, version)
     tagger.manifest = manifest
+    tagger.domain_profile = load_profile(final)
     return final
 
 
@@ -255,6 +257,7 @@ def load_model(reference: str | Path | None, root: Path = DEFAULT_MODELS_DIR) ->
     except Exception as error:  # any failure here means the files do not fit together
         raise ModelFolderError(f"{folder}: cannot load the model ({type(error).__name__}: {error})") from error
     tagger.manifest = manifest
+    tagger.domain_profile = load_profile(folder)
     return LoadedModel(tagger, folder, manifest)
 
 

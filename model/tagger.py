@@ -33,6 +33,8 @@ class BaseTagger:
     normaliser: NormaliserConfig
     taxonomy: Taxonomy | None
     manifest: dict[str, Any]
+    # What the model learned from (bazkhord.model.domain), read with the folder where training wrote one.
+    domain_profile: dict[str, Any] | None = None
 
     @property
     def labels(self) -> list[str]:

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Engine
 
-from bazkhord.data.errors import BazkhordError, ModelFolderError
+from bazkhord.data.errors import BazkhordError, DataError, ModelFolderError
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.data.taxonomy import Taxonomy, taxonomy_names
 from bazkhord.model.base import Tag
@@ -221,9 +221,20 @@ CurateCaller = Annotated[Caller, Depends(require("curate"))]
 AdminCaller = Annotated[Caller, Depends(require("admin"))]
 
 
+def check_codebook(values: dict[str, Any] | None, where: str) -> Taxonomy | None:
+    """A taxonomy sent as a table (an edited draft codebook), or 422 naming what is wrong in it."""
+    if values is None:
+        return None
+    try:
+        return Taxonomy.from_dict(values, f"{where}.codebook")
+    except (DataError, TypeError, ValueError) as error:
+        raise ApiError(422, "invalid_codebook", str(error),
+                       [ErrorDetail(location=[where, "codebook"], message=str(error))]) from None
+
+
 def check_taxonomy(name: str, where: str) -> str:
     """Over HTTP a report names a shipped taxonomy (never a file path)."""
-    allowed = ["auto", "model", *taxonomy_names()]
+    allowed = ["auto", "discover", "model", *taxonomy_names()]
     if name not in allowed:
         raise ApiError(422, "unknown_taxonomy", f"taxonomy {name!r} is not one of {', '.join(allowed)}",
                        [ErrorDetail(location=[where, "taxonomy"], message=f"choose one of {', '.join(allowed)}")])

@@ -8,6 +8,8 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from bazkhord.model.domain import DomainShift
+
 # Hard caps whatever the settings say; the settings may only be stricter (checked in the route, answering 413).
 HARD_MAX_TEXTS = 10_000
 HARD_MAX_CHARS = 100_000
@@ -112,8 +114,12 @@ class ThemeRequest(BaseModel):
     seed: int = Field(13, ge=0, le=2**31 - 1)
     min_theme_size: int = Field(8, ge=2, le=10_000)
     taxonomy: str = Field("auto", pattern=r"^[a-z_]{1,40}$",
-                          description="auto (the shipped taxonomy that fits the complaints best), model (the model's "
-                                      "own), or a shipped one: ecommerce, food_delivery")
+                          description="auto (the shipped taxonomy that fits the complaints, else causes discovered "
+                                      "from them), discover, model (the model's own), or a shipped one: ecommerce, "
+                                      "food_delivery")
+    codebook: dict[str, Any] | None = Field(
+        None, description="a taxonomy as a table (a report's codebook_draft, edited): its aspects are the themes' "
+                          "causes, instead of `taxonomy`")
 
 
 class FeedbackItem(BaseModel):
@@ -247,6 +253,10 @@ class SummaryResponse(BaseModel):
     channels: list[ChannelSummary]
     model_versions: list[VersionSummary]
     series: list[PeriodSummary]
+    domain_shift: DomainShift | None = Field(
+        None, description="how far the newest (at most 2,000) matching comments are from the active model's training "
+                          "data: unknown words, length, confidence; out_of_domain with the figures that say so (null "
+                          "without a model, or for a model folder trained before it kept a domain profile)")
 
 
 class ModelVersion(BaseModel):

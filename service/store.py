@@ -282,6 +282,14 @@ class FeedbackStore:
                                   human_sentiment=r.human_sentiment) for r in rows]
         return records[::-1], matched
 
+    def shift_sample(self, filters: Filters, limit: int = 2000) -> tuple[list[str], list[float]]:
+        """The newest `limit` matching comments' texts and the model's confidence in each: what the out-of-domain
+        check of the summary reads (an analyst's label says nothing of the model's confidence, so it is not used)."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(Feedback.text, Feedback.sentiment_confidence).where(*filters.conditions())
+                                   .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit)).all()
+        return [r.text for r in rows], [float(r.sentiment_confidence) for r in rows]
+
     # -- re-tagging --------------------------------------------------------------------------------------
     def retag(self, tag: Callable[[list[str]], list[Tag]], model_name: str, model_version: str,
               filters: Filters | None = None, batch_size: int = 256, everything: bool = False,

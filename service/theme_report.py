@@ -25,6 +25,11 @@ HTML_FILE = "report.html"
 CSV_FILES = ("themes.csv", "subthemes.csv", "trends.csv", "breakdowns.csv", "quotes.csv")
 MEMBERSHIP_FILE = "membership.csv"
 MEMBERSHIP_PARQUET = "membership.parquet"
+DRAFT_FILE = "codebook_draft.toml"
+DRAFT_HEADER = """The causes this report discovered, as a taxonomy: a draft codebook. Rename the aspects (name_fa), delete
+those that name no cause, merge two by moving one's seeds into the other, add the words your customers use
+for a cause to its seeds, then run the report again with `--taxonomy codebook_draft.toml` (API: send the table
+as `codebook`): comments are then assigned to these causes in every run (docs/THEMES.md)."""
 MEMBERSHIP_COLUMNS = ["comment_id", "comment_index", "start", "end", "statement", "sentiment", "theme_id", "subtheme"]
 SPARK_PERIODS = 26  # the sparkline shows the newest half year of weeks; the CSV has every period
 MAX_LISTED = 300  # statements listed under a theme in the page (membership.csv has all)
@@ -63,6 +68,12 @@ def write_report(report: ThemeReport, out: Path, membership: Sequence[Membership
     written += write_csv(report, out)
     if membership:
         written += write_membership(membership, out)
+    if report.codebook_draft is not None:
+        from bazkhord.data.taxonomy import Taxonomy, taxonomy_toml
+
+        draft = Taxonomy.from_dict(report.codebook_draft, "the report's draft codebook")
+        (out / DRAFT_FILE).write_text(taxonomy_toml(draft, DRAFT_HEADER), encoding="utf-8")
+        written.append(out / DRAFT_FILE)
     (out / HTML_FILE).write_text(render_html(report, membership), encoding="utf-8")
     written.append(out / HTML_FILE)
     return written
@@ -278,6 +289,17 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
     cards = "".join(_theme_card(rank, th, period, by_theme.get(th.id, []), calendar)
                     for rank, th in enumerate(report.themes, start=1))
     notes = "".join(f"<li>{_e(n)}</li>" for n in report.notes)
+    warnings = ""
+    shift = report.domain_shift
+    if shift is not None and shift.out_of_domain:
+        warnings += f"<p class='warn' role='alert'><b>هشدار: بیرون از دامنه مدل.</b> {_e(shift.message_fa)}</p>"
+    if report.codebook_draft is not None:
+        fit = report.taxonomy_fit
+        closest = max(fit.fits.items(), key=lambda kv: kv[1]) if fit is not None and fit.fits else None
+        why = (f"هیچ فهرست جنبه‌ای با این شکایت‌ها جور نبود (نزدیک‌ترین، {_ltr(closest[0])}، "
+               f"{_fa_number(100 * closest[1])}٪ آنچه را شکایت‌ها مقصر می‌دانند نام می‌برد)؛ " if closest else "")
+        warnings += (f"<p class='info'>{why}علت‌ها از خود شکایت‌ها پیدا شدند. پیش‌نویس کدبوک "
+                     f"(<a href='{DRAFT_FILE}'>{DRAFT_FILE}</a>) را ویرایش کنید و برای اجرای بعد بدهید.</p>")
     return f"""<!doctype html>
 <html lang="fa" dir="rtl">
 <head>
@@ -317,6 +339,8 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
   .breakdowns {{ display: flex; gap: 18px; flex-wrap: wrap; }} .bd h4 {{ margin: 6px 0; font-size: 13px; }}
   .bd table {{ border-collapse: collapse; font-size: 13px; }} .bd td {{ padding: 2px 8px; border-bottom: 1px solid var(--line); }}
   footer {{ color: var(--muted); font-size: 12px; margin-top: 32px; }}
+  .warn {{ background: #fdf2e9; border: 1px solid #e59866; border-radius: 10px; padding: 10px 14px; }}
+  .info {{ background: #eaf2f8; border: 1px solid #a9cce3; border-radius: 10px; padding: 10px 14px; }}
   .spark {{ max-width: 100%; height: auto; }} .axis {{ max-width: 100%; }} blockquote, li {{ overflow-wrap: anywhere; }}
   @media (max-width: 600px) {{ main {{ padding: 10px; }} .totals {{ grid-template-columns: repeat(2, 1fr); }}
     .card {{ padding: 10px; }} h1 {{ font-size: 21px; }} }}
@@ -326,6 +350,7 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
 <h1>گزارش ریشه‌یابی نارضایتی مشتریان</h1>
 <div class="muted">از {_ltr(t.first_date or "—")} تا {_ltr(t.last_date or "—")} · مدل {_ltr(report.model.get("name", ""))}
  {_ltr(report.model.get("version", ""))} · دوره روند: {PERIOD_FA.get(period, period)}</div>
+{warnings}
 <section class="totals">
   <div><b>{_fa_number(t.comments)}</b>نظر</div>
   <div><b>{_fa_number(100 * share)}٪</b>نظرهای منفی یا دوگانه

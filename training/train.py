@@ -20,6 +20,7 @@ from bazkhord.data.readers import ColumnMap, read_records
 from bazkhord.data.record import FeedbackRecord, RejectedRow
 from bazkhord.data.split import check_disjoint, data_hash, deduplicate, split_by_hash
 from bazkhord.data.taxonomy import Taxonomy, load_taxonomy
+from bazkhord.model.domain import PROFILE_FILE, build_profile
 from bazkhord.model.folder import FINGERPRINTS_FILE, TRAINING_REPORT_FILE, save_model, text_fingerprint
 from bazkhord.model.tagger import BaseTagger
 from bazkhord.training.config import TrainConfig
@@ -95,6 +96,19 @@ def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> lis
     return [f"aspect names not in the taxonomy, kept as they are: {listed}"]
 
 
+def domain_profile(tagger: BaseTagger, splits: dict[str, list[FeedbackRecord]], normaliser: NormaliserConfig,
+                   dev_sample: int = 1000) -> dict[str, Any]:
+    """The words of the training split and how sure the model is on (up to `dev_sample` comments of) dev, for the
+    report's out-of-domain check (bazkhord.model.domain). Words come from train alone, so dev's unknown-word share is
+    what new comments of the same business bring."""
+    train_texts = [normalise(r.text, normaliser) for r in splits["train"]]
+    dev = splits.get("dev", [])[:dev_sample]
+    dev_texts = [normalise(r.text, normaliser) for r in dev]
+    confidences = [max(tag.probabilities.values(), default=0.0)
+                   for tag in tagger.tag([r.text for r in dev], dev_texts)] if dev else []
+    return build_profile(train_texts, dev_texts, confidences)
+
+
 def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int | None = None,
           corrections: Sequence[FeedbackRecord] | None = None) -> TrainResult:
     """Train, score on dev, and write a model folder. The same data and seed give the same model.
@@ -167,6 +181,8 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
     }
     seen = [*(r.text for r in train_rows), *learned_from]
     fingerprints = sorted({text_fingerprint(normalise(text, normaliser)) for text in seen})
+    say("profiling the training comments (the out-of-domain check)")
+    profile = domain_profile(tagger, splits, normaliser)
     folder = save_model(
         tagger,
         Path(config.output.models_dir),
@@ -176,7 +192,8 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
         training_rows=len(train_rows),
         metrics=metrics,
         label_field=config.data.label,
-        extra_files={TRAINING_REPORT_FILE: report, FINGERPRINTS_FILE: "\n".join(fingerprints) + "\n", **extra},
+        extra_files={TRAINING_REPORT_FILE: report, FINGERPRINTS_FILE: "\n".join(fingerprints) + "\n",
+                     PROFILE_FILE: profile, **extra},
     )
     checkpoint = report.get("transformer", {}).get("checkpoint")
     if checkpoint and not config.transformer.keep_checkpoint:

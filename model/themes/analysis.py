@@ -26,6 +26,7 @@ from bazkhord.data.progress import QUIET, Progress
 from bazkhord.data.record import FeedbackRecord
 from bazkhord.data.taxonomy import Taxonomy, load_taxonomy, taxonomy_names
 from bazkhord.model.base import NEGATIVE_SENTIMENTS, NEGATIVE_SHARE_DEFINITION
+from bazkhord.model.domain import DomainShift, domain_shift
 from bazkhord.model.tagger import BaseTagger
 from bazkhord.model.themes import discovery
 from bazkhord.model.themes.codebook import Curator
@@ -39,6 +40,7 @@ from bazkhord.model.themes.report import (
     Impact,
     Quote,
     SubTheme,
+    TaxonomyFit,
     Theme,
     ThemeReport,
     Totals,
@@ -72,6 +74,10 @@ from bazkhord.model.themes.trends import (
 from bazkhord.model.themes.zeroshot import ZeroShotAspects
 
 NEGATIVE = set(NEGATIVE_SENTIMENTS)
+FIT_METHOD = ("the share of the 40 words complaints blame most (by comments) that the taxonomy's seeds, aspect names, "
+              "product, context and domain words name; the best taxonomy is used when it reaches the threshold, "
+              "else causes are discovered")
+SHIFT_SAMPLE = 500  # comments tagged again for the model's confidence in the out-of-domain check
 _LETTERS = re.compile(r"[\W_]+")
 OTHER_SUBTHEME = "سایر موارد"
 
@@ -96,6 +102,9 @@ class ThemeSettings:
     # it names at least `taxonomy_fit` of it; else causes are discovered), "discover", "model" (the model's own), or a
     # shipped name (ecommerce, food_delivery) / file (a draft codebook a discovery run wrote, edited or not).
     taxonomy: str = "auto"
+    # A taxonomy given as such (a draft codebook the API received, or the one a store's analysts accepted): used
+    # instead of `taxonomy`.
+    codebook: Taxonomy | None = None
     # Least share of the targets complaints blame (weighted by comments) that a shipped taxonomy must name to be
     # used; chosen on the shared sets' dev splits of five domains (docs/THEMES.md, docs/BENCHMARKS.md "Themes").
     taxonomy_fit: float = 0.45
@@ -197,9 +206,10 @@ class ThemeAnalyzer:
         self._before = 0  # dated comments older than the report's periods
         self._business: frozenset[str] = frozenset()  # set by analyse: words naming the business itself («هتل»)
         self._discover = False  # no taxonomy fits: causes are discovered (set by choose_taxonomy)
-        self.fit_: dict[str, object] = {}  # how well each shipped taxonomy fits, set by choose_taxonomy under "auto"
+        self.fit_: TaxonomyFit | None = None  # how well each shipped taxonomy fits, set under taxonomy "auto"
         self.discovered_: Taxonomy | None = None  # the draft codebook of a discovery run
         self._causeless = 0  # complaint statements that name no cause (feelings, verdicts, intentions)
+        self.shift_: DomainShift | None = None  # set by analyse: how far the comments are from the training data
         self._set_names()
 
     def _set_names(self) -> None:
@@ -231,8 +241,10 @@ class ThemeAnalyzer:
         at least `taxonomy_fit` of it; otherwise none, and causes are discovered."""
         choice = self.settings.taxonomy
         own = self.tagger.taxonomy
-        self._discover, self.fit_ = choice == "discover", {}
-        if choice == "model":
+        self._discover, self.fit_ = choice == "discover" and self.settings.codebook is None, None
+        if self.settings.codebook is not None:
+            self.taxonomy = self.settings.codebook
+        elif choice == "model":
             self.taxonomy, self.zero_shot = own, None
         elif choice == "discover":
             self.taxonomy = None
@@ -251,9 +263,8 @@ class ThemeAnalyzer:
             fitting = best is not None and fits[best] >= self.settings.taxonomy_fit
             self.taxonomy = best if fitting else None
             self._discover = not fitting
-            self.fit_ = {"fits": {(t.domain or "model"): f for t, f in fits.items()},
-                         "threshold": self.settings.taxonomy_fit,
-                         "chosen": (best.domain or "model") if fitting and best is not None else None}
+            self.fit_ = TaxonomyFit({(t.domain or "model"): f for t, f in fits.items()}, self.settings.taxonomy_fit,
+                                    (best.domain or "model") if fitting and best is not None else None, FIT_METHOD)
         taxonomy = self.taxonomy
         trained = set(self.tagger.aspect_names)
         if self._discover:
@@ -344,7 +355,7 @@ class ThemeAnalyzer:
         named steps, each below."""
         records = tagged.records
         statements = [replace(st) for st in tagged.statements]  # marked below; the caller's stay as tagged
-        self._sampled, self._causeless = [], 0
+        self._sampled, self._causeless, self.discovered_ = [], 0, None
         self._business = discovery.business_words(self._comment_texts(statements))
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)
@@ -456,6 +467,7 @@ class ThemeAnalyzer:
         adjusted = (sum(prevalence.adjusted.get(label, 0.0) for label in NEGATIVE)
                     if prevalence.adjusted is not None else None)
         taxonomy = self.taxonomy
+        self.shift_ = self._domain_shift(tagged.statements)
         return ThemeReport(
             schema_version=SCHEMA_VERSION,
             model={"name": str(self.tagger.manifest.get("name", "")), "version": str(self.tagger.manifest.get("version", ""))},
@@ -482,11 +494,42 @@ class ThemeAnalyzer:
             trend_test=TREND_TEST,
             impact_method=IMPACT_METHOD,
             notes=self._notes(reactions, bool(dates)),
+            taxonomy_fit=self.fit_,
+            codebook_draft=self.discovered_.to_dict() if self.discovered_ is not None else None,
+            domain_shift=self.shift_,
         )
+
+    def _domain_shift(self, statements: Sequence[Statement]) -> DomainShift | None:
+        """The out-of-domain check (bazkhord.model.domain) on the comments, the model's confidence measured on a
+        seeded sample of them."""
+        profile = getattr(self.tagger, "domain_profile", None)  # test doubles and older taggers have none
+        if not profile:
+            return None
+        texts = self._comment_texts(statements)
+        chosen = seeded_sample(len(texts), SHIFT_SAMPLE, self.settings.seed) if len(texts) > SHIFT_SAMPLE \
+            else list(range(len(texts)))
+        sample = [texts[i] for i in chosen]
+        confidences = [max(tag.probabilities.values(), default=0.0) for start in range(0, len(sample), BATCH)
+                       for tag in self.tagger.tag(sample[start : start + BATCH], sample[start : start + BATCH])]
+        return domain_shift(profile, texts, confidences)
 
     def _notes(self, reactions: list[Theme], dated: bool) -> list[str]:
         """What the reader should know about what the report left out or could not do."""
         s, periods, notes = self.settings, self._periods_seen, []
+        fit = self.fit_
+        if fit is not None and fit.chosen is None:
+            best = max(fit.fits.items(), key=lambda kv: kv[1], default=("—", 0.0))
+            notes.append(f"no taxonomy fits these complaints (the closest, {best[0]}, names {100 * best[1]:.0f}% of what "
+                         f"they blame; {100 * fit.threshold:.0f}% needed): their causes were discovered, and the draft "
+                         "codebook (codebook_draft) can be edited and passed back as the taxonomy")
+        if self._discover and self.discovered_ is None:
+            notes.append("no cause is blamed in enough comments to make a theme")
+        if self._causeless:
+            notes.append(f"{self._causeless} complaint statement(s) name no cause (feelings, verdicts, intentions, "
+                         "questions): counted in the complaint share, in no theme")
+        if self.shift_ is not None and self.shift_.out_of_domain:
+            notes.append("out of the model's domain: " + "; ".join(self.shift_.reasons)
+                         + ". Read its sentiment with care, and train it on your own labelled comments")
         if reactions:
             notes.append(f"{len(reactions)} cluster(s) of general discontent left out ("
                          + ", ".join(t.label or "/".join(t.keyphrases[:2]) or "—" for t in reactions)
@@ -628,7 +671,7 @@ class ThemeAnalyzer:
                                             for v in vs)):
                 if value:
                     words.update(WORD.findall(value.lower()))
-        return replace(labeler, avoid=labeler.avoid | frozenset(words))
+        return replace(labeler, avoid=labeler.avoid | frozenset(words), names_cause=discovery.names_cause)
 
     def _quotes(self, order: Sequence[int], statements: list[Statement], records: Sequence[FeedbackRecord]) -> list[Quote]:
         quotes: list[Quote] = []

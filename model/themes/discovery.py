@@ -81,7 +81,8 @@ VERDICT_WORDS = _JUDGING | frozenset((
     "مرداد", "شهریور", "مهر", "آبان", "ابان", "آذر", "اذر", "دی", "بهمن", "اسفند", "نوروز", "عید", "تعطیلات", "هفته",
     "دیروز", "امروز", "دیشب", "فردا", "پیش", "گذشته", "انتخاب", "نسبت", "مقایسه", "کشور", "کشورهای", "دنیا",
     "برام", "برامون", "ازش", "ازشون", "بهش", "بهشون", "واسه", "واسم", "انگار", "همون", "همین", "اینه", "اونه", "ای",
-    "شخصا", "شخصاً", "خودش", "دنبال", "بقیه", "سایر", "دیگران", "بعضی", "برخی", "اکثر", "خیلیا", "اصولا", "معمولا", "معمولاً", "طبیعتا", "ظاهرا", "ظاهراً", "احتمالا", "حال",
+    "شخصا", "شخصاً", "خودش", "دنبال", "بقیه", "سایر", "دیگران", "بعضی", "برخی", "اکثر", "خیلیا",
+    "اصولا", "معمولا", "معمولاً", "طبیعتا", "ظاهرا", "ظاهراً", "احتمالا", "حال",
 ))
 # Praise, unless negated: «اتاق تمیز» blames nothing, «اتاق تمیز نبود» does.
 PRAISE = frozenset(("خوب", "خوبه", "خوبی", "عالی", "عالیه", "تمیز", "تمیزه", "تمیزی", "زیبا", "قشنگ", "شیک", "مودب",
@@ -193,7 +194,7 @@ def targets(clause: str, common: frozenset[str] = frozenset()) -> list[Target]:
         return []  # a question, an intention, a discount code, contact details («شماره من [PHONE]»), a story
     words = WORD.findall(clause)
     keep = [_target_word(w, common) for w in words]
-    for i, word in enumerate(words):
+    for i in range(len(words)):
         # «اقامت داشتیم», «رزرو کردیم»: what the customer did, not what went wrong; «دو تخته», «سه شب»: a count.
         if i + 1 < len(words) and is_verb(words[i + 1]) and _FIRST_PERSON.search(words[i + 1]):
             keep[i] = None
@@ -229,8 +230,8 @@ _SUFFIXES = ("", "ی", "ها", "های", "\u200cها", "\u200cهای", "ش", "ا
 
 def business_words(texts: Sequence[str], everywhere: float = 0.6, named: float = 0.05, this: float = 0.15) -> frozenset[str]:
     """The business itself: what comments call «this X» («این هتل», «این کتاب», «این گوشی»; not «با این قیمت») in
-    at least `this` of the places they use X, among words in at least `named` of the comments; and any word in `everywhere` of them.
-    It is what every complaint is about, so it names no cause alone."""
+    at least `this` of the places they use X, among words in at least `named` of the comments; and any word in
+    `everywhere` of them. It is what every complaint is about, so it names no cause alone."""
     if not texts:
         return frozenset()
     used: Counter[str] = Counter()
@@ -256,7 +257,7 @@ class CodebookSettings:
     min_comments: int = 8  # complaining comments a target must be blamed in to become (part of) an aspect
     max_aspects: int = 30
     join_similarity: float = 0.3  # centred encoder cosine at which two targets are one aspect (average linkage)
-    
+
 
 @dataclass
 class Discovered:

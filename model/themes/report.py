@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bazkhord.model.domain import DomainShift
+
 SCHEMA_VERSION = 2  # 2: negative_share is the comments' sentiment; complaint_share added
 
 
@@ -100,6 +102,17 @@ class Totals:
 
 
 @dataclass
+class TaxonomyFit:
+    """How the report chose its aspects under `taxonomy: auto`: the share of what the complaints blame (their
+    commonest target words, weighted by the comments blaming them) that each candidate taxonomy names."""
+
+    fits: dict[str, float]  # taxonomy (domain name, or "model") -> share
+    threshold: float  # least share to be used
+    chosen: str | None  # null: none fits, and the causes were discovered
+    method: str = ""
+
+
+@dataclass
 class ThemeReport:
     schema_version: int
     model: dict[str, str]
@@ -109,3 +122,8 @@ class ThemeReport:
     trend_test: str
     impact_method: str
     notes: list[str] = field(default_factory=list)
+    taxonomy_fit: TaxonomyFit | None = None  # under `taxonomy: auto`
+    # The discovered causes as a taxonomy file (the format of data/taxonomies/*.toml, as a table): an analyst edits
+    # it and passes it back (`--taxonomy FILE`) for the next run. Null unless causes were discovered.
+    codebook_draft: dict[str, object] | None = None
+    domain_shift: DomainShift | None = None  # how far the comments are from the model's training data

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -259,6 +259,9 @@ class CtfidfLabeler:
 
     max_ngram: int = 4
     avoid: frozenset[str] = frozenset()  # words that alone make no label (product names from the data)
+    # Whether a phrase names a cause at all (the report passes discovery.names_cause: no feeling, verdict, intention,
+    # question or story is a label).
+    names_cause: Callable[[str, frozenset[str]], bool] | None = None
 
     def candidates(self, text: str) -> list[tuple[str, str]]:
         """(lemma key, surface form) of every 1..max_ngram-gram that neither starts nor ends with a stop word."""
@@ -282,18 +285,16 @@ class CtfidfLabeler:
 
     def usable(self, phrase: str) -> bool:
         """Whether a phrase can name a theme: not a greeting or purchase context, not a feeling, verdict, intention
-        or question («راضی نبودم», «دیگه سفارش نمیدم»; see discovery.names_cause), not only product names and stop
+        or question («راضی نبودم», «دیگه سفارش نمیدم»; `names_cause`), not only product names and stop
         words; a single word not a verb («نداشت»)."""
         from bazkhord.model.themes.opinion import REACTION, carries_no_opinion
-
-        from bazkhord.model.themes.discovery import names_cause
 
         words = phrase.split()
         if len(words) == 1 and _is_verb(words[0]):
             return False
         plain = self.avoid | stopwords() | REACTION
         return (not carries_no_opinion(phrase) and not all(w in plain or lemma(w) in plain for w in words)
-                and names_cause(phrase, self.avoid))
+                and (self.names_cause is None or self.names_cause(phrase, self.avoid)))
 
     def label(self, keyphrases: Sequence[str]) -> str:
         """The first usable phrase of 2-4 words among the key phrases; else the first usable word; "" when none is

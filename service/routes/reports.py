@@ -8,9 +8,19 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
+from bazkhord.model.domain import DomainShift, domain_shift
 from bazkhord.model.themes.analysis import ThemeSettings
 from bazkhord.model.themes.report import ThemeReport
-from bazkhord.service.deps import ReportCaller, ServicesDep, check_taxonomy, describe, report_filters, responses
+from bazkhord.service.deps import (
+    ReportCaller,
+    Services,
+    ServicesDep,
+    check_taxonomy,
+    describe,
+    report_filters,
+    responses,
+)
+from bazkhord.service.errors import ApiError
 from bazkhord.service.schemas import SummaryResponse
 from bazkhord.service.store import Filters
 
@@ -25,7 +35,19 @@ async def summary(caller: ReportCaller, services: ServicesDep, filters: FiltersD
     """Counts over stored feedback: sentiment, aspects with their polarity, channels, model versions, and a
     series by `period` (of `created_at`, UTC)."""
     result = await run_in_threadpool(services.store.summary, filters, period)
-    return SummaryResponse(filters=describe(filters), **result)
+    return SummaryResponse(filters=describe(filters), **result,
+                           domain_shift=await run_in_threadpool(summary_shift, services, filters))
+
+
+def summary_shift(services: Services, filters: Filters) -> DomainShift | None:
+    """The out-of-domain check of the active model over the newest stored comments (None without a model, or a
+    model folder trained before it kept a domain profile)."""
+    try:
+        loaded = services.active()
+    except ApiError:
+        return None
+    texts, confidences = services.store.shift_sample(filters)
+    return domain_shift(getattr(loaded.tagger, "domain_profile", None), loaded.tagger.normalise(texts), confidences)
 
 
 @router.get("/v1/reports/themes", response_model=ThemeReport,

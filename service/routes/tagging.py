@@ -12,7 +12,7 @@ from bazkhord.model.themes.analysis import ThemeSettings
 from bazkhord.model.themes.report import ThemeReport
 from bazkhord.service.answers import model_info, to_result
 from bazkhord.service.checks import check_created_at, check_limits
-from bazkhord.service.deps import TAG_ERRORS, ReportCaller, ServicesDep, TagCaller, check_taxonomy
+from bazkhord.service.deps import TAG_ERRORS, ReportCaller, ServicesDep, TagCaller, check_codebook, check_taxonomy
 from bazkhord.service.schemas import TagRequest, TagResponse, ThemeRequest
 
 router = APIRouter()
@@ -47,4 +47,5 @@ async def themes(body: ThemeRequest, caller: ReportCaller, services: ServicesDep
                for i, t in zip(body.items, times, strict=True)]
     return await services.themes(records, ThemeSettings(period=body.period, seed=body.seed,
                                                         min_theme_size=body.min_theme_size,
-                                                        taxonomy=check_taxonomy(body.taxonomy, "body")))
+                                                        taxonomy=check_taxonomy(body.taxonomy, "body"),
+                                                        codebook=check_codebook(body.codebook, "body")))
