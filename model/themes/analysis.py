@@ -209,6 +209,7 @@ class ThemeAnalyzer:
         self.fit_: TaxonomyFit | None = None  # how well each shipped taxonomy fits, set under taxonomy "auto"
         self.discovered_: Taxonomy | None = None  # the draft codebook of a discovery run
         self._causeless = 0  # complaint statements that name no cause (feelings, verdicts, intentions)
+        self._cause_texts: dict[int, str] = {}  # complaint statement -> its clauses that name a cause
         self.shift_: DomainShift | None = None  # set by analyse: how far the comments are from the training data
         self._set_names()
 
@@ -321,7 +322,8 @@ class ThemeAnalyzer:
 
     def _blaming_clauses(self, complaints: Sequence[Statement]) -> list[list[str]]:
         """Per complaint statement, its clauses that complain: those that praise nothing unnegated and, in a
-        statement of several, that the model leans negative on («اتاق تمیز، صبحانه ضعیف»: only the second)."""
+        statement of several, that the model leans negative on or that name a problem («اتاق تمیز، صبحانه ضعیف»:
+        only the second)."""
         parts = [discovery.clauses(st.normalised) or [st.normalised] for st in complaints]
         several = [clause for cs in parts if len(cs) > 1 for clause in cs]
         leaning: dict[str, bool] = {}
@@ -330,7 +332,8 @@ class ThemeAnalyzer:
             batch = unique[start : start + BATCH]
             for clause, tag in zip(batch, self.tagger.tag(batch, batch), strict=True):
                 leaning[clause] = sum(tag.probabilities.get(label, 0.0) for label in NEGATIVE) >= LEANS_NEGATIVE
-        return [[c for c in cs if (len(cs) == 1 or leaning[c]) and not discovery.praises(c)] for cs in parts]
+        return [[c for c in cs if (len(cs) == 1 or leaning[c] or discovery.complains(c)) and not discovery.praises(c)]
+                for cs in parts]
 
     def _assign_by_clause(self, complaints: Sequence[Statement], blamed: list[list[str]] | None = None) -> None:
         """A discovered (or edited) codebook's aspects, found in each complaint's blaming clauses: a praise clause
@@ -355,7 +358,7 @@ class ThemeAnalyzer:
         named steps, each below."""
         records = tagged.records
         statements = [replace(st) for st in tagged.statements]  # marked below; the caller's stay as tagged
-        self._sampled, self._causeless, self.discovered_ = [], 0, None
+        self._sampled, self._causeless, self.discovered_, self._cause_texts = [], 0, None, {}
         self._business = discovery.business_words(self._comment_texts(statements))
         self.choose_taxonomy(statements)
         self._labeler = self._labeler_for(records)
@@ -387,6 +390,7 @@ class ThemeAnalyzer:
         for k, st in enumerate(statements):
             if not st.complaint:
                 continue
+            self._cause_texts[k] = discovery.cause_text(st.normalised, self._business)
             complaints.by_comment[st.comment].append(k)
             negative_aspects = [a for a, p in st.aspects.items() if p in NEGATIVE]
             for aspect in negative_aspects:
@@ -416,9 +420,8 @@ class ThemeAnalyzer:
                                        other=OTHER_SUBTHEME)
             # Keyphrases against the other complaints, so they say what is special about this aspect.
             inside = set(members)
-            others = [st.normalised for k, st in enumerate(statements)
-                      if k not in inside and k in every]
-            keyphrases = self._labeler.keyphrases([self._capped([statements[k].normalised for k in members]),
+            others = [self._text(k) for k in sorted(every) if k not in inside]
+            keyphrases = self._labeler.keyphrases([self._capped([self._text(k) for k in members]),
                                                    self._capped(others)])[0]
             found.append(FoundTheme("aspect", aspect, members, [sub for sub, _ in clustered], keyphrases,
                                     sub_members=[rows for _, rows in clustered]))
@@ -557,7 +560,7 @@ class ThemeAnalyzer:
         if self.encoder is None or getattr(self.encoder, "name", "") != "e5" or \
                 len(complaints) > self.settings.max_encoder_statements:
             return {}
-        vectors = self.encoder.embed([statements[k].normalised for k in complaints])
+        vectors = self.encoder.embed([self._text(k) for k in complaints])
         return dict(zip(complaints, vectors, strict=True))
 
     def _membership(self, themes: Sequence[Theme], statements: Sequence[Statement],
@@ -581,7 +584,7 @@ class ThemeAnalyzer:
         with no usable label is named `other` (all such merged), or keeps "" when `other` is None."""
         if len(members) < min_size:
             return []
-        texts = [statements[k].normalised for k in members]
+        texts = [self._text(k) for k in members]
         reducer, clusterer = self.steps.for_seed(self.settings.seed, max_k, min_size)
         vectors: np.ndarray | None = None
         if all(k in self._vectors for k in members):
@@ -604,6 +607,11 @@ class ThemeAnalyzer:
                            comments=len({statements[members[i]].comment for i in rows}), quotes=quotes)
             clusters.append((sub, [members[i] for i in rows]))
         return clusters
+
+    def _text(self, k: int) -> str:
+        """What a complaint statement is clustered and labelled by: its clauses that name a cause («کد تخفیف بدید،
+        حوله‌ها کثیف بود» -> «حوله‌ها کثیف بود»), so themes group what complaints blame, not their wording."""
+        return self._cause_texts[k]
 
     def _capped(self, texts: list[str]) -> list[str]:
         """At most `max_cluster_statements` of the texts (a seeded sample, in order) for key phrases: counting the

@@ -162,15 +162,28 @@ def praises(clause: str) -> bool:
     return any(w in PRAISE or lemma(w) in PRAISE for w in words) and not negates(clause)
 
 
+def cause_text(normalised: str, business: frozenset[str] = frozenset()) -> str:
+    """The clauses of a statement that name a cause, praising nothing; the whole statement when none does."""
+    parts = clauses(normalised)
+    kept = [c for c in parts if targets(c, business) and not praises(c)]
+    return "، ".join(kept) if kept and len(kept) < len(parts) else normalised
+
+
 def complains(normalised: str) -> bool:
     """A clause that names a problem or judges badly and praises nothing unnegated («اینترنت ضعیف بود», «حوله‌ها
     کهنه»), whatever a model trained on another business reads."""
     for clause in clauses(normalised) or [normalised]:
         words = WORD.findall(clause)
-        bad = any(w in _BAD or lemma(w) in _BAD or w in _PROBLEMS for w in words)
+        bad = any(w in _BAD or lemma(w) in _BAD or w in _PROBLEMS or _lacking(w) for w in words) or negates(clause)
         if bad and targets(clause) and not praises(clause):
             return True
     return False
+
+
+def _lacking(word: str) -> bool:
+    """«بی‌ادب», «بی‌کیفیت», «بداخلاق», «بدبو»: a word of want or fault (not «بی‌نظیر», «بدون»)."""
+    return word not in PRAISE and ((word.startswith("بی\u200c") and len(word) > 4)
+                                   or (word.startswith("بد") and len(word) > 3 and word not in ("بدون", "بدنه", "بدن")))
 
 
 def names_cause(normalised: str, business: frozenset[str] = frozenset()) -> bool:
@@ -213,8 +226,12 @@ def targets(clause: str, common: frozenset[str] = frozenset()) -> list[Target]:
 _NOT_TARGET = VERDICT_WORDS | REACTION | FORMULAIC
 
 
+# Prepositions with a pronoun («براتون», «بهشون», «باهاش»): about whom, never what.
+_PREPOSITION_PRONOUN = re.compile(r"^(برا|برای|به|بهش|از|ازش|با|باها|واس|واسه|پیش)(م|ت|ش|مون|تون|شون|ئم|یت)$")
+
+
 def _target_word(word: str, common: frozenset[str]) -> str | None:
-    if len(word) < 2 or word.isdigit() or any(ch.isdigit() for ch in word):
+    if len(word) < 2 or word.isdigit() or any(ch.isdigit() for ch in word) or _PREPOSITION_PRONOUN.match(word):
         return None
     if word in _NOT_TARGET or word in stopwords() or is_verb(word):
         return None
@@ -269,9 +286,10 @@ class Discovered:
 
 
 def blamed_terms(complaints: Sequence[tuple[int, str]], common: frozenset[str],
-                 examples: dict[str, list[str]] | None = None) -> tuple[Counter[str], dict[str, str]]:
+                 examples: dict[str, list[str]] | None = None,
+                 clauses_of: dict[str, set[str]] | None = None) -> tuple[Counter[str], dict[str, str]]:
     """Per target (lemma), the number of complaining comments whose clauses blame it, and its commonest form;
-    `examples` (when given) gets up to 20 of each target's clauses."""
+    `examples` (when given) gets up to 20 of each target's clauses, `clauses_of` all of them."""
     per_comment: dict[int, set[str]] = {}
     forms: dict[str, Counter[str]] = {}
     for comment, text in complaints:
@@ -279,6 +297,8 @@ def blamed_terms(complaints: Sequence[tuple[int, str]], common: frozenset[str],
             for target in targets(clause, common):
                 per_comment.setdefault(comment, set()).add(target.key)
                 forms.setdefault(target.key, Counter())[target.surface] += 1
+                if clauses_of is not None:
+                    clauses_of.setdefault(target.key, set()).add(clause)
                 if examples is not None and len(found := examples.setdefault(target.key, [])) < 20 \
                         and clause not in found:
                     found.append(clause)
@@ -296,14 +316,18 @@ def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[s
     s = settings or CodebookSettings()
     common = business
     examples: dict[str, list[str]] = {}
-    counts, surface = blamed_terms(complaints, common, examples)
+    examples_all: dict[str, set[str]] = {}
+    counts, surface = blamed_terms(complaints, common, examples, examples_all)
     chosen = [t for t, n in counts.most_common() if n >= s.min_comments]
     # A phrase adds nothing when its commoner word is blamed nearly as often alone («سرویس» in «سرویس بهداشتی» is
     # not; «صبحانه» in «صبحانه هتل» is).
     chosen = [t for t in chosen if " " not in t or all(counts[w] < 2 * counts[t] for w in t.split())]
     if not chosen:
         return Discovered(None, dict(counts), surface)
-    groups = _groups(chosen, surface, examples, encoder, s.join_similarity)
+    chosen, together = _nested(chosen, counts, examples_all)
+    groups = [[*group, *together.get(group[0], [])] for group in _groups(chosen, surface, examples, encoder,
+                                                                           s.join_similarity)]
+    groups = [list(dict.fromkeys(g)) for g in groups]
     groups.sort(key=lambda g: -sum(counts[t] for t in g))
     aspects = []
     for number, group in enumerate(groups[: s.max_aspects], start=1):
@@ -316,6 +340,22 @@ def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[s
     context = sorted(w for w in common if not any(w != b and w.startswith(b) for b in common))
     taxonomy = Taxonomy(tuple(aspects), domain=DISCOVERED, context_words=tuple(context))
     return Discovered(taxonomy, dict(counts), surface)
+
+
+def _nested(terms: list[str], counts: Counter[str], clauses_of: dict[str, set[str]],
+            share: float = 0.6) -> tuple[list[str], dict[str, list[str]]]:
+    """Targets blamed mostly in the clauses of a commoner one join it («پذیرش جواب درست نمی‌داد»: «جواب» and
+    «درست» go with «پذیرش»; «وصل» with «اینترنت»): the same complaints, named by their head."""
+    heads: list[str] = []
+    joined: dict[str, list[str]] = {}
+    for term in sorted(terms, key=lambda t: (-counts[t], t)):
+        mine = clauses_of.get(term, set())
+        head = next((h for h in heads if mine and len(mine & clauses_of.get(h, set())) >= share * len(mine)), None)
+        if head is None:
+            heads.append(term)
+        else:
+            joined.setdefault(head, []).append(term)
+    return heads, joined
 
 
 def _groups(terms: list[str], surface: dict[str, str], examples: dict[str, list[str]], encoder: Any,
