@@ -393,3 +393,16 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+class DomainCodebook(Base):
+    """The causes an analyst accepted for this store's theme reports (a discovery run's draft codebook, edited): the
+    newest row is in force; one whose taxonomy is null puts the reports back on choosing a taxonomy themselves."""
+
+    __tablename__ = "domain_codebooks"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    taxonomy: Mapped[dict[str, Any] | None] = mapped_column(JSON, doc="the taxonomy file's table; null: back to auto")
+    run_id: Mapped[int | None] = mapped_column(Integer, doc="the theme run whose draft it was edited from")
+    accepted_by: Mapped[str] = mapped_column(String(100))
+    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -87,7 +87,8 @@ class ThemeJobs:
             records, _ = self.store.records(Filters(), self.settings.theme_run_items)
             first_run = self.themes.latest_run() is None
             curator = self.themes.curator()
-            settings = ThemeSettings(period=self.settings.theme_run_period, calendar="jalali")
+            codebook, _ = self.themes.domain_codebook()  # the causes analysts accepted, where they did
+            settings = ThemeSettings(period=self.settings.theme_run_period, calendar="jalali", codebook=codebook)
             analyzer = ThemeAnalyzer(loaded.tagger, settings, encoder=self.settings.theme_encoder, curator=curator)
             report = analyzer.analyse(records, progress)
             progress.phase("saving the themes")

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased
 
 from bazkhord.data.errors import InputError
 from bazkhord.data.normalise import normalise
+from bazkhord.data.taxonomy import Taxonomy
 from bazkhord.model.themes.analysis import Membership
 from bazkhord.model.themes.codebook import ACTIONS, Curator, Edit, KnownTheme, Names, apply_edits
 from bazkhord.model.themes.report import ThemeReport
@@ -27,6 +28,7 @@ from bazkhord.service.db import (
     CodebookEdit,
     CodebookSubtheme,
     CodebookTheme,
+    DomainCodebook,
     Feedback,
     ThemeRun,
     ThemeStatement,
@@ -117,6 +119,24 @@ class ThemeStore:
     def run_report(self, run_id: int) -> dict[str, Any] | None:
         with Session(self.engine) as session:
             return session.scalar(select(ThemeRun.report).where(ThemeRun.id == run_id))
+
+    # -- the causes of a domain without a taxonomy -------------------------------------------------------------
+    def domain_codebook(self) -> tuple[Taxonomy | None, DomainCodebook | None]:
+        """The causes accepted for this store's reports (None: reports choose a taxonomy, or discover), and the
+        row that says who accepted them and when."""
+        with Session(self.engine) as session:
+            row = session.scalars(select(DomainCodebook).order_by(DomainCodebook.id.desc()).limit(1)).first()
+            if row is not None:
+                session.expunge(row)
+        if row is None or row.taxonomy is None:
+            return None, row
+        return Taxonomy.from_dict(row.taxonomy, "the accepted codebook"), row
+
+    def accept_codebook(self, taxonomy: Taxonomy | None, accepted_by: str, run_id: int | None = None) -> None:
+        """Accept an (edited) draft codebook for the reports from now on; None goes back to choosing."""
+        with Session(self.engine) as session, session.begin():
+            session.add(DomainCodebook(taxonomy=taxonomy.to_dict() if taxonomy is not None else None, run_id=run_id,
+                                       accepted_by=accepted_by, accepted_at=utcnow()))
 
     # -- the codebook -----------------------------------------------------------------------------------------
     def edits(self, session: Session | None = None) -> list[Edit]:

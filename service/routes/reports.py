@@ -62,8 +62,11 @@ async def stored_themes(caller: ReportCaller, services: ServicesDep, filters: Fi
     limit = services.settings.max_theme_items
     records, matched = await run_in_threadpool(services.store.records, filters, limit)
     curator = await run_in_threadpool(services.theme_store.curator)  # the workspace's codebook applies here too
+    # So do the causes its analysts accepted, unless the caller names a taxonomy.
+    codebook = (await run_in_threadpool(services.theme_store.domain_codebook))[0] if taxonomy == "auto" else None
     report = await services.themes(records, ThemeSettings(period=period, seed=seed, min_theme_size=min_theme_size,
-                                                          taxonomy=check_taxonomy(taxonomy, "query")), curator)
+                                                          taxonomy=check_taxonomy(taxonomy, "query"),
+                                                          codebook=codebook), curator)
     if matched > len(records):
         report.notes.append(f"{matched} stored comments matched; the newest {len(records)} were analysed "
                             "(BAZKHORD_MAX_THEME_ITEMS)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +23,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import ClientDisconnect
 
 from bazkhord.data.calendar import CALENDARS, format_date, persian_digits
-from bazkhord.data.errors import BazkhordError, InputError
+from bazkhord.data.errors import BazkhordError, DataError, InputError
+from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.themes.discovery import DISCOVERED
 from bazkhord.service.auth import retry_after_header
 from bazkhord.service.corrections import Change, CorrectionError
 from bazkhord.service.deps import Services, ServicesDep
@@ -85,12 +88,12 @@ async def signed_in(request: Request, services: ServicesDep) -> SignedIn:
 Reader = Annotated[SignedIn, Depends(signed_in)]
 
 
-async def form_of(request: Request, user: SignedIn, scope: str) -> dict[str, str]:
-    """A write's form fields, after its scope and CSRF token are checked."""
+async def form_of(request: Request, user: SignedIn, scope: str, limit: int = 20_000) -> dict[str, str]:
+    """A write's form fields (the first `limit` bytes), after its scope and CSRF token are checked."""
     if not user.caller.allows(scope):
         raise Refused(403, f"کلید «{user.caller.name}» اجازه این کار را ندارد (دسترسی {scope} لازم است).")
     try:
-        body = (await request.body())[:20_000].decode("utf-8", errors="replace")
+        body = (await request.body())[:limit].decode("utf-8", errors="replace")
     except ClientDisconnect:  # the browser went elsewhere mid-form: nothing to change, and nobody to answer
         raise Refused(400, "فرم کامل نرسید.") from None
     fields = {k: v[0] for k, v in parse_qs(body, keep_blank_values=True).items()}
@@ -385,6 +388,53 @@ async def codebook_page(request: Request, services: ServicesDep, user: Reader) -
     names = await run_in_threadpool(services.theme_store.names)
     subs = await run_in_threadpool(services.theme_store.sub_names)
     return page(request, "codebook.html", {"title": "کدبوک موضوع‌ها", "edits": edits, "names": names, "subs": subs})
+
+
+@router.get("/causes")
+async def causes_page(request: Request, services: ServicesDep, user: Reader) -> HTMLResponse:
+    """The causes of a domain without a taxonomy: the newest run's draft codebook (or the one accepted), to edit and
+    accept for the reports that follow."""
+    accepted, row = await run_in_threadpool(services.theme_store.domain_codebook)
+    run_id = await run_in_threadpool(services.theme_store.latest_run)
+    report = await run_in_threadpool(services.theme_store.run_report, run_id) if run_id is not None else None
+    draft = (report or {}).get("codebook_draft")
+    shown = accepted if accepted is not None else (Taxonomy.from_dict(draft, "the draft") if draft else None)
+    fit = (report or {}).get("taxonomy_fit") or {}
+    return page(request, "causes.html", {"title": "علت‌های کشف‌شده", "codebook": shown, "accepted": row,
+                                         "is_accepted": accepted is not None, "run_id": run_id, "fit": fit})
+
+
+@router.post("/causes")
+async def accept_causes(request: Request, services: ServicesDep, user: Reader) -> Response:
+    """The edited draft accepted: each kept aspect with its name and seeds (comma separated); the next runs and
+    stored reports assign comments to these causes."""
+    fields = await form_of(request, user, "curate", limit=200_000)
+    aspects = []
+    for n in range(int(fields.get("count", "0") or 0)):
+        if fields.get(f"keep_{n}") != "on":
+            continue
+        name = " ".join(fields.get(f"name_{n}", "").split())
+        seeds = [seed.strip() for seed in re.split(r"[,،\n]", fields.get(f"seeds_{n}", "")) if seed.strip()]
+        if not name or not seeds:
+            raise Refused(422, f"علت شماره {n + 1}: نام و دست‌کم یک عبارت نمونه لازم است.")
+        aspects.append({"key": fields.get(f"key_{n}") or f"cause_{n + 1:02d}", "name_fa": name[:100],
+                        "name_en": fields.get(f"key_{n}") or f"Cause {n + 1}", "seeds": seeds[:50]})
+    if not aspects:
+        raise Refused(422, "دست‌کم یک علت را نگه دارید، یا «بازگشت به انتخاب خودکار» را بزنید.")
+    try:
+        taxonomy = Taxonomy.from_dict({"domain": DISCOVERED, "aspect": aspects}, "the edited codebook")
+    except DataError as error:
+        raise Refused(422, str(error)) from None
+    run_id = int(fields["run"]) if fields.get("run", "").isdigit() else None
+    await run_in_threadpool(services.theme_store.accept_codebook, taxonomy, user.caller.name, run_id)
+    return RedirectResponse("/app/causes?saved=1", status_code=303)
+
+
+@router.post("/causes/reset")
+async def reset_causes(request: Request, services: ServicesDep, user: Reader) -> Response:
+    await form_of(request, user, "curate")
+    await run_in_threadpool(services.theme_store.accept_codebook, None, user.caller.name)
+    return RedirectResponse("/app/causes", status_code=303)
 
 
 @router.get("/webhooks")

@@ -36,7 +36,7 @@ def test_migrations_create_exactly_the_models_tables(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     upgrade(engine)  # again: nothing to do, no error
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
