@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from bazkhord.cli.common import COLUMNS_HELP, MODELS_DIR, columns
 from bazkhord.data.errors import ConfigError
 
 if TYPE_CHECKING:
+    from bazkhord.data.taxonomy import Taxonomy
     from bazkhord.model.themes.analysis import ThemeSettings
     from bazkhord.model.themes.codebook import Curator
     from bazkhord.model.themes.report import ThemeReport
@@ -39,7 +41,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(read.summary())
     with Display("report", args.quiet) as display:
         display.phase(f"themes of {len(read.records)} comments with {loaded.name} {loaded.version}")
-        curator = codebook(args.database_url)
+        curator, accepted = codebook(args.database_url)
+        if accepted is not None and args.taxonomy == "auto":  # the causes the store's analysts accepted
+            settings = replace(settings, codebook=accepted)
         analyzer = ThemeAnalyzer(loaded.tagger, settings, curator=curator)
         report = analyzer.analyse(read.records, display)
         membership = analyzer.membership_
@@ -53,16 +57,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def codebook(database_url: str | None) -> Curator | None:
-    """The codebook of a store, where one is named: the report then names and groups themes as the workspace does."""
+def codebook(database_url: str | None) -> tuple[Curator | None, Taxonomy | None]:
+    """The codebook of a store, where one is named: the report then names and groups themes as the workspace does,
+    and assigns comments to the causes its analysts accepted (where they did)."""
     if database_url is None:
-        return None
+        return None, None
     from bazkhord.service.db import make_engine, upgrade
     from bazkhord.service.themestore import ThemeStore
 
     engine = make_engine(database_url)
     upgrade(engine)
-    return ThemeStore(engine).curator()
+    store = ThemeStore(engine)
+    return store.curator(), store.domain_codebook()[0]
 
 
 def report_tagged(args: argparse.Namespace, settings: ThemeSettings) -> int:

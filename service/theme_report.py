@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bazkhord.data.calendar import gregorian_label, period_label
+from bazkhord.data.calendar import gregorian_label, period_label, persian_digits
 from bazkhord.model.themes.analysis import Membership
 from bazkhord.model.themes.report import Theme, ThemeReport, Trend
 
@@ -292,7 +292,8 @@ def render_html(report: ThemeReport, membership: Sequence[Membership] = ()) -> s
     warnings = ""
     shift = report.domain_shift
     if shift is not None and shift.out_of_domain:
-        warnings += f"<p class='warn' role='alert'><b>هشدار: بیرون از دامنه مدل.</b> {_e(shift.message_fa)}</p>"
+        warnings += (f"<p class='warn' role='alert'><b>هشدار: بیرون از دامنه مدل.</b> "
+                     f"{_e(persian_digits(shift.message_fa))}</p>")
     if report.codebook_draft is not None:
         fit = report.taxonomy_fit
         closest = max(fit.fits.items(), key=lambda kv: kv[1]) if fit is not None and fit.fits else None
