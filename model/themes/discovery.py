@@ -10,12 +10,13 @@ rating word, not a verb (hazm's lemmatizer, and the colloquial «می/نمی» f
 report's comments use (the business itself: «هتل», «کتاب»). Adjacent targets make a phrase («سرویس بهداشتی»).
 
 `induce_codebook` turns the targets that enough complaining comments share into a draft taxonomy: one aspect per
-group of targets (the encoder's similarity joins near synonyms such as «کثیف» and «نظافت» where its folder exists),
-named by its commonest phrase as the customers write it, its seeds the group's targets. Statements are then
-assigned to it zero-shot, as on a curated taxonomy, and the same file, edited by an analyst, drives the next run.
+group of targets (a target blamed mostly in a commoner one's clauses joins it; where the encoder's folder exists,
+targets whose complaints read alike are joined too), named by its commonest target as the customers write it, its
+seeds the group's targets. `assign` finds them in a complaint's clauses, and the same file, edited by an analyst,
+drives the next run.
 
-`taxonomy_fit` says how much of what complaints blame a shipped taxonomy names (its seeds and product words): a
-taxonomy is used only where that share reaches a threshold; below it the report discovers.
+`taxonomy_fit` says how much of what complaints blame a shipped taxonomy names (its seeds, product, context and
+domain words): a taxonomy is used only where that share reaches a threshold; below it the report discovers.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -142,6 +144,7 @@ def clauses(normalised: str) -> list[str]:
     return [part for part in CLAUSE.split(normalised) if part and part.strip()]
 
 
+@lru_cache(maxsize=100_000)
 def is_verb(word: str) -> bool:
     if word.startswith(("نمی", "نمي", "می\u200c", "مي\u200c")):
         return True
@@ -314,13 +317,12 @@ def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[s
     least `min_comments` comments, joined into aspects by the encoder's similarity where there is one, largest
     first; None when no target is blamed that often."""
     s = settings or CodebookSettings()
-    common = business
     examples: dict[str, list[str]] = {}
     examples_all: dict[str, set[str]] = {}
-    counts, surface = blamed_terms(complaints, common, examples, examples_all)
+    counts, surface = blamed_terms(complaints, business, examples, examples_all)
     chosen = [t for t, n in counts.most_common() if n >= s.min_comments]
-    # A phrase adds nothing when its commoner word is blamed nearly as often alone («سرویس» in «سرویس بهداشتی» is
-    # not; «صبحانه» in «صبحانه هتل» is).
+    # A phrase is kept only where each of its words is blamed mostly inside it (a fixed name, «کافی شاپ»): one whose
+    # word is blamed far more often alone («صبحانه هتل», but also «سرویس بهداشتی» beside «سرویس») counts under the word.
     chosen = [t for t in chosen if " " not in t or all(counts[w] < 2 * counts[t] for w in t.split())]
     if not chosen:
         return Discovered(None, dict(counts), surface)
@@ -337,7 +339,7 @@ def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[s
                               description=f"Discovered: complaints blaming {surface[head]} "
                                           f"({sum(counts[t] for t in group)} comments)",
                               description_fa=f"شکایت‌هایی که «{surface[head]}» را مقصر می‌دانند", seeds=seeds))
-    context = sorted(w for w in common if not any(w != b and w.startswith(b) for b in common))
+    context = sorted(w for w in business if not any(w != b and w.startswith(b) for b in business))
     taxonomy = Taxonomy(tuple(aspects), domain=DISCOVERED, context_words=tuple(context))
     return Discovered(taxonomy, dict(counts), surface)
 

@@ -1,6 +1,7 @@
 """Causes of a domain without a taxonomy through the service: the API's codebook field and `discover`, the
-summary's out-of-domain check, and the workspace's «علت‌ها» page in Debian's Chromium (edit the draft by keyboard,
-accept it, and see the next run assign comments to the edited causes; 420 px wide; no request to another host)."""
+summary's out-of-domain check, and the workspace in Debian's Chromium (the overview's warnings; «علت‌ها»: edit the
+draft by keyboard, accept it, and see the next run assign comments to the edited causes; 420 px wide; no request to
+another host)."""
 
 from __future__ import annotations
 
@@ -84,7 +85,9 @@ def test_accepting_edited_causes_in_the_workspace(tmp_path: Path, sample_model: 
         context.on("request", lambda request: requests.append(request.url))
         page = context.new_page()
         sign_in(page, base, key)
-        page.click("nav a[href='/app/causes']")
+        # The overview says the comments are out of the model's domain and that causes were discovered.
+        assert "بیرون از دامنه مدل" in page.content()
+        page.click("main a[href='/app/causes']")
         assert page.locator("h1").inner_text() == "علت‌های کشف‌شده"
         names = page.locator("input[name^=name_]")
         count = names.count()
