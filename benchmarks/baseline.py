@@ -66,6 +66,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def own_peak_mb() -> float:
+    """This process's own peak (VmHWM), not ru_maxrss: a spawned worker's ru_maxrss keeps its parent's peak when that
+    was larger (below), so a benchmark that loaded an encoder earlier would lend it to every later measurement."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
 # A `bazkhord` command that reports its own peak memory on its last line of standard error. Its own, from /proc's
 # VmHWM: ru_maxrss of a process started by fork and exec keeps its parent's peak when that was larger (measured:
 # a child of a 600 MiB parent reports 613 MiB), so a benchmark holding a million texts would lend them to the child.

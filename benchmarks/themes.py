@@ -51,7 +51,7 @@ from bazkhord.data.record import FeedbackRecord
 from bazkhord.model.folder import load_model
 from bazkhord.model.themes.analysis import ThemeAnalyzer, ThemeSettings
 from bazkhord.model.themes.steps import KMeansClusterer, SvdReducer, TfidfEmbedder
-from benchmarks.baseline import REPO, machine, peak_rss_mb, write_section
+from benchmarks.baseline import REPO, machine, own_peak_mb, write_section
 
 BEGIN, END = "<!-- themes:begin -->", "<!-- themes:end -->"
 SEED = 13
@@ -496,7 +496,7 @@ def step_speed(shared: str, n: int) -> dict[str, float]:
     report = ThemeAnalyzer(model.tagger, ThemeSettings(period="week")).analyse(records)
     seconds = time.perf_counter() - started
     return {"comments": n, "statements": report.totals.statements, "themes": len(report.themes),
-            "seconds": round(seconds, 1), "per_1k": round(1000 * seconds / n, 2), "peak_mib": round(peak_rss_mb())}
+            "seconds": round(seconds, 1), "per_1k": round(1000 * seconds / n, 2), "peak_mib": round(own_peak_mb())}
 
 
 def _per_aspect(row: dict[str, object]) -> dict[str, float]:

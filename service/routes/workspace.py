@@ -415,15 +415,15 @@ async def accept_causes(request: Request, services: ServicesDep, user: Reader) -
     stored reports assign comments to these causes."""
     fields = await form_of(request, user, "curate", limit=200_000)
     aspects = []
-    for n in range(int(fields.get("count", "0") or 0)):
+    for n in range(min(number(fields, "count"), 200)):
         if fields.get(f"keep_{n}") != "on":
             continue
         name = " ".join(fields.get(f"name_{n}", "").split())
         seeds = [seed.strip() for seed in re.split(r"[,،\n]", fields.get(f"seeds_{n}", "")) if seed.strip()]
         if not name or not seeds:
             raise Refused(422, f"علت شماره {n + 1}: نام و دست‌کم یک عبارت نمونه لازم است.")
-        aspects.append({"key": fields.get(f"key_{n}") or f"cause_{n + 1:02d}", "name_fa": name[:100],
-                        "name_en": fields.get(f"key_{n}") or f"Cause {n + 1}", "seeds": seeds[:50]})
+        key = fields.get(f"key_{n}", "")[:64] or f"cause_{n + 1:02d}"
+        aspects.append({"key": key, "name_fa": name[:100], "name_en": key, "seeds": [seed[:100] for seed in seeds[:50]]})
     if not aspects:
         raise Refused(422, "دست‌کم یک علت را نگه دارید، یا «بازگشت به انتخاب خودکار» را بزنید.")
     try:

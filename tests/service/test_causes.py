@@ -122,3 +122,29 @@ def test_accepting_edited_causes_in_the_workspace(tmp_path: Path, sample_model: 
         assert services.theme_store.domain_codebook()[0] is None
         assert all(url.startswith(base) for url in requests)
         context.close()
+
+
+def test_accepting_causes_refuses_bad_forms_clearly(tmp_path: Path, sample_model: LoadedModel) -> None:
+    from tests.service.test_workspace_pages import FORM, client_for, csrf_of
+
+    app = create_app(settings_for(tmp_path), model=sample_model)
+    with TestClient(app):
+        keys = KeyStore(app.state.services.engine)
+        reader = client_for(app, keys.create("reader", "report").key)
+        token = csrf_of(reader, "/app/causes")
+        assert reader.post("/app/causes", content=f"csrf={token}&count=1&keep_0=on&name_0=x&seeds_0=y",
+                           headers=FORM).status_code == 403  # accepting needs curate
+        analyst = client_for(app, keys.create("analyst", "report,curate").key)
+        token = csrf_of(analyst, "/app/causes")
+        for body, message in [("count=two", "count"), ("count=1", "دست‌کم یک علت"),
+                              ("count=1&keep_0=on&name_0=&seeds_0=y", "نام و دست‌کم یک عبارت"),
+                              ("count=2&keep_0=on&name_0=a&seeds_0=y&key_0=k&keep_1=on&name_1=b&seeds_1=z&key_1=k",
+                               "appear more than once")]:
+            answer = analyst.post("/app/causes", content=f"csrf={token}&{body}", headers=FORM)
+            assert answer.status_code == 422 and message in answer.text, (body, answer.text[:300])
+        assert app.state.services.theme_store.domain_codebook()[0] is None
+        done = analyst.post("/app/causes", content=f"csrf={token}&count=1&keep_0=on&name_0=صبحانه&seeds_0=صبحانه،+تنوع",
+                            headers=FORM)
+        assert done.status_code == 303
+        accepted = app.state.services.theme_store.domain_codebook()[0]
+        assert accepted is not None and accepted.aspects[0].seeds == ("صبحانه", "تنوع")
