@@ -85,7 +85,7 @@ class DomainShift:
     """How far the comments are from what the model learned from, with the figures that say so."""
 
     out_of_domain: bool
-    comments: int  # the comments measured
+    comments: int  # the comments measured (a report measures a seeded sample of at most 5,000)
     unknown_word_share: float  # of their words, the share no training comment had
     training_unknown_word_share: float  # the same on the model's dev split
     median_words: float

@@ -77,7 +77,8 @@ NEGATIVE = set(NEGATIVE_SENTIMENTS)
 FIT_METHOD = ("the share of the 40 words complaints blame most (by comments) that the taxonomy's seeds, aspect names, "
               "product, context and domain words name; the best taxonomy is used when it reaches the threshold, "
               "else causes are discovered")
-SHIFT_SAMPLE = 500  # comments tagged again for the model's confidence in the out-of-domain check
+SHIFT_COMMENTS = 5000  # comments (a seeded sample) the out-of-domain check measures
+SHIFT_SAMPLE = 500  # of them, tagged again for the model's confidence
 _LETTERS = re.compile(r"[\W_]+")
 OTHER_SUBTHEME = "سایر موارد"
 
@@ -470,7 +471,7 @@ class ThemeAnalyzer:
         adjusted = (sum(prevalence.adjusted.get(label, 0.0) for label in NEGATIVE)
                     if prevalence.adjusted is not None else None)
         taxonomy = self.taxonomy
-        self.shift_ = self._domain_shift(tagged.statements)
+        self.shift_ = self._domain_shift(records)
         return ThemeReport(
             schema_version=SCHEMA_VERSION,
             model={"name": str(self.tagger.manifest.get("name", "")), "version": str(self.tagger.manifest.get("version", ""))},
@@ -502,18 +503,19 @@ class ThemeAnalyzer:
             domain_shift=self.shift_,
         )
 
-    def _domain_shift(self, statements: Sequence[Statement]) -> DomainShift | None:
-        """The out-of-domain check (bazkhord.model.domain) on the comments, the model's confidence measured on a
-        seeded sample of them."""
+    def _domain_shift(self, records: Sequence[FeedbackRecord]) -> DomainShift | None:
+        """The out-of-domain check (bazkhord.model.domain) on a seeded sample of the comments (PII masked, so a file
+        and its tagged parts measure the same), the model's confidence on the first `SHIFT_SAMPLE` of them."""
         profile = getattr(self.tagger, "domain_profile", None)  # test doubles and older taggers have none
-        if not profile:
-            return None
-        texts = self._comment_texts(statements)
-        chosen = seeded_sample(len(texts), SHIFT_SAMPLE, self.settings.seed) if len(texts) > SHIFT_SAMPLE \
-            else list(range(len(texts)))
-        sample = [texts[i] for i in chosen]
+        if not profile or not any(r.text for r in records[:100]):
+            return None  # tag-batch parts keep statements, not the comments' text: nothing to measure
+        chosen = sorted(seeded_sample(len(records), SHIFT_COMMENTS, self.settings.seed)) \
+            if len(records) > SHIFT_COMMENTS else range(len(records))
+        raw = [mask_pii(records[i].text) for i in chosen]
+        texts = self.tagger.normalise(raw)
+        sample, normalised = raw[:SHIFT_SAMPLE], texts[:SHIFT_SAMPLE]
         confidences = [max(tag.probabilities.values(), default=0.0) for start in range(0, len(sample), BATCH)
-                       for tag in self.tagger.tag(sample[start : start + BATCH], sample[start : start + BATCH])]
+                       for tag in self.tagger.tag(sample[start : start + BATCH], normalised[start : start + BATCH])]
         return domain_shift(profile, texts, confidences)
 
     def _notes(self, reactions: list[Theme], dated: bool) -> list[str]:

@@ -108,7 +108,7 @@ def test_retag_and_db_commands(sample_model: object, tmp_path: Path, capsys: pyt
     assert isinstance(sample_model, LoadedModel)
     url = f"sqlite:///{tmp_path}/cli.db"
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert "revision 0003" in capsys.readouterr().out
+    assert "revision 0004" in capsys.readouterr().out
     engine = make_engine(url)
     store = FeedbackStore(engine)
     store.add([NewFeedback("a", "پیک دو روز دیر اومد"), NewFeedback("b", "کیفیتش عالیه", channel="sms")],
