@@ -15,6 +15,7 @@ import numpy as np
 
 from bazkhord.data.errors import DataError
 from bazkhord.data.normalise import NormaliserConfig, normalise
+from bazkhord.data.pii import mask_pii
 from bazkhord.data.progress import QUIET, Progress
 from bazkhord.data.readers import ColumnMap, read_records
 from bazkhord.data.record import FeedbackRecord, RejectedRow
@@ -100,12 +101,12 @@ def domain_profile(tagger: BaseTagger, splits: dict[str, list[FeedbackRecord]], 
                    dev_sample: int = 1000) -> dict[str, Any]:
     """The words of the training split and how sure the model is on (up to `dev_sample` comments of) dev, for the
     report's out-of-domain check (bazkhord.model.domain). Words come from train alone, so dev's unknown-word share is
-    what new comments of the same business bring."""
-    train_texts = [normalise(r.text, normaliser) for r in splits["train"]]
-    dev = splits.get("dev", [])[:dev_sample]
-    dev_texts = [normalise(r.text, normaliser) for r in dev]
-    confidences = [max(tag.probabilities.values(), default=0.0)
-                   for tag in tagger.tag([r.text for r in dev], dev_texts)] if dev else []
+    what new comments of the same business bring; personal data is masked first, as the report masks it, so no phone
+    number or e-mail address lands in the folder's word list."""
+    train_texts = [normalise(mask_pii(r.text), normaliser) for r in splits["train"]]
+    dev = [mask_pii(r.text) for r in splits.get("dev", [])[:dev_sample]]
+    dev_texts = [normalise(text, normaliser) for text in dev]
+    confidences = [max(tag.probabilities.values(), default=0.0) for tag in tagger.tag(dev, dev_texts)] if dev else []
     return build_profile(train_texts, dev_texts, confidences)
 
 

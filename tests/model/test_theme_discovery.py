@@ -179,3 +179,14 @@ def test_in_domain_comments_raise_no_warning() -> None:
     assert other is not None and other.out_of_domain and len(other.reasons) == 2  # words and confidence
     assert domain_shift(profile, ["کوتاه"] * 5) is None  # too few comments to say
     assert domain_shift(None, [comment() for _ in range(100)]) is None  # a folder trained before the profile
+
+
+def test_the_profile_keeps_no_personal_data(sample_model: LoadedModel) -> None:
+    from bazkhord.training.train import domain_profile
+
+    texts = ["ارسال دیر بود، ایمیل من ali.rezaei@example.com است", "شماره من 09121234567 هست و پیک نیومد"]
+    splits = {"train": [FeedbackRecord(text=t) for t in texts * 3], "dev": [FeedbackRecord(text=t) for t in texts]}
+    profile = domain_profile(sample_model.tagger, splits, sample_model.tagger.normaliser)
+    words = set(profile["vocabulary"])
+    assert {"ارسال", "پیک"} <= words and not words & {"ali", "rezaei", "example", "com"}
+    assert not any(ch.isdigit() for w in words for ch in w)
