@@ -38,6 +38,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,23 @@ def snappfood_model(shared: Path, workdir: Path) -> Any:
     return load_model(train(config).folder)
 
 
+def recovered(labels: dict[str, set[str]], members: dict[str, set[str]]) -> dict[str, Any]:
+    """The figures of one report against hand-labelled causes: macro F1 of the best-matching themes, per cause, and
+    the share of labelled complaints that some theme holds (`members`: theme -> comment ids)."""
+    per_cause = cause_scores(labels, members)
+    complaints = {i for i, c in labels.items() if c}
+    covered = {c for found in members.values() for c in found}
+    return {"macro_f1": round(float(np.mean(list(per_cause.values()))), 3), "per_cause": per_cause,
+            "covered": round(len(complaints & covered) / len(complaints), 3)}
+
+
+def theme_members(membership: Sequence[Any]) -> dict[str, set[str]]:
+    members: dict[str, set[str]] = {}
+    for m in membership:
+        members.setdefault(m.theme_id, set()).add(str(m.comment_id))
+    return members
+
+
 def cause_scores(labels: dict[str, set[str]], members: dict[str, set[str]]) -> dict[str, float]:
     """Per cause, the best F1 of any theme's comments against the comments labelled with that cause (over the
     labelled comments)."""
@@ -156,7 +174,6 @@ def causes(shared: Path, workdir: Path) -> tuple[list[dict[str, Any]], int]:
               for line in CAUSES_FILE.read_text(encoding="utf-8").splitlines()}
     customer = {r["source_id"]: r["sentiment"] for r in rows_raw}
     records = [FeedbackRecord(text=r["text"], id=r["source_id"]) for r in rows_raw]
-    complaints = {i for i, c in labels.items() if c}
     models = {"sample model": load_model("sample") if _has_sample() else None,
               "SnappFood train model": snappfood_model(shared, workdir)}
     variants: list[tuple[str, dict[str, Any]]] = [("zero-shot aspects, food delivery detected (the default)", {}),
@@ -178,24 +195,18 @@ def causes(shared: Path, workdir: Path) -> tuple[list[dict[str, Any]], int]:
                 continue
             report = analyzer.analyse(records)
             seconds = time.perf_counter() - started
-            members: dict[str, set[str]] = {}
-            for m in analyzer.membership_:
-                members.setdefault(m.theme_id, set()).add(str(m.comment_id))
-            per_cause = cause_scores(labels, members)
-            covered = {c for found in members.values() for c in found}
             quotes = [q.comment_id for t in report.themes for q in [*t.quotes, *(q for s in t.subthemes for q in s.quotes)]]
             rows.append({"model": model_name, "variant": variant, "themes": len(report.themes),
                          "taxonomy": report.settings.get("taxonomy"),
-                         "macro_f1": round(float(np.mean(list(per_cause.values()))), 3),
-                         "per_cause": per_cause, "covered": round(len(complaints & covered) / len(complaints), 3),
-                         "quotes": len(quotes), "happy_quotes": sum(1 for q in quotes if customer.get(str(q)) == "positive"),
+                         **recovered(labels, theme_members(analyzer.membership_)), "quotes": len(quotes),
+                         "happy_quotes": sum(1 for q in quotes if customer.get(str(q)) == "positive"),
                          "seconds": round(seconds, 1)})
             print(f"... causes: {model_name}, {variant}: macro F1 {rows[-1]['macro_f1']}", file=sys.stderr, flush=True)
-    rows += bertopic_causes(records, labels, complaints, models["SnappFood train model"])
+    rows += bertopic_causes(records, labels, models["SnappFood train model"])
     return rows, len(labels)
 
 
-def bertopic_causes(records: list[FeedbackRecord], labels: dict[str, set[str]], complaints: set[str],
+def bertopic_causes(records: list[FeedbackRecord], labels: dict[str, set[str]],
                     loaded: Any) -> list[dict[str, Any]]:
     """BERTopic on the same complaint statements (the report's own, from the SnappFood model), with the encoder's
     vectors where its folder exists, language "multilingual" (its default "english" strips Persian keywords)."""
@@ -223,12 +234,9 @@ def bertopic_causes(records: list[FeedbackRecord], labels: dict[str, set[str]], 
     for st, topic in zip(chosen, topics, strict=True):
         if topic != -1:
             members.setdefault(str(topic), set()).add(str(records[st.comment].id))
-    per_cause = cause_scores(labels, members)
-    covered = {c for found in members.values() for c in found}
     return [{"model": "BERTopic", "variant": f"on the report's complaint statements, {getattr(embedder, 'name', 'tfidf')} "
              "vectors, language multilingual", "themes": len(members), "taxonomy": "—",
-             "macro_f1": round(float(np.mean(list(per_cause.values()))), 3), "per_cause": per_cause,
-             "covered": round(len(complaints & covered) / len(complaints), 3), "quotes": 0, "happy_quotes": 0,
+             **recovered(labels, members), "quotes": 0, "happy_quotes": 0,
              "seconds": round(time.perf_counter() - started, 1)}]
 
 
@@ -253,8 +261,6 @@ def labels_of(report: Any) -> list[str]:
 
 def detection(shared: Path, loaded: Any) -> list[dict[str, Any]]:
     """The taxonomy each set's dev comments get (at most 1,000), with each candidate's fit."""
-    from bazkhord.model.themes.discovery import business_words
-
     rows = []
     for name, split, domain in DETECTION_SETS:
         if not (shared / name / f"{split}.jsonl").exists():
@@ -262,27 +268,24 @@ def detection(shared: Path, loaded: Any) -> list[dict[str, Any]]:
         texts = [json.loads(line)["text"] for line in (shared / name / f"{split}.jsonl").read_text(encoding="utf-8")
                  .splitlines()][:1000]
         analyzer = ThemeAnalyzer(loaded.tagger, ThemeSettings(), encoder="none")
-        statements = analyzer.statements([FeedbackRecord(text=t, id=str(i)) for i, t in enumerate(texts)])
-        analyzer._business = business_words(analyzer._comment_texts(statements))
-        analyzer.choose_taxonomy(statements)
-        fit = analyzer.fit_
+        fit = analyzer.detect_taxonomy(analyzer.statements([FeedbackRecord(text=t, id=str(i))
+                                                            for i, t in enumerate(texts)]))
         assert fit is not None
         rows.append({"set": name, "domain": domain, "comments": len(texts), "fits": fit.fits,
                      "chosen": fit.chosen or "none: discovered"})
     return rows
 
 
-def hotels(shared: Path, loaded: Any) -> tuple[list[dict[str, Any]], int]:
+def hotels(shared: Path, loaded: Any, workdir: Path) -> tuple[list[dict[str, Any]], int]:
     """Cause recovery on the hand-labelled hotel complaints: the report runs on all 828 train + dev comments."""
     rows_raw = [json.loads(line) for split in ("train", "dev")
                 for line in (shared / "sentifars_hotels" / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     labels = {(row := json.loads(line))["source_id"]: set(row["causes"])
               for line in HOTEL_CAUSES.read_text(encoding="utf-8").splitlines()}
     records = [FeedbackRecord(text=r["text"], id=r["source_id"]) for r in rows_raw]
-    complaints = {i for i, c in labels.items() if c}
     filler = filler_words()
     out: list[dict[str, Any]] = []
-    draft_dir = Path(tempfile.mkdtemp(prefix="bazkhord-hotel-draft-"))
+    draft_dir = workdir
     variants: list[tuple[str, dict[str, Any]]] = [
         ("discovery alone (the default: no taxonomy fits)", {}),
         ("second run on the draft codebook, as written", {"taxonomy": str(draft_dir / "codebook_draft.toml")}),
@@ -299,24 +302,14 @@ def hotels(shared: Path, loaded: Any) -> tuple[list[dict[str, Any]], int]:
 
             (draft_dir / "codebook_draft.toml").write_text(taxonomy_toml(Taxonomy.from_dict(report.codebook_draft)),
                                                            encoding="utf-8")
-        members: dict[str, set[str]] = {}
-        for m in analyzer.membership_:
-            members.setdefault(m.theme_id, set()).add(str(m.comment_id))
-        per_cause = cause_scores(labels, members)
-        covered = {c for found in members.values() for c in found}
         shown = labels_of(report)
         naming = [label for label in shown if names_a_cause(label, filler)]
         out.append({"model": "sample model", "variant": variant, "themes": len(report.themes),
-                    "taxonomy": report.settings.get("taxonomy"),
-                    "macro_f1": round(float(np.mean(list(per_cause.values()))), 3), "per_cause": per_cause,
-                    "covered": round(len(complaints & covered) / len(complaints), 3),
+                    "taxonomy": report.settings.get("taxonomy"), **recovered(labels, theme_members(analyzer.membership_)),
                     "labels": len(shown), "cause_labels": len(naming),
                     "filler_labels": sorted(set(shown) - set(naming)), "seconds": round(seconds, 1)})
         print(f"... hotels: {variant}: macro F1 {out[-1]['macro_f1']}", file=sys.stderr, flush=True)
-    bertopic = bertopic_causes(records, labels, complaints, loaded)
-    for row in bertopic:
-        row.setdefault("labels", 0)
-    return out + bertopic, len(complaints)
+    return out + bertopic_causes(records, labels, loaded), sum(1 for c in labels.values() if c)
 
 
 def books(shared: Path, loaded: Any) -> dict[str, Any]:
@@ -597,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
                 headline_rows = headline(args.shared_data, Path(tmp))
             if "domains" in parts and _has_sample():
                 sample = load_model("sample")
-                hotel_rows, n_hotel = hotels(args.shared_data, sample)
+                hotel_rows, n_hotel = hotels(args.shared_data, sample, Path(tmp))
                 domain_lines = render_domains(detection(args.shared_data, sample), hotel_rows, n_hotel,
                                               books(args.shared_data, sample), shifts(args.shared_data, Path(tmp)))
         if "recovery" in parts:

@@ -159,8 +159,8 @@ def taxonomy_toml(taxonomy: Taxonomy, header: str = "") -> str:
     values = taxonomy.to_dict()
     lines = [f"# {line}".rstrip() for line in header.splitlines()]
     lines += [f"{k} = {value(v)}" for k, v in values.items() if k not in ("aspect", "zero_shot")]
-    if "zero_shot" in values:
-        lines += ["", "[zero_shot]", *(f"{k} = {value(v)}" for k, v in dict(values["zero_shot"]).items())]  # type: ignore[call-overload]
+    if taxonomy.zero_shot:
+        lines += ["", "[zero_shot]", *(f"{k} = {value(v)}" for k, v in taxonomy.zero_shot)]
     for aspect in taxonomy.aspects:
         lines += ["", "[[aspect]]", f"key = {value(aspect.key)}", f"name_fa = {value(aspect.name_fa)}",
                   f"name_en = {value(aspect.name_en)}", f"description = {value(aspect.description)}",

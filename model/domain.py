@@ -74,10 +74,13 @@ def measure(texts: Sequence[str], confidences: Sequence[float], known: frozenset
 
 
 def load_profile(folder: Path) -> dict[str, Any] | None:
+    """The folder's profile, its vocabulary a frozenset (built once here, not at every check)."""
     path = folder / PROFILE_FILE
     if not path.exists():
         return None
-    return dict(json.loads(path.read_text(encoding="utf-8")))
+    profile = dict(json.loads(path.read_text(encoding="utf-8")))
+    profile["vocabulary"] = frozenset(profile["vocabulary"])
+    return profile
 
 
 @dataclass
@@ -102,7 +105,7 @@ def domain_shift(profile: dict[str, Any] | None, texts: Sequence[str],
     with fewer than MIN_COMMENTS comments."""
     if not profile or len(texts) < MIN_COMMENTS:
         return None
-    here = measure(texts, confidences, frozenset(profile["vocabulary"]))
+    here = measure(texts, confidences, frozenset(profile["vocabulary"]))  # a loaded profile's own set, not a copy
     dev = profile["dev"]
     reasons = []
     base = float(dev["unknown_word_share"])

@@ -254,7 +254,7 @@ class SummaryResponse(BaseModel):
     model_versions: list[VersionSummary]
     series: list[PeriodSummary]
     domain_shift: DomainShift | None = Field(
-        None, description="how far the newest (at most 2,000) matching comments are from the active model's training "
+        None, description="how far the newest (at most 500) matching comments are from the active model's training "
                           "data: unknown words, length, confidence; out_of_domain with the figures that say so (null "
                           "without a model, or for a model folder trained before it kept a domain profile)")
 

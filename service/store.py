@@ -282,9 +282,11 @@ class FeedbackStore:
                                   human_sentiment=r.human_sentiment) for r in rows]
         return records[::-1], matched
 
-    def shift_sample(self, filters: Filters, limit: int = 2000) -> tuple[list[str], list[float]]:
-        """The newest `limit` matching comments' texts and the model's confidence in each: what the out-of-domain
-        check of the summary reads (an analyst's label says nothing of the model's confidence, so it is not used)."""
+    def shift_sample(self, filters: Filters, limit: int = 500) -> tuple[list[str], list[float]]:
+        """The newest `limit` matching comments' texts and the model's confidence in each: what the summary's
+        out-of-domain check reads (an analyst's label says nothing of the model's confidence, so it is not used).
+        Few: the summary normalises them on every call, milliseconds each where the normaliser's memo has not met
+        them."""
         with Session(self.engine) as session:
             rows = session.execute(select(Feedback.text, Feedback.sentiment_confidence).where(*filters.conditions())
                                    .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit)).all()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bazkhord.data.calendar import gregorian_label, period_label, persian_digits
+from bazkhord.data.taxonomy import Taxonomy, taxonomy_toml
 from bazkhord.model.themes.analysis import Membership
 from bazkhord.model.themes.report import Theme, ThemeReport, Trend
 
@@ -69,8 +70,6 @@ def write_report(report: ThemeReport, out: Path, membership: Sequence[Membership
     if membership:
         written += write_membership(membership, out)
     if report.codebook_draft is not None:
-        from bazkhord.data.taxonomy import Taxonomy, taxonomy_toml
-
         draft = Taxonomy.from_dict(report.codebook_draft, "the report's draft codebook")
         (out / DRAFT_FILE).write_text(taxonomy_toml(draft, DRAFT_HEADER), encoding="utf-8")
         written.append(out / DRAFT_FILE)

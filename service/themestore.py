@@ -77,6 +77,7 @@ def _run_info(row: ThemeRun) -> RunInfo:
 class ThemeStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._warnings: dict[int, tuple[dict[str, Any] | None, bool]] = {}  # finished run -> run_warnings
 
     # -- runs -------------------------------------------------------------------------------------------------
     def start_run(self, trigger: str, requested_by: str | None) -> int | None:
@@ -115,6 +116,15 @@ class ThemeStore:
         """The newest finished run: what the pages show."""
         with Session(self.engine) as session:
             return session.scalar(select(func.max(ThemeRun.id)).where(ThemeRun.status == "done"))
+
+    def run_warnings(self, run_id: int) -> tuple[dict[str, Any] | None, bool]:
+        """A finished run's out-of-domain check (None when in domain) and whether it discovered causes: what the
+        overview shows on every view, read from the run's report once (edits rename themes, never these)."""
+        if run_id not in self._warnings:
+            report = self.run_report(run_id) or {}
+            shift = report.get("domain_shift") or {}
+            self._warnings[run_id] = (shift if shift.get("out_of_domain") else None, bool(report.get("codebook_draft")))
+        return self._warnings[run_id]
 
     def run_report(self, run_id: int) -> dict[str, Any] | None:
         with Session(self.engine) as session:

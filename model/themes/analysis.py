@@ -279,6 +279,13 @@ class ThemeAnalyzer:
             self.zero_shot = ZeroShotAspects(taxonomy)
         self._set_names()
 
+    def detect_taxonomy(self, statements: Sequence[Statement]) -> TaxonomyFit | None:
+        """The words that name the business itself, then the report's taxonomy (`choose_taxonomy`); under "auto",
+        how well each candidate fits."""
+        self._business = discovery.business_words(self._comment_texts(statements))
+        self.choose_taxonomy(statements)
+        return self.fit_
+
     def mark_complaints(self, statements: list[Statement], comment_sentiment: Sequence[str]) -> None:
         """Which statements are complaints, and (zero-shot) what aspects they are about."""
         s = self.settings
@@ -315,10 +322,10 @@ class ThemeAnalyzer:
             self.encoder, discovery.CodebookSettings(min_comments=self.settings.min_theme_size,
                                                      max_aspects=self.settings.max_emerging,
                                                      join_similarity=self.settings.join_similarity))
-        self.discovered_ = self.taxonomy = found.taxonomy
+        self.discovered_ = self.taxonomy = found
         self._set_names()
-        if found.taxonomy is not None:
-            self.zero_shot = ZeroShotAspects(found.taxonomy)
+        if found is not None:
+            self.zero_shot = ZeroShotAspects(found)
             self._assign_by_clause(complaints, blamed)
 
     def _blaming_clauses(self, complaints: Sequence[Statement]) -> list[list[str]]:
@@ -360,8 +367,7 @@ class ThemeAnalyzer:
         records = tagged.records
         statements = [replace(st) for st in tagged.statements]  # marked below; the caller's stay as tagged
         self._sampled, self._causeless, self.discovered_, self._cause_texts = [], 0, None, {}
-        self._business = discovery.business_words(self._comment_texts(statements))
-        self.choose_taxonomy(statements)
+        self.detect_taxonomy(statements)
         self._labeler = self._labeler_for(records)
         self._fields = self._field_values(records)
         self.mark_complaints(statements, tagged.sentiment)

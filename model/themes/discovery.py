@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +33,7 @@ import numpy as np
 from bazkhord.data.taxonomy import Aspect, Taxonomy
 from bazkhord.model.themes.opinion import FORMULAIC, REACTION
 from bazkhord.model.themes.steps import PLACEHOLDER, WORD, lemma, stopwords
+from bazkhord.model.themes.steps import is_verb as hazm_verb
 
 DISCOVERED = "discovered"  # the domain of a draft codebook: its aspects are found in a complaint's blaming clauses
 
@@ -150,13 +151,7 @@ def is_verb(word: str) -> bool:
         return True
     if word.startswith(("می", "مي")) and len(word) > 3 and not word.startswith(_MI_NOUNS):
         return True
-    return bool(_VERB_FORMS.match(word) or _SUBJUNCTIVE.match(word)) or "#" in lemma_raw(word)
-
-
-def lemma_raw(word: str) -> str:
-    from bazkhord.model.themes.steps import _lemmatizer
-
-    return str(_lemmatizer().lemmatize(word))
+    return bool(_VERB_FORMS.match(word) or _SUBJUNCTIVE.match(word)) or hazm_verb(word)
 
 
 def praises(clause: str) -> bool:
@@ -279,15 +274,6 @@ class CodebookSettings:
     join_similarity: float = 0.3  # centred encoder cosine at which two targets are one aspect (average linkage)
 
 
-@dataclass
-class Discovered:
-    """The draft codebook and what it was made from."""
-
-    taxonomy: Taxonomy | None
-    terms: dict[str, int] = field(default_factory=dict)  # target lemma -> complaining comments blaming it
-    surfaces: dict[str, str] = field(default_factory=dict)  # target lemma -> as customers write it most often
-
-
 def blamed_terms(complaints: Sequence[tuple[int, str]], common: frozenset[str],
                  examples: dict[str, list[str]] | None = None,
                  clauses_of: dict[str, set[str]] | None = None) -> tuple[Counter[str], dict[str, str]]:
@@ -312,7 +298,7 @@ def blamed_terms(complaints: Sequence[tuple[int, str]], common: frozenset[str],
 
 
 def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[str], encoder: Any = None,
-                    settings: CodebookSettings | None = None) -> Discovered:
+                    settings: CodebookSettings | None = None) -> Taxonomy | None:
     """A draft taxonomy from complaint statements ((comment index, normalised text) pairs): targets blamed in at
     least `min_comments` comments, joined into aspects by the encoder's similarity where there is one, largest
     first; None when no target is blamed that often."""
@@ -325,7 +311,7 @@ def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[s
     # word is blamed far more often alone («صبحانه هتل», but also «سرویس بهداشتی» beside «سرویس») counts under the word.
     chosen = [t for t in chosen if " " not in t or all(counts[w] < 2 * counts[t] for w in t.split())]
     if not chosen:
-        return Discovered(None, dict(counts), surface)
+        return None
     chosen, together = _nested(chosen, counts, examples_all)
     groups = [[*group, *together.get(group[0], [])] for group in _groups(chosen, surface, examples, encoder,
                                                                            s.join_similarity)]
@@ -341,7 +327,7 @@ def induce_codebook(complaints: Sequence[tuple[int, str]], business: frozenset[s
                               description_fa=f"شکایت‌هایی که «{surface[head]}» را مقصر می‌دانند", seeds=seeds))
     context = sorted(w for w in business if not any(w != b and w.startswith(b) for b in business))
     taxonomy = Taxonomy(tuple(aspects), domain=DISCOVERED, context_words=tuple(context))
-    return Discovered(taxonomy, dict(counts), surface)
+    return taxonomy
 
 
 def _nested(terms: list[str], counts: Counter[str], clauses_of: dict[str, set[str]],

@@ -234,7 +234,8 @@ def _lemmatizer():  # type: ignore[no-untyped-def]
 
 
 @lru_cache(maxsize=50_000)
-def _is_verb(word: str) -> bool:
+def is_verb(word: str) -> bool:
+    """hazm's reading: its lemmatizer answers verbs with "past#present" stems."""
     return "#" in str(_lemmatizer().lemmatize(word))
 
 
@@ -290,7 +291,7 @@ class CtfidfLabeler:
         from bazkhord.model.themes.opinion import REACTION, carries_no_opinion
 
         words = phrase.split()
-        if len(words) == 1 and _is_verb(words[0]):
+        if len(words) == 1 and is_verb(words[0]):
             return False
         plain = self.avoid | stopwords() | REACTION
         return (not carries_no_opinion(phrase) and not all(w in plain or lemma(w) in plain for w in words)

@@ -213,12 +213,10 @@ async def overview(request: Request, services: ServicesDep, user: Reader) -> HTM
                                                 run_in_threadpool(services.workspace.options))
     data = await run_in_threadpool(services.workspace.overview, filters, view.period, view.calendar, confusion, names)
     latest = await run_in_threadpool(services.theme_store.latest_run)
-    report = await run_in_threadpool(services.theme_store.run_report, latest) if latest is not None else None
-    shift = (report or {}).get("domain_shift") or {}
+    shift, discovered = (await run_in_threadpool(services.theme_store.run_warnings, latest) if latest is not None
+                         else (None, False))
     return page(request, "overview.html", {"data": data, "run": runs[0] if runs else None, "options": options,
-                                           "title": "نمای کلی",
-                                           "shift": shift if shift.get("out_of_domain") else None,
-                                           "discovered": bool((report or {}).get("codebook_draft"))})
+                                           "title": "نمای کلی", "shift": shift, "discovered": discovered})
 
 
 @router.get("/themes/{theme_id}")

@@ -144,13 +144,11 @@ def test_detection_on_the_shared_domains(sample_model: LoadedModel, shared_data:
     rows = [json.loads(line) for line in (shared_data / name / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
     records = [FeedbackRecord(text=r["text"], id=str(i)) for i, r in enumerate(rows[:600])]
     analyzer = ThemeAnalyzer(sample_model.tagger, ThemeSettings(), encoder="none")
-    statements = analyzer.statements(records)
-    analyzer._business = discovery.business_words(analyzer._comment_texts(statements))
-    analyzer.choose_taxonomy(statements)
-    assert analyzer.fit_ is not None
-    assert analyzer.fit_.chosen == (expected if expected != "ecommerce" else analyzer.fit_.chosen), analyzer.fit_
+    fit = analyzer.detect_taxonomy(analyzer.statements(records))
+    assert fit is not None
+    assert fit.chosen == (expected if expected != "ecommerce" else fit.chosen), fit
     if expected == "ecommerce":
-        assert analyzer.fit_.chosen in ("ecommerce", "model"), analyzer.fit_
+        assert fit.chosen in ("ecommerce", "model"), fit
 
 
 def test_out_of_domain_warning_with_its_figures(sample_model: LoadedModel) -> None:
