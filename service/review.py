@@ -57,6 +57,13 @@ class ReviewQueues:
                 held = self._queue = Queue(self._choose(loaded), model, utcnow())
             return held
 
+    def waiting(self, loaded: LoadedModel, corrected: Callable[[list[str]], set[str]],
+                rebuild: bool = False) -> tuple[Queue, list[tuple[str, Reason]]]:
+        """The current queue and its comments nobody has answered yet, best first."""
+        queue = self.queue(loaded, corrected, rebuild)
+        done = corrected([c for c, _ in queue.items])
+        return queue, [(c, r) for c, r in queue.items if c not in done]
+
     def _choose(self, loaded: LoadedModel) -> list[tuple[str, Reason]]:
         tagger = loaded.tagger
         labels = list(tagger.labels)

@@ -82,10 +82,9 @@ async def review(caller: CurateCaller, services: ServicesDep,
     """The next comments worth correcting, best first, each with why (the model unsure, the TF-IDF baseline
     reading it otherwise, its theme in doubt); answered ones leave the queue."""
     loaded = services.active()
-    queue = await run_in_threadpool(services.review.queue, loaded, services.corrections.corrected_among, rebuild)
-    ids = [c for c, _ in queue.items]
-    done = await run_in_threadpool(services.corrections.corrected_among, ids)
-    waiting = [(c, r) for c, r in queue.items if c not in done][:limit]
+    queue, unanswered = await run_in_threadpool(services.review.waiting, loaded, services.corrections.corrected_among,
+                                                rebuild)
+    waiting = unanswered[:limit]
     found = await run_in_threadpool(services.store.find, [c for c, _ in waiting])
     taxonomy = services.taxonomy()
     items = []
@@ -98,7 +97,8 @@ async def review(caller: CurateCaller, services: ServicesDep,
                                 probabilities=row.probabilities, aspects=answer.aspects,
                                 reason=ReviewReason(uncertainty=reason.uncertainty, disagreement=reason.disagreement,
                                                     theme_doubt=reason.theme_doubt, worth=reason.worth)))
-    return ReviewQueue(items=items, queued=len(ids), corrected=len(done), built_at=queue.built_at)
+    return ReviewQueue(items=items, queued=len(queue.items), corrected=len(queue.items) - len(unanswered),
+                       built_at=queue.built_at)
 
 
 def job_out(job: object) -> RetrainJobOut:

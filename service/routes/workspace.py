@@ -294,11 +294,9 @@ async def review_page(request: Request, services: ServicesDep, user: Reader,
     loaded = services.registry.active
     if loaded is None:
         raise Refused(503, "مدلی بارگذاری نشده است؛ صف بازبینی بدون مدل ساخته نمی‌شود.")
-    queue = await run_in_threadpool(services.review.queue, loaded, services.corrections.corrected_among)
-    ids = [cid for cid, _ in queue.items]
-    done = await run_in_threadpool(services.corrections.corrected_among, ids)
+    queue, unanswered = await run_in_threadpool(services.review.waiting, loaded, services.corrections.corrected_among)
     skipped = [s for s in skip.split(",") if s][:200]
-    waiting = [(cid, reason) for cid, reason in queue.items if cid not in done and cid not in skipped]
+    waiting = [(cid, reason) for cid, reason in unanswered if cid not in skipped]
     data, reason = None, None
     for cid, why in waiting[:5]:  # a comment deleted since the queue was built is passed over
         data = await run_in_threadpool(services.workspace.comment, cid)
@@ -310,8 +308,9 @@ async def review_page(request: Request, services: ServicesDep, user: Reader,
     context["shortcuts"] = True
     back = "/app/review" + (f"?{urlencode({'skip': ','.join(skipped)})}" if skipped else "")
     next_skip = urlencode({"skip": ",".join([*skipped, data["client_id"]])}) if data else ""
-    return page(request, "review.html", {"title": "صف بازبینی", "c": data, "reason": reason, "queued": len(ids),
-                                         "corrected": len(done), "total_corrected": total_corrected, "back": back,
+    return page(request, "review.html", {"title": "صف بازبینی", "c": data, "reason": reason, "queued": len(queue.items),
+                                         "corrected": len(queue.items) - len(unanswered),
+                                         "total_corrected": total_corrected, "back": back,
                                          "skip_query": next_skip, **context})
 
 
