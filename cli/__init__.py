@@ -11,12 +11,12 @@ import sys
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bazkhord.cli import corrections, evaluate, init, report, serve, store, tag, train
+from bazkhord.cli import corrections, evaluate, init, onnx, report, serve, store, tag, train
 from bazkhord.cli.common import setup_logging
 from bazkhord.cli.progress import quiet_libraries
 from bazkhord.data.errors import BazkhordError, TrainingStopped
 
-GROUPS = (init, train, evaluate, serve, store, report, tag, corrections)
+GROUPS = (init, train, evaluate, onnx, serve, store, report, tag, corrections)
 
 
 def build_parser() -> argparse.ArgumentParser:

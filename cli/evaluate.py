@@ -14,7 +14,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     with Display("evaluate", lines=False) as display:
         display.phase(f"scoring {args.model} on {args.data}")
-        result = evaluate(args.model, args.data, args.split, root=args.models_dir, columns=columns(args))
+        result = evaluate(args.model, args.data, args.split, root=args.models_dir, columns=columns(args),
+                          progress=lambda done, total: display.count(done, total, "comments"))
     info = result.metrics["model"]
     print(f"{info['name']} {info['version']} on {args.data} ({result.metrics['data']['rows']} rows, split {args.split})")
     if result.seen_in_training:

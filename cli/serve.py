@@ -24,12 +24,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     limit_arenas()  # before any thread starts: two malloc arenas keep a long-running server's memory flat
     import uvicorn
 
+    from bazkhord.model.device import DEVICE_ENV, resolve_device
     from bazkhord.service.app import create_app
     from bazkhord.service.auth import KeyStore
     from bazkhord.service.observability import setup_json_logging
     from bazkhord.service.registry import ModelRegistry
     from bazkhord.service.server import SUPERVISOR_VARIABLE, guarded_http_protocol
 
+    if args.device:
+        os.environ[DEVICE_ENV] = args.device  # the model worker and every --workers process load with it
+    device = resolve_device()  # a GPU asked for and absent: a clear error before anything starts
     config = settings(args)
     store = engine(args)
     # Load here, so a missing or broken model fails clearly before the server starts.
@@ -40,7 +44,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     key = "$BAZKHORD_KEY"
     if args.demo_key:
         key = KeyStore(store).create(f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S-%f}", "tag,ingest,report").key
-    print(f"serving {loaded.name} {loaded.version} on {url}   (API docs: {url}/docs)\n"
+    runtime = getattr(loaded.tagger, "backend", None)
+    on = f" ({'ONNX Runtime' if runtime == 'onnx' else 'PyTorch'} on the {'GPU' if device == 'cuda' else 'CPU'})" \
+        if runtime else ""
+    print(f"serving {loaded.name} {loaded.version}{on} on {url}   (API docs: {url}/docs)\n"
           f"store: {config.database_url}\n"
           + (f"a demo key with scopes tag, ingest, report: {key}\n" if args.demo_key else
              "create a key first (bazkhord is in .venv/bin/ after make install): "
@@ -99,6 +106,9 @@ def register(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--demo-key", action="store_true", help="create a key (tag, ingest, report) and print it")
+    serve.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                       help="where a transformer model runs: auto (a GPU when there is one; the default, or "
+                            "BAZKHORD_DEVICE), cpu, or cuda (refused where there is no GPU)")
     serve.add_argument("--workers", type=int, default=1, help="service processes on this port (each loads the model; "
                                                               "set BAZKHORD_REDIS_URL so they share rate limits)")
     serve.set_defaults(run=cmd_serve)

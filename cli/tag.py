@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -62,11 +63,16 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 def cmd_tag_batch(args: argparse.Namespace) -> int:
     from bazkhord.cli.progress import Display
+    from bazkhord.model.device import DEVICE_ENV, resolve_device
     from bazkhord.service.batch import BatchJob, run_local, run_ray
 
+    if args.device:
+        os.environ[DEVICE_ENV] = args.device
+    device = resolve_device()  # a GPU asked for and absent: a clear error before any part is staged
     job = BatchJob(args.input, args.out, args.model, args.models_dir, columns=columns(args), part_rows=args.part_rows,
                    batch_size=args.batch_size, overwrite=args.overwrite, statements=args.statements)
-    print(f"tagging {len(job.inputs)} input(s) with {job.model_name} {job.model_version} ({args.engine} engine) "
+    print(f"tagging {len(job.inputs)} input(s) with {job.model_name} {job.model_version} ({args.engine} engine"
+          f"{', the GPU' if device == 'cuda' and args.engine == 'local' else ''}) "
           f"into {job.out}", file=sys.stderr)
     with Display("tag-batch", args.quiet) as display:
         if args.engine == "ray":
@@ -93,6 +99,9 @@ def register(commands: Any) -> None:
     batch.add_argument("--model", help=DEFAULT_MODEL_HELP)
     batch.add_argument("--models-dir", **MODELS_DIR)
     batch.add_argument("--engine", choices=("local", "ray"), default="local")
+    batch.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                       help="local engine: where a transformer model runs (auto: a GPU when there is one; cuda is "
+                            "refused where there is none); Ray gives each actor a GPU where the cluster has them")
     batch.add_argument("--address", help="join this Ray cluster (ray start --head prints it); else a local one starts")
     batch.add_argument("--cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     batch.add_argument("--actors", type=int, help="tagging actors (default: one per CPU of the cluster)")

@@ -24,6 +24,7 @@ from bazkhord.model.metrics import headline, score_tags
 log = logging.getLogger(__name__)
 
 BATCH = 256
+Progress = Callable[[int, int], None]  # (comments tagged, of how many)
 
 
 @dataclass
@@ -48,7 +49,9 @@ def evaluate(
     root: Path = DEFAULT_MODELS_DIR,
     columns: ColumnMap | None = None,
     write: bool = True,
+    progress: Progress = lambda done, total: None,
 ) -> EvaluationResult:
+    """`progress(done, total)` after each batch of comments tagged."""
     loaded = model if isinstance(model, LoadedModel) else load_model(model, root)
     tagger = loaded.tagger
     records = read_records(data_path, columns=columns).records
@@ -67,7 +70,18 @@ def evaluate(
     field = loaded.manifest["labels"].get("field", "sentiment")
     texts = [r.text for r in records]
     started = time.perf_counter()
-    tags = tag_all(tagger.tag, texts)
+    variant_tags = getattr(tagger, "variant_tags", None)
+    by_variant: dict[str, list[Tag]] = {}
+    if variant_tags is not None:
+        # A transformer folder keeps the TF-IDF baseline it was compared with: every part is scored on the same rows,
+        # from one encoder pass.
+        for start in range(0, len(texts), BATCH):
+            for name, found in variant_tags(texts[start : start + BATCH]).items():
+                by_variant.setdefault(name, []).extend(found)
+            progress(min(start + BATCH, len(texts)), len(texts))
+        tags = by_variant.pop("model")
+    else:
+        tags = tag_all(tagger.tag, texts, progress)
     seconds = time.perf_counter() - started
     gold_aspects = [r.aspects for r in records]
     if tagger.taxonomy is not None:
@@ -77,11 +91,9 @@ def evaluate(
     metrics = score_tags(tags, gold, gold_aspects, tagger.labels)
     if not metrics:
         raise DataError(f"{data_path}: no row has a {field!r} or an aspects label to score against")
-    variants = getattr(tagger, "variants", None)
-    if variants is not None:
-        # A transformer folder keeps the TF-IDF baseline it was compared with: score every part on the same rows.
-        metrics["side_by_side"] = {name: headline(score_tags(tag_all(tag, texts), gold, gold_aspects, tagger.labels))
-                                   for name, tag in variants().items()}
+    if by_variant:
+        metrics["side_by_side"] = {name: headline(score_tags(found, gold, gold_aspects, tagger.labels))
+                                   for name, found in by_variant.items()}
     metrics["model"] = {"name": loaded.name, "version": loaded.version, "kind": loaded.manifest["kind"]}
     metrics["data"] = {"path": str(data_path), "split": split, "rows": len(records), "left_out_seen_in_training": seen}
     metrics["summary"] = headline(metrics)
@@ -97,10 +109,12 @@ def evaluate(
     return EvaluationResult(metrics, metrics_file, confusion_png, seen)
 
 
-def tag_all(tag: Callable[[Sequence[str]], list[Tag]], texts: Sequence[str]) -> list[Tag]:
+def tag_all(tag: Callable[[Sequence[str]], list[Tag]], texts: Sequence[str], progress: Progress | None = None) -> list[Tag]:
     tags: list[Tag] = []
     for start in range(0, len(texts), BATCH):
         tags.extend(tag(texts[start : start + BATCH]))
+        if progress is not None:
+            progress(len(tags), len(texts))
     return tags
 
 

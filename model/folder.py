@@ -23,6 +23,7 @@ from typing import Any
 from bazkhord.data.errors import ModelFolderError
 from bazkhord.data.normalise import NormaliserConfig
 from bazkhord.data.taxonomy import Taxonomy
+from bazkhord.model.device import place
 from bazkhord.model.domain import load_profile
 from bazkhord.model.tagger import BaseTagger, Tagger
 
@@ -256,6 +257,7 @@ def load_model(reference: str | Path | None, root: Path = DEFAULT_MODELS_DIR) ->
         raise
     except Exception as error:  # any failure here means the files do not fit together
         raise ModelFolderError(f"{folder}: cannot load the model ({type(error).__name__}: {error})") from error
+    place(tagger)  # on a GPU where one is present or asked for (BAZKHORD_DEVICE)
     tagger.manifest = manifest
     tagger.domain_profile = load_profile(folder)
     return LoadedModel(tagger, folder, manifest)

@@ -100,3 +100,37 @@ def length_buckets(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]
     order = np.argsort(lengths, kind="stable")
     for start in range(0, len(order), batch_size):
         yield order[start : start + batch_size]
+
+
+# What one more encoder call costs beside its tokens, in tokens: a call's fixed work (the runtime's dispatch, the
+# heads) and the lower efficiency of a small matrix product. A batch of one comment took about 1.4x a comment's share
+# of a batch of 16 on two cores, about 12 tokens of a 27-token comment.
+CALL_OVERHEAD_TOKENS = 12
+
+
+def length_groups(lengths: np.ndarray, max_rows: int, overhead: float = CALL_OVERHEAD_TOKENS) -> list[np.ndarray]:
+    """Indices in batches of at most `max_rows`, cut where padding would cost more than another call: the texts
+    sorted by length and split to minimise the tokens computed (each batch's rows times its longest, padding
+    included) plus `overhead` per batch, exactly (dynamic programming over the cuts)."""
+    order = np.argsort(lengths, kind="stable")
+    ordered = np.asarray(lengths, dtype=float)[order]
+    n = len(order)
+    cost = np.zeros(n + 1)
+    cut = np.zeros(n + 1, dtype=int)
+    for end in range(1, n + 1):
+        starts = np.arange(max(0, end - max_rows), end)
+        totals = cost[starts] + overhead + (end - starts) * ordered[end - 1]
+        best = int(np.argmin(totals))
+        cost[end], cut[end] = totals[best], starts[best]
+    groups: list[np.ndarray] = []
+    end = n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def padding_share(lengths: np.ndarray, groups: Sequence[np.ndarray]) -> float:
+    """The share of the tokens computed that are padding, for texts of `lengths` in these batches."""
+    computed = sum(len(g) * int(lengths[g].max()) for g in groups if len(g))
+    return 1.0 - float(np.sum(lengths)) / computed if computed else 0.0

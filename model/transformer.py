@@ -20,13 +20,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from bazkhord.data.errors import ModelFolderError
 from bazkhord.data.normalise import DEFAULT_NORMALISER, NormaliserConfig
 from bazkhord.data.taxonomy import Taxonomy
 from bazkhord.model.aspects import EVIDENCE_SHARE, pick_evidence
 from bazkhord.model.backbone import check_vocabulary, hidden_size, no_pooler, quiet_transformers
 from bazkhord.model.base import AspectTag, Evidence, Tag
 from bazkhord.model.int8 import precision_name, quantize_int8
-from bazkhord.model.network import MultiTaskNet, encode, length_buckets, mean_pool, pad_batch, token_groups
+from bazkhord.model.network import MultiTaskNet, encode, length_groups, mean_pool, pad_batch, token_groups
+from bazkhord.model.onnx_encoder import BACKEND_ENV, BACKENDS, ONNX_FILE, OnnxEncoder
 from bazkhord.model.segments import locate_parts
 from bazkhord.model.tagger import BaseTagger, Tagger, make_tags
 
@@ -99,8 +101,15 @@ class TransformerMeta:
     # comment's own pass; "clauses" encodes every clause again on its own (a second pass: a third of tag()'s time on
     # the sample's test comments).
     evidence: str = "spans"
+    # Which runtime tags: "torch", or "onnx" (ONNX Runtime over the folder's encoder.onnx, at its own precision:
+    # onnx_quantize / onnx_int8_from_layer, chosen on dev as the torch precision is; quantize stays torch's).
+    backend: str = "torch"
+    onnx_quantize: str = "none"
+    onnx_int8_from_layer: int = 0
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend is {self.backend!r}; expected one of {', '.join(BACKENDS)}")
         if self.evidence not in EVIDENCE_MODES:
             raise ValueError(f"evidence is {self.evidence!r}; expected one of {', '.join(EVIDENCE_MODES)}")
         if not isinstance(self.int8_from_layer, int) or self.int8_from_layer < 0:
@@ -110,7 +119,11 @@ class TransformerMeta:
         return asdict(self)
 
     def precision(self) -> str:
+        """The torch encoder's precision (what it runs at when the folder is served by PyTorch)."""
         return precision_name(self.quantize, self.int8_from_layer)
+
+    def onnx_precision(self) -> str:
+        return precision_name(self.onnx_quantize, self.onnx_int8_from_layer)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TransformerMeta:
@@ -145,14 +158,34 @@ class TransformerTagger(BaseTagger):
         self.baseline = baseline
         self.manifest: dict[str, Any] = {}
         self.device = next(net.parameters()).device if any(True for _ in net.parameters()) else torch.device("cpu")
+        self.runtime: OnnxEncoder | None = None  # set where the encoder runs in ONNX Runtime (backend "onnx")
+        self.fp32_net: MultiTaskNet | None = None  # the unquantised net, where `net` was quantised at load
 
     @property
     def kind(self) -> str:  # type: ignore[override]
         return "ensemble-tagger" if self.meta.blend.uses_baseline else "transformer-tagger"
 
+    @property
+    def backend(self) -> str:
+        return "onnx" if self.runtime is not None else "torch"
+
+    def serving_precision(self) -> str:
+        return self.meta.onnx_precision() if self.runtime is not None else self.meta.precision()
+
+    def use_runtime(self, runtime: OnnxEncoder | None, quantize: str = "none", int8_from_layer: int = 0) -> None:
+        """Tag with an ONNX Runtime encoder at the given precision (None: back to the PyTorch encoder)."""
+        self.runtime = runtime
+        self.meta.backend = "torch" if runtime is None else "onnx"
+        self.meta.onnx_quantize, self.meta.onnx_int8_from_layer = (quantize, int8_from_layer) if runtime else ("none", 0)
+
     def to(self, device: str) -> TransformerTagger:
-        """The encoder on another device (a GPU a batch worker was given); the TF-IDF part stays on the CPU."""
+        """The encoder on another device (a GPU): PyTorch at fp32 there, since ONNX Runtime's CPU build and torch's
+        dynamic int8 run on the CPU only; the TF-IDF part stays on the CPU."""
         self.device = torch.device(device)
+        if self.device.type != "cpu":
+            self.use_runtime(None)
+            if self.fp32_net is not None:
+                self.net = self.fp32_net
         self.net.to(self.device)
         return self
 
@@ -180,7 +213,29 @@ class TransformerTagger(BaseTagger):
         """`network_outputs`, and for text i in `clauses` (character spans of its clauses in normalised[i]) each
         clause's aspect presence, read from the same pass: the mean of the clause's token states through the aspect
         head. A text whose clauses the tokenizer cannot place (no offsets, or cut off at `max_length`) is left out.
-        With `pooled`, the sentence vectors the heads read too (a teacher's, for distillation)."""
+        With `pooled`, the sentence vectors the heads read too (a teacher's, for distillation).
+
+        Identical texts (with the same clauses) are encoded once: short praise such as «عالی بود» repeats a lot in
+        real streams, and a batch of them costs one comment's pass."""
+        clauses = clauses if clauses and self.meta.aspects and getattr(self.tokenizer, "is_fast", False) else {}
+        rows: list[int] = []  # the first text of each distinct (text, clauses)
+        slot: dict[tuple[str, tuple[tuple[int, int], ...]], int] = {}
+        inverse = np.zeros(len(normalised), dtype=int)
+        for i, text in enumerate(normalised):
+            key = (text, tuple(clauses.get(i, ())))
+            if key not in slot:
+                slot[key] = len(rows)
+                rows.append(i)
+            inverse[i] = slot[key]
+        if len(rows) == len(normalised):
+            return self._forward(normalised, clauses, pooled)
+        inner = self._forward([normalised[i] for i in rows], {j: clauses[i] for j, i in enumerate(rows) if i in clauses},
+                              pooled)
+        return Outputs(inner.logits[inverse], inner.presence[inverse], inner.polarity[inverse],
+                       {i: inner.clause_presence[j] for i, j in enumerate(inverse) if j in inner.clause_presence},
+                       None if inner.pooled is None else inner.pooled[inverse])
+
+    def _forward(self, normalised: Sequence[str], clauses: dict[int, list[tuple[int, int]]], pooled: bool) -> Outputs:
         n = len(normalised)
         out = Outputs(np.zeros((n, len(self.meta.labels)), dtype=np.float32),
                       np.zeros((n, len(self.meta.aspects)), dtype=np.float32),
@@ -189,16 +244,18 @@ class TransformerTagger(BaseTagger):
             out.pooled = np.zeros((n, hidden_size(self.net.encoder)), dtype=np.float32)
         if n == 0:
             return out
-        clauses = clauses if clauses and self.meta.aspects and getattr(self.tokenizer, "is_fast", False) else {}
         encoded = encode(self.tokenizer, normalised, self.meta.max_length, self.meta.prompt, offsets=bool(clauses))
         offsets = encoded.offsets or []
         groups = {i: g for i, spans in clauses.items() if (g := token_groups(offsets[i], spans))}
         pad_id = self.tokenizer.pad_token_id
         with torch.inference_mode():
-            for batch in length_buckets(encoded.lengths(), self.meta.batch_size):
+            for batch in length_groups(encoded.lengths(), self.meta.batch_size):
                 ids, mask = pad_batch([encoded.input_ids[i] for i in batch], pad_id)
-                mask = mask.to(self.device)
-                hidden = self.net.hidden_states(ids.to(self.device), mask)
+                if self.runtime is not None:
+                    hidden = torch.from_numpy(self.runtime(ids.numpy(), mask.numpy()))
+                else:
+                    mask = mask.to(self.device)
+                    hidden = self.net.hidden_states(ids.to(self.device), mask)
                 sentence = mean_pool(hidden, mask)
                 if out.pooled is not None:
                     out.pooled[batch] = sentence.float().cpu().numpy()
@@ -261,20 +318,29 @@ class TransformerTagger(BaseTagger):
     # -- tagging -----------------------------------------------------------------------------------------
     def tag(self, texts: Sequence[str], normalised: Sequence[str] | None = None, blend: Blend | None = None) -> list[Tag]:
         """Tag raw texts; `blend` overrides the saved one (evaluation uses it to score the parts alone)."""
-        blend = blend or self.meta.blend
+        return self.tag_blends(texts, [blend or self.meta.blend], normalised)[0]
+
+    def tag_blends(self, texts: Sequence[str], blends: Sequence[Blend], normalised: Sequence[str] | None = None
+                   ) -> list[list[Tag]]:
+        """The texts' tags under each blend, from one encoder pass (the blends differ only after the encoder)."""
         normalised = list(normalised) if normalised is not None else self.normalise(texts)
-        ours = self.meta.aspects and not (self.baseline_aspects() is not None and blend.aspect_weight <= 0.0)
-        segments, clauses = self.clause_spans(texts, normalised) if ours and self.meta.evidence == "spans" else (None, {})
+        baseline_only = self.baseline_aspects() is not None
+        ours = [bool(self.meta.aspects) and not (baseline_only and b.aspect_weight <= 0.0) for b in blends]
+        spans = any(ours) and self.meta.evidence == "spans"
+        segments, clauses = self.clause_spans(texts, normalised) if spans else (None, {})
         out = self.forward_texts(normalised, clauses)
-        proba = self.blend_proba(out.logits, normalised, blend)
-        if ours:
-            aspects = self.aspect_tags(texts, normalised, out.presence, out.polarity, blend.aspect_weight,
-                                       segments, out.clause_presence)
-        elif self.meta.aspects:
-            aspects = self.baseline.tag_aspects(texts, normalised)  # type: ignore[union-attr]
-        else:
-            aspects = [[] for _ in texts]
-        return make_tags(self.labels, proba, aspects)
+        results: list[list[Tag]] = []
+        for blend, own in zip(blends, ours, strict=True):
+            proba = self.blend_proba(out.logits, normalised, blend)
+            if own:
+                aspects = self.aspect_tags(texts, normalised, out.presence, out.polarity, blend.aspect_weight,
+                                           segments, out.clause_presence)
+            elif self.meta.aspects:
+                aspects = self.baseline.tag_aspects(texts, normalised)  # type: ignore[union-attr]
+            else:
+                aspects = [[] for _ in texts]
+            results.append(make_tags(self.labels, proba, aspects))
+        return results
 
     def clause_spans(self, texts: Sequence[str], normalised: Sequence[str]
                      ) -> tuple[dict[int, list[tuple[str, Evidence]]], dict[int, list[tuple[int, int]]]]:
@@ -368,11 +434,25 @@ class TransformerTagger(BaseTagger):
         out: dict[str, Callable[[Sequence[str]], list[Tag]]] = {}
         if self.baseline is not None:
             out["baseline"] = self.baseline.tag
-        alone = Blend(1.0, self.meta.blend.temperature, 1.0)
-        out["transformer"] = lambda texts: self.tag(texts, blend=alone)
+        out["transformer"] = lambda texts: self.tag(texts, blend=self.alone())
         if self.baseline is not None and self.meta.blend.uses_baseline:
             out["ensemble"] = self.tag
         return out
+
+    def alone(self) -> Blend:
+        return Blend(1.0, self.meta.blend.temperature, 1.0)
+
+    def variant_tags(self, texts: Sequence[str]) -> dict[str, list[Tag]]:
+        """`variants`' tags of the same texts, the encoder run once for all of them (evaluation's side by side);
+        "model" holds the saved model's own tags (the ensemble's where there is one)."""
+        normalised = self.normalise(texts)
+        blends = {"transformer": self.alone()}
+        if self.baseline is not None and self.meta.blend.uses_baseline:
+            blends["ensemble"] = self.meta.blend
+        out = dict(zip(blends, self.tag_blends(texts, list(blends.values()), normalised), strict=True))
+        if self.baseline is not None:
+            out = {"baseline": self.baseline.tag(texts, normalised), **out}
+        return {**out, "model": out.get("ensemble", out["transformer"])}
 
     # -- persistence -------------------------------------------------------------------------------------
     def save_components(self, folder: Path) -> dict[str, str]:
@@ -384,7 +464,10 @@ class TransformerTagger(BaseTagger):
         save_file(self.net.heads_state(), str(folder / HEADS_FILE))
         roles[HEADS_FILE] = "heads"
         (folder / META_FILE).write_text(json.dumps(self.meta.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
-        roles[META_FILE] = "labels, lengths, threshold, blend"
+        roles[META_FILE] = "labels, lengths, threshold, blend, backend"
+        if self.runtime is not None:
+            self.runtime.save(folder / ONNX_FILE)
+            roles[ONNX_FILE] = f"encoder for ONNX Runtime ({self.meta.onnx_precision()})"
         if self.baseline is not None:  # also when not blended in: evaluation scores it beside the transformer
             saved = self.baseline.save_components(folder / BASELINE_DIR)
             roles.update({f"{BASELINE_DIR}/{k}": f"baseline {v}" for k, v in saved.items()})
@@ -392,9 +475,11 @@ class TransformerTagger(BaseTagger):
 
     @classmethod
     def load_components(cls, folder: Path, normaliser: NormaliserConfig, taxonomy: Taxonomy | None,
-                        quantize: str | None = None, int8_from_layer: int = 0) -> TransformerTagger:
+                        quantize: str | None = None, int8_from_layer: int = 0, backend: str | None = None
+                        ) -> TransformerTagger:
         """Load the folder's parts; `quantize` ("none" / "int8", with the encoder's lowest `int8_from_layer` layers
-        in fp32) overrides the saved precision (benchmarks)."""
+        in fp32) overrides the saved torch precision (benchmarks); `backend` (else BAZKHORD_BACKEND, else the
+        folder's choice) picks the runtime: "onnx" needs the folder's encoder.onnx."""
         from transformers import AutoModel, AutoTokenizer
 
         set_threads()
@@ -412,9 +497,21 @@ class TransformerTagger(BaseTagger):
         if missing or unexpected:
             raise ValueError(f"heads do not fit the encoder (missing {missing}, unexpected {unexpected})")
         net.eval()
-        if meta.quantize == "int8":
+        backend = backend or os.environ.get(BACKEND_ENV) or meta.backend
+        if backend not in BACKENDS:
+            raise ValueError(f"backend {backend!r} ({BACKEND_ENV} or the caller) is not one of {', '.join(BACKENDS)}")
+        if backend == "onnx" and not (folder / ONNX_FILE).exists():
+            raise ModelFolderError(f"{folder}: backend onnx asked for, but the folder has no {ONNX_FILE}; make one with "
+                                   f"`bazkhord onnx --model {folder}`, or serve it with {BACKEND_ENV}=torch")
+        fp32 = net
+        if meta.quantize == "int8" and backend == "torch":
             net = quantize_int8(net, meta.int8_from_layer)
         baseline = None
         if (folder / BASELINE_DIR).exists():
             baseline = Tagger.load_components(folder / BASELINE_DIR, normaliser, taxonomy)
-        return cls(net, tokenizer, meta, normaliser, taxonomy, baseline)
+        tagger = cls(net, tokenizer, meta, normaliser, taxonomy, baseline)
+        tagger.fp32_net = fp32 if fp32 is not net else None
+        if backend == "onnx":
+            tagger.runtime = OnnxEncoder(folder / ONNX_FILE)
+        tagger.meta.backend = backend
+        return tagger

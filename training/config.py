@@ -101,6 +101,10 @@ class TransformerConfig:
     # With quantize = "int8": the encoder's lowest this many layers stay fp32 (0: int8 throughout), e.g. what "auto"
     # chose for the same data before (its notes say), without the dev trials.
     int8_fp32_layers: int = 0
+    # Which runtime serves the saved model: "onnx" (ONNX Runtime over an exported, fused encoder, at the precision
+    # `quantize` allows, chosen on dev by the same rule), "torch", or "auto": ONNX Runtime where it tags the dev
+    # texts faster than torch at its chosen precision. The PyTorch weights are saved either way (training, GPUs).
+    backend: str = "auto"
     ensemble: str = "auto"  # blend in the TF-IDF baseline: "auto" (dev log-loss, select_by's F1 kept), "never", "always"
     # How tag() scores clauses to find the evidence: "spans", from the comment's own pass (about a third faster),
     # or "clauses", each clause encoded again on its own (its evidence holds the clause that carries the aspect a
@@ -134,6 +138,7 @@ class TransformerConfig:
         if not 0 <= self.aspect_threshold < 1:
             raise ConfigError(f"transformer.aspect_threshold must be in [0, 1), not {self.aspect_threshold}")
         choices = {"class_weight": ("balanced", "none"), "quantize": ("auto", "int8", "none"),
+                   "backend": ("auto", "torch", "onnx"),
                    "ensemble": ("auto", "never", "always"), "device": ("auto", "cpu", "cuda"),
                    "freeze_embeddings": ("auto", "yes", "no"), "evidence": ("spans", "clauses"),
                    "select_by": ("macro_f1", "weighted_f1")}

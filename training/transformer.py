@@ -34,6 +34,7 @@ from bazkhord.model.metrics import aspect_metrics, headline, score_tags, sentime
 from bazkhord.model.network import MultiTaskNet, encode, encoder_layers, mean_pool, pad_batch
 from bazkhord.model.tokenizer import train_tokenizer
 from bazkhord.model.transformer import Blend, Outputs, TransformerMeta, TransformerTagger
+from bazkhord.training.backend import changed_share, choose_backend, onnx_trials
 from bazkhord.training.config import DEFAULT_LOSS_WEIGHTS, TrainConfig
 from bazkhord.training.tfidf import dev_confusion, fit_rows, tfidf_tagger
 
@@ -771,14 +772,18 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         else:
             notes.append("ensemble not better on dev: the transformer alone tags (the baseline is kept for comparison)")
 
-    chosen = scores.get("ensemble", scores["transformer"])
+    chosen = fp32_chosen = scores.get("ensemble", scores["transformer"])
     fp32 = tagger.net
-    if t.quantize != "none":
-        reference = trainer.dev_tagged(tagger, dev, dev_texts, tagger.meta.aspect_threshold)[1]
+    reference = trainer.dev_tagged(tagger, dev, dev_texts, tagger.meta.aspect_threshold)[1] \
+        if t.quantize != "none" or t.backend != "torch" else []
 
+    def dev_tagged() -> tuple[dict[str, float], list[Tag]]:
+        return trainer.dev_tagged(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
+
+    if t.quantize != "none":
         def dev_trial(net: MultiTaskNet) -> tuple[dict[str, float], float]:
             tagger.net = net
-            scores, tags = trainer.dev_tagged(tagger, dev, dev_texts, tagger.meta.aspect_threshold)
+            scores, tags = dev_tagged()
             return scores, changed_share(reference, tags)
 
         precision = choose_precision(fp32, dev_trial, chosen, t.int8_fp32_layers if t.quantize == "int8" else None,
@@ -789,9 +794,26 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         if precision.from_layer is not None:
             tagger.meta.quantize, tagger.meta.int8_from_layer = "int8", precision.from_layer
             chosen = precision.chosen
-    fitted.dev_scores = {"chosen": chosen, **scores}
     if tagger.meta.quantize == "int8":
         tagger.net = quantize_int8(fp32, tagger.meta.int8_from_layer)  # as the folder will tag once loaded
+    backend = None
+    if t.backend != "torch":
+        stack = encoder_layers(fp32.encoder)
+
+        def rule(trial: dict[str, float], changed: float) -> tuple[bool, str]:
+            return within_tolerance(fp32_chosen, trial, changed, t.select_by)
+
+        say("exporting the encoder to ONNX Runtime and choosing its precision on dev")
+        backend = choose_backend(tagger, fp32, tagger.net, onnx_trials(t.quantize, len(stack) if stack is not None else None,
+                                                                       t.int8_fp32_layers, int8_trials),
+                                 dev_tagged, reference, rule, [r.text for r in dev], t.backend == "onnx")
+        scores.update(backend.scores)
+        notes.extend(backend.notes)
+        if backend.backend == "onnx" and backend.chosen is not None:
+            chosen = backend.chosen
+        if tagger.meta.quantize == "int8" and tagger.runtime is None:
+            tagger.net = quantize_int8(fp32, tagger.meta.int8_from_layer)
+    fitted.dev_scores = {"chosen": chosen, **scores}
     fitted.confusion = dev_confusion(score_tags(tagger.tag([r.text for r in dev], dev_texts), gold,
                                                 [r.aspects for r in dev], tagger.labels))
     tagger.net = fp32
@@ -800,6 +822,7 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
     fitted.report["dev_choices"] = {"aspect_threshold": tagger.meta.aspect_threshold,
                                     "temperature": tagger.meta.blend.temperature, "blend": tagger.meta.blend.__dict__,
                                     "quantize": tagger.meta.quantize, "int8_from_layer": tagger.meta.int8_from_layer,
+                                    **(backend.report(tagger) if backend is not None else {"backend": "torch"}),
                                     "notes": notes}
     for note in notes:
         say(note)
@@ -825,16 +848,6 @@ def quantized_key(from_layer: int) -> str:
     return f"quantized_from_layer_{from_layer}" if from_layer else "quantized"
 
 
-def changed_share(reference: Sequence[Tag], tags: Sequence[Tag]) -> float:
-    """The share of comments tagged differently by two taggings of the same texts: another sentiment, another set of
-    aspects or another polarity of one (confidences aside)."""
-    def labels(tag: Tag) -> tuple[str, set[tuple[str, str]]]:
-        return tag.sentiment, {(x.aspect, x.polarity) for x in tag.aspects}
-
-    changed = sum(labels(a) != labels(b) for a, b in zip(reference, tags, strict=True))
-    return changed / max(len(reference), 1)
-
-
 def choose_precision(fp32: MultiTaskNet, dev_trial: Callable[[MultiTaskNet], tuple[dict[str, float], float]],
                      chosen: dict[str, float], forced_from: int | None = None, measure: str = "macro_f1") -> Precision:
     """int8 for the most layers whose dev score (`measure`, transformer.select_by) is at most QUANTIZE_TOLERANCE
@@ -855,16 +868,26 @@ def choose_precision(fp32: MultiTaskNet, dev_trial: Callable[[MultiTaskNet], tup
     for from_layer in trials:
         scores, changed = dev_trial(quantize_int8(fp32, from_layer))
         result.scores[quantized_key(from_layer)] = scores
-        drop = selection_score(chosen, measure) - selection_score(scores, measure)
+        kept, effect = within_tolerance(chosen, scores, changed, measure)
         name = precision_name("int8", from_layer)
-        moved = round(-drop * 100, 2) + 0.0  # + 0.0: "+0.00", not "-0.00"
-        effect = f"the dev score moved by {moved:+.2f} points and {changed:.1%} of the dev comments' tags changed"
-        if forced or (drop <= QUANTIZE_TOLERANCE and changed <= QUANTIZE_CHANGE_LIMIT):
+        if forced or kept:
             result.from_layer, result.chosen = from_layer, scores
             result.notes.append(f"{name} kept: {effect}")
             break
-        result.notes.append(f"{name} refused: {effect} (at most -0.5 points and {QUANTIZE_CHANGE_LIMIT:.0%} allowed)")
+        result.notes.append(f"{name} refused: {effect}")
     return result
+
+
+def within_tolerance(reference: dict[str, float], scores: dict[str, float], changed: float, measure: str
+                     ) -> tuple[bool, str]:
+    """Whether a cheaper way to run the model (a precision, a runtime) may replace fp32: its dev score (`measure`) at
+    most QUANTIZE_TOLERANCE below `reference`'s and at most QUANTIZE_CHANGE_LIMIT of the dev tags changed; and the
+    effect in words."""
+    drop = selection_score(reference, measure) - selection_score(scores, measure)
+    moved = round(-drop * 100, 2) + 0.0  # + 0.0: "+0.00", not "-0.00"
+    effect = f"the dev score moved by {moved:+.2f} points and {changed:.1%} of the dev comments' tags changed"
+    kept = drop <= QUANTIZE_TOLERANCE and changed <= QUANTIZE_CHANGE_LIMIT
+    return kept, effect if kept else f"{effect} (at most -0.5 points and {QUANTIZE_CHANGE_LIMIT:.0%} allowed)"
 
 
 def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np.ndarray,
