@@ -99,6 +99,7 @@ benchmark: install
 	$(BIN)/python -m benchmarks.finglish
 	$(BIN)/python -m benchmarks.evidence
 	$(BIN)/python -m benchmarks.precision
+	$(BIN)/python -m benchmarks.serving
 	$(BIN)/python -m benchmarks.batch
 	$(BIN)/python -m benchmarks.processes
 	$(BIN)/python -m benchmarks.pii

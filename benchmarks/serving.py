@@ -215,6 +215,7 @@ class Measured:
     backend: str
     precision: str
     per_second: float = 0.0  # tag() in batches of BATCH
+    encoder_per_second: float = 0.0  # the encoder's pass alone, same batches
     single_p50: float = 0.0
     single_p99: float = 0.0
     test: dict[str, float] = field(default_factory=dict)
@@ -223,10 +224,14 @@ class Measured:
     bound: float = 0.0
 
 
-def time_tag(taggers: dict[tuple[str, str], Any], texts: list[str]) -> dict[tuple[str, str], tuple[float, float, float]]:
-    """tag() throughput in batches and single-comment latency of every tagger, rounds interleaved."""
+def time_tag(taggers: dict[tuple[str, str], Any], texts: list[str]
+             ) -> dict[tuple[str, str], tuple[float, float, float, float]]:
+    """tag() throughput in batches, single-comment latency, and the encoder's pass alone (tokens in, the heads' outputs
+    out, no normalising, ensemble or evidence) in the same batches, of every tagger, rounds interleaved."""
     best = {key: float("inf") for key in taggers}
+    encoder = {key: float("inf") for key in taggers}
     singles: dict[tuple[str, str], list[float]] = {key: [] for key in taggers}
+    normalised = {key: tagger.normalise(texts) for key, tagger in taggers.items()}
     for tagger in taggers.values():
         tagger.tag(texts[:BATCH])  # warm-up
     for _ in range(ROUNDS):
@@ -235,12 +240,31 @@ def time_tag(taggers: dict[tuple[str, str], Any], texts: list[str]) -> dict[tupl
             for s in range(0, len(texts), BATCH):
                 tagger.tag(texts[s : s + BATCH])
             best[key] = min(best[key], time.perf_counter() - started)
+            started = time.perf_counter()
+            for s in range(0, len(texts), BATCH):
+                tagger.network_outputs(normalised[key][s : s + BATCH])
+            encoder[key] = min(encoder[key], time.perf_counter() - started)
             for text in texts[:SINGLES // ROUNDS]:
                 t0 = time.perf_counter()
                 tagger.tag([text])
                 singles[key].append(1000 * (time.perf_counter() - t0))
-    return {key: (len(texts) / best[key], float(np.percentile(singles[key], 50)), float(np.percentile(singles[key], 99)))
-            for key in taggers}
+    return {key: (len(texts) / best[key], float(np.percentile(singles[key], 50)), float(np.percentile(singles[key], 99)),
+                  len(texts) / encoder[key]) for key in taggers}
+
+
+def evaluate_passes(tagger: Any, texts: list[str]) -> tuple[float, float]:
+    """Seconds `bazkhord evaluate` spends tagging for its side by side: every variant tagged on its own (as before:
+    one encoder pass each), and all of them from one pass (`variant_tags`, as now)."""
+    started = time.perf_counter()
+    for tag in tagger.variants().values():
+        for s in range(0, len(texts), 256):
+            tag(texts[s : s + 256])
+    tagger.tag(texts)  # the saved model's own tags, a pass of its own before
+    separately = time.perf_counter() - started
+    started = time.perf_counter()
+    for s in range(0, len(texts), 256):
+        tagger.variant_tags(texts[s : s + 256])
+    return separately, time.perf_counter() - started
 
 
 def test_scores(tagger: Any, path: Path) -> dict[str, float]:
@@ -307,10 +331,12 @@ def run(args: argparse.Namespace) -> list[str]:
         lengths[p.name] = encode(tagger.tokenizer, tagger.normalise(texts), tagger.meta.max_length,
                                  tagger.meta.prompt).lengths()
     say("timing tag() of every profile and runtime, interleaved")
-    for key, (rate, p50, p99) in time_tag(taggers, texts).items():
+    for key, (rate, p50, p99, encoder_rate) in time_tag(taggers, texts).items():
         measured[key].per_second, measured[key].single_p50, measured[key].single_p99 = rate, p50, p99
+        measured[key].encoder_per_second = encoder_rate
     for key, tagger in taggers.items():
         measured[key].test = test_scores(tagger, SAMPLE_TEST)
+    evaluation = evaluate_passes(taggers[(profiles[0].name, "onnx" if profiles[0].onnx_precision else "torch")], texts)
     ops: dict[str, tuple[float, float]] = {}
     for p in profiles:
         ops[p.name] = ops_per_comment(lengths[p.name], p, lambda n: [chunk[g] for chunk in
@@ -344,12 +370,13 @@ def run(args: argparse.Namespace) -> list[str]:
                      for t in read_texts(folder / f"{split}.jsonl", limit=REPEAT_ROWS)][:REPEAT_ROWS]
             if found:
                 repeats.append((folder.name, len(found), *repeat_shares(found)))
-    return render(profiles, measured, roof, ops, pad, repeats, time.perf_counter() - started, args)
+    return render(profiles, measured, roof, ops, pad, repeats, time.perf_counter() - started, args, evaluation)
 
 
 def render(profiles: list[Profile], measured: dict[tuple[str, str], Measured], roof: dict[str, dict[int, float]],
            ops: dict[str, tuple[float, float]], pad: dict[str, tuple[float, float]],
-           repeats: list[tuple[str, int, float, float]], seconds: float, args: argparse.Namespace) -> list[str]:
+           repeats: list[tuple[str, int, float, float]], seconds: float, args: argparse.Namespace,
+           evaluation: tuple[float, float] | None = None) -> list[str]:
     from bazkhord.model.onnx_encoder import cpu_flags, usable_cores
 
     flags = cpu_flags()
@@ -377,23 +404,25 @@ def render(profiles: list[Profile], measured: dict[tuple[str, str], Measured], r
         dense, attention = ops[p.name]
         lines.append(f"- {p.name} (`{p.folder.parent.name} {p.folder.name}`, {p.layers} layers x {p.hidden}): "
                      f"{dense / 1e9:.2f} G in matrix products + {attention / 1e9:.3f} G in attention")
-    lines += ["", "**Each profile and runtime**: tag() in batches of 16 over the sample test file (280 comments) and one "
+    lines += ["", "**Each profile and runtime**: the encoder's pass alone (tokens to the heads' outputs) and tag() (normalising, "
+              "the ensemble, aspects and evidence included) in batches of 16 over the sample test file (280 comments) and one "
               f"comment at a time ({SINGLES}), best of {ROUNDS} interleaved rounds; HTTP: `bazkhord serve` (its own process, "
               "the batcher on), one comment a request, closed loops, "
               f"{args.seconds:.0f} s a scenario. *bound*: comments/s the measured kernels allow at these operations "
               "(int8 layers at the int8 rate, the rest and attention at fp32's). *dev*: the dev score recorded for what "
               "serves (F1 with aspect micro-F1); *test*: macro-F1 / aspect micro-F1 on the sample test file.", "",
-              "| profile | runtime | precision | dev | test | tag() /s | share of bound | 1 comment p50 / p99 ms | "
-              "HTTP 1 client /s, p50 / p99 ms | HTTP 16 clients /s, p50 / p99 ms | HTTP share of bound |",
-              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| profile | runtime | precision | dev | test | encoder pass /s (share of bound) | tag() /s (share) | "
+              "1 comment p50 / p99 ms | HTTP 1 client /s, p50 / p99 ms | HTTP 16 clients /s, p50 / p99 ms (share) |",
+              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for m in measured.values():
         one, many = m.http.get(1, (0, 0, 0)), m.http.get(16, (0, 0, 0))
         dev = f"{m.dev:.3f}" if m.dev is not None else "—"
         test = f"{m.test.get('macro_f1', float('nan')):.3f} / {m.test.get('aspect_micro_f1', float('nan')):.3f}"
         lines.append(f"| {m.profile} | {'ONNX Runtime' if m.backend == 'onnx' else 'PyTorch'} | {m.precision} | {dev} | "
-                     f"{test} | {m.per_second:.0f} | {m.per_second / m.bound:.0%} | {m.single_p50:.1f} / {m.single_p99:.1f} | "
-                     f"{one[0]:.1f}, {one[1]:.1f} / {one[2]:.1f} | {many[0]:.1f}, {many[1]:.1f} / {many[2]:.1f} | "
-                     f"{max(one[0], many[0]) / m.bound:.0%} |")
+                     f"{test} | {m.encoder_per_second:.0f} ({m.encoder_per_second / m.bound:.0%}) | {m.per_second:.0f} "
+                     f"({m.per_second / m.bound:.0%}) | {m.single_p50:.1f} / {m.single_p99:.1f} | "
+                     f"{one[0]:.1f}, {one[1]:.1f} / {one[2]:.1f} | {many[0]:.1f}, {many[1]:.1f} / {many[2]:.1f} "
+                     f"({max(one[0], many[0]) / m.bound:.0%}) |")
     lines += [""]
     torch_acc, onnx_acc = measured.get(("accurate", "torch")), measured.get(("accurate", "onnx"))
     fast = measured.get(("fast", "onnx")) or measured.get(("fast", "torch"))
@@ -418,6 +447,11 @@ def render(profiles: list[Profile], measured: dict[tuple[str, str], Measured], r
               f"order, at most {REPEAT_ROWS:,} rows); a repeat in a batch is encoded once.", "",
               "| data | comments | repeated within a batch | repeated in the file |", "|---|---:|---:|---:|"]
     lines += [f"| {name} | {n:,} | {within:.1%} | {anywhere:.1%} |" for name, n, within, anywhere in repeats]
+    if evaluation is not None:
+        before, after = evaluation
+        lines += ["", f"**`bazkhord evaluate`** of the {profiles[0].name} profile over the sample test file: the model and "
+                  f"its side-by-side variants tagged one by one took {before:.1f} s, from one encoder pass {after:.1f} s "
+                  f"({before / after:.1f}x)."]
     return lines
 
 

@@ -69,7 +69,8 @@ class OnnxEncoder:
 
         options = ort.SessionOptions()
         # As many threads as cores this process may use (not the machine's count, which a container may exceed).
-        options.intra_op_num_threads = threads or usable_cores()
+        self.threads = threads or usable_cores()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         # No busy-waiting between runs: a spinning pool thread takes a core from the Python thread that tokenises and
         # tags around the encoder, which on two cores costs a small model more than the spinning saves.
@@ -79,6 +80,10 @@ class OnnxEncoder:
         model = source if isinstance(source, bytes) else str(source)
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
+
+    def __reduce__(self) -> tuple[Any, tuple[Path | bytes, int]]:
+        # A session cannot be copied or pickled: a copy (a tagger deep-copied, sent to a worker) opens its own.
+        return OnnxEncoder, (self.source, self.threads)
 
     def save(self, target: Path) -> None:
         if isinstance(self.source, bytes):

@@ -215,8 +215,8 @@ class TransformerTagger(BaseTagger):
         head. A text whose clauses the tokenizer cannot place (no offsets, or cut off at `max_length`) is left out.
         With `pooled`, the sentence vectors the heads read too (a teacher's, for distillation).
 
-        Identical texts (with the same clauses) are encoded once: short praise such as «عالی بود» repeats a lot in
-        real streams, and a batch of them costs one comment's pass."""
+        Identical texts (with the same clauses) are encoded once: a batch of the same short praise («عالی بود») or of
+        a client's retries costs one comment's pass."""
         clauses = clauses if clauses and self.meta.aspects and getattr(self.tokenizer, "is_fast", False) else {}
         rows: list[int] = []  # the first text of each distinct (text, clauses)
         slot: dict[tuple[str, tuple[tuple[int, int], ...]], int] = {}

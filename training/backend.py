@@ -54,15 +54,18 @@ def probability_drift(reference: Sequence[Tag], tags: Sequence[Tag]) -> float:
     return float(sum(moved) / len(moved)) if moved else 0.0
 
 
-def onnx_verdict(reference: Sequence[Tag], rule: Rule, limit: float) -> Verdict:
-    """The training run's rule for a cheaper precision (`rule`), and the probability drift `limit`."""
+def onnx_verdict(reference: Sequence[Tag], rule: Rule, limits: str, drift_limit: float) -> Verdict:
+    """The training run's rule for a cheaper precision (`rule`, whose limits `limits` states), and the probability
+    drift limit."""
     def verdict(scores: dict[str, float], tags: list[Tag]) -> tuple[bool, str]:
         kept, effect = rule(scores, changed_share(reference, tags))
         drift = probability_drift(reference, tags)
         effect += f"; sentiment probabilities moved by {drift:.4f} on average"
-        if drift > limit:
-            return False, f"{effect} (at most {limit:.4f}, as PyTorch's precision or {DRIFT_FLOOR})"
-        return kept, effect
+        if not kept:
+            return False, f"{effect} {limits}"
+        if drift > drift_limit:
+            return False, f"{effect} (at most {drift_limit:.4f}: as PyTorch's precision, or {DRIFT_FLOOR})"
+        return True, effect
 
     return verdict
 
@@ -90,18 +93,18 @@ def onnx_trials(quantize: str, layers: int | None, forced_from: int, int8_trials
 
 
 def choose_backend(tagger: TransformerTagger, fp32: MultiTaskNet, torch_net: MultiTaskNet, trials: Sequence[int | None],
-                   dev_trial: Trial, reference: Sequence[Tag], rule: Rule, timed: Sequence[str], forced: bool
-                   ) -> BackendChoice:
+                   dev_trial: Trial, reference: Sequence[Tag], rule: Rule, limits: str, timed: Sequence[str],
+                   forced: bool) -> BackendChoice:
     """Leaves `tagger` serving the chosen runtime (its `net` set back to `fp32`); `torch_net` is the net at torch's
     chosen precision, timed against ONNX Runtime's candidate; `reference` the fp32 dev tags, `rule` the training
-    run's rule for a cheaper precision."""
+    run's rule for a cheaper precision and `limits` its limits in words."""
     choice = BackendChoice("torch")
     candidate: OnnxEncoder | None = None
     built: Built | None = None
     tagger.use_runtime(None)
     tagger.net = torch_net
     limit = max(DRIFT_FLOOR, probability_drift(reference, dev_trial()[1]) if torch_net is not fp32 else 0.0)
-    verdict = onnx_verdict(reference, rule, limit)
+    verdict = onnx_verdict(reference, rule, limits, limit)
     tagger.net = fp32  # served by ONNX Runtime, the heads run in fp32 (the folder's torch int8 is not applied)
     with Exporter(fp32.encoder) as exporter:
         for from_layer in trials:

@@ -3,6 +3,7 @@
 A folder trained before the ONNX backend existed (or with `backend = "torch"`) gets the same choice a training run
 makes (training/backend.py) on the dev rows its training config splits off again (or a labelled file), and is saved
 as a new version of the same model, with everything else copied: the PyTorch weights stay, the version before stays.
+Where PyTorch stays faster, nothing is written.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from bazkhord.data.errors import ConfigError, DataError, ModelFolderError
 from bazkhord.data.progress import QUIET, Progress
 from bazkhord.data.readers import read_records
 from bazkhord.data.record import FeedbackRecord
-from bazkhord.model.folder import CONFIG_FILE, DEFAULT_MODELS_DIR, MANIFEST_FILE, load_model, save_model
+from bazkhord.model.folder import CONFIG_FILE, DEFAULT_MODELS_DIR, TRAINING_REPORT_FILE, load_model, save_model
 from bazkhord.model.network import encoder_layers
 from bazkhord.model.transformer import TransformerTagger
 from bazkhord.training.backend import BackendChoice, choose_backend, onnx_trials
 from bazkhord.training.config import load_config
-from bazkhord.training.transformer import int8_trials, label_of, within_tolerance
+from bazkhord.training.transformer import TOLERANCE_NOTE, int8_trials, label_of, within_tolerance
 
 RECORD_ROLE = "training record"
 
@@ -57,19 +58,21 @@ def dev_rows(folder: Path, data: str | Path | None, progress: Progress) -> tuple
 
 def export_onnx(reference: str | Path | None, data: str | Path | None = None, backend: str = "auto",
                 root: Path = DEFAULT_MODELS_DIR, progress: Progress = QUIET) -> Exported:
-    """Choose the runtime for a transformer folder on dev and save the result as the model's new version."""
+    """Choose the runtime for a transformer folder on dev; where ONNX Runtime is chosen, save it as the model's new
+    version (where PyTorch stays, nothing is written)."""
     if backend not in ("auto", "onnx"):
         raise ConfigError(f"backend must be auto or onnx, not {backend!r}")
     say = progress.phase
     loaded = load_model(reference, root)
-    if not isinstance(loaded.tagger, TransformerTagger):
+    source = loaded.tagger
+    if not isinstance(source, TransformerTagger):
         raise ModelFolderError(f"{loaded.folder} is a {loaded.manifest['kind']}: only a transformer folder has an "
                                "encoder to export")
     from bazkhord.model.int8 import quantize_int8
 
-    fp32_tagger = TransformerTagger.load_components(loaded.folder, loaded.tagger.normaliser, loaded.tagger.taxonomy,
-                                                    quantize="none", backend="torch")
-    tagger, meta = fp32_tagger, fp32_tagger.meta
+    tagger = TransformerTagger.load_components(loaded.folder, source.normaliser, source.taxonomy, quantize="none",
+                                               backend="torch")
+    meta = tagger.meta
     rows, field = dev_rows(loaded.folder, data, progress)
     if not rows:
         raise DataError(f"no dev rows to choose on{f' in {data}' if data else ''}")
@@ -91,25 +94,25 @@ def export_onnx(reference: str | Path | None, data: str | Path | None = None, ba
 
     fp32 = tagger.net
     # The torch precision the folder was saved with stays its own (loading fp32 above overrode it).
-    meta.quantize, meta.int8_from_layer = loaded.tagger.meta.quantize, loaded.tagger.meta.int8_from_layer  # type: ignore[attr-defined]
+    meta.quantize, meta.int8_from_layer = source.meta.quantize, source.meta.int8_from_layer
     torch_net = quantize_int8(fp32, meta.int8_from_layer) if meta.quantize == "int8" else fp32
     stack = encoder_layers(fp32.encoder)
     trials = onnx_trials("auto", len(stack) if stack is not None else None, 0, int8_trials)
     say("exporting the encoder to ONNX Runtime, then trying its precisions on dev and timing both runtimes")
-    choice = choose_backend(tagger, fp32, torch_net, trials, scored, reference_tags, rule, texts, backend == "onnx")
+    choice = choose_backend(tagger, fp32, torch_net, trials, scored, reference_tags, rule, TOLERANCE_NOTE, texts,
+                            backend == "onnx")
     for note in choice.notes:
         say(note)
     if choice.backend == "torch":  # nothing to save: the folder already serves this way
-        return Exported(loaded.folder, choice, len(rows), loaded.tagger.serving_precision(), saved=False)  # type: ignore[attr-defined]
+        return Exported(loaded.folder, choice, len(rows), source.serving_precision(), saved=False)
     manifest = loaded.manifest
     records = {path: (loaded.folder / path).read_text(encoding="utf-8")
                for path, info in manifest["files"].items() if info.get("role") == RECORD_ROLE}
-    report_name = "training_report.json"
-    if report_name in records:
-        report = json.loads(records[report_name])
+    if TRAINING_REPORT_FILE in records:
+        report = json.loads(records[TRAINING_REPORT_FILE])
         report.setdefault("transformer", {})["onnx_export"] = {"from_version": manifest["version"], "dev_rows": len(rows),
                                                                "notes": choice.notes, **choice.report(tagger)}
-        records[report_name] = json.dumps(report, ensure_ascii=False, indent=1)
+        records[TRAINING_REPORT_FILE] = json.dumps(report, ensure_ascii=False, indent=1)
     metrics = dict(manifest.get("metrics", {}))
     metrics["dev_by_model"] = {**metrics.get("dev_by_model", {}), **choice.scores}
     say("saving the new version")
@@ -117,6 +120,4 @@ def export_onnx(reference: str | Path | None, data: str | Path | None = None, ba
                         if (loaded.folder / CONFIG_FILE).exists() else None,
                         data_hash=manifest.get("data_hash"), training_rows=manifest.get("training_rows"), metrics=metrics,
                         label_field=manifest["labels"].get("field", "sentiment"), extra_files=records)
-    if not (folder / MANIFEST_FILE).exists():
-        raise ModelFolderError(f"{folder}: saving failed")
     return Exported(folder, choice, len(rows), tagger.serving_precision(), saved=True)

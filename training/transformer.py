@@ -53,6 +53,7 @@ QUANTIZE_TOLERANCE = 0.005
 # is mostly luck: on DeepSentiPers 3-class, a precision that changed many dev tags gained on dev and lost on test,
 # while one that changed few matched fp32 on test too (docs/BENCHMARKS.md).
 QUANTIZE_CHANGE_LIMIT = 0.03
+TOLERANCE_NOTE = f"(at most -{QUANTIZE_TOLERANCE * 100:.1f} points and {QUANTIZE_CHANGE_LIMIT:.0%} allowed)"
 # The sentiment blend's candidates: weights whose (smoothed) dev F1 (transformer.select_by) is within a point of the best.
 BLEND_F1_TOLERANCE = 0.01
 
@@ -806,7 +807,7 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         say("exporting the encoder to ONNX Runtime and choosing its precision on dev")
         backend = choose_backend(tagger, fp32, tagger.net, onnx_trials(t.quantize, len(stack) if stack is not None else None,
                                                                        t.int8_fp32_layers, int8_trials),
-                                 dev_tagged, reference, rule, [r.text for r in dev], t.backend == "onnx")
+                                 dev_tagged, reference, rule, TOLERANCE_NOTE, [r.text for r in dev], t.backend == "onnx")
         scores.update(backend.scores)
         notes.extend(backend.notes)
         if backend.backend == "onnx" and backend.chosen is not None:
@@ -874,7 +875,7 @@ def choose_precision(fp32: MultiTaskNet, dev_trial: Callable[[MultiTaskNet], tup
             result.from_layer, result.chosen = from_layer, scores
             result.notes.append(f"{name} kept: {effect}")
             break
-        result.notes.append(f"{name} refused: {effect}")
+        result.notes.append(f"{name} refused: {effect} {TOLERANCE_NOTE}")
     return result
 
 
@@ -882,12 +883,11 @@ def within_tolerance(reference: dict[str, float], scores: dict[str, float], chan
                      ) -> tuple[bool, str]:
     """Whether a cheaper way to run the model (a precision, a runtime) may replace fp32: its dev score (`measure`) at
     most QUANTIZE_TOLERANCE below `reference`'s and at most QUANTIZE_CHANGE_LIMIT of the dev tags changed; and the
-    effect in words."""
+    effect in words (TOLERANCE_NOTE says the limits)."""
     drop = selection_score(reference, measure) - selection_score(scores, measure)
     moved = round(-drop * 100, 2) + 0.0  # + 0.0: "+0.00", not "-0.00"
     effect = f"the dev score moved by {moved:+.2f} points and {changed:.1%} of the dev comments' tags changed"
-    kept = drop <= QUANTIZE_TOLERANCE and changed <= QUANTIZE_CHANGE_LIMIT
-    return kept, effect if kept else f"{effect} (at most -0.5 points and {QUANTIZE_CHANGE_LIMIT:.0%} allowed)"
+    return drop <= QUANTIZE_TOLERANCE and changed <= QUANTIZE_CHANGE_LIMIT, effect
 
 
 def choose_blend(tagger: TransformerTagger, dev_texts: Sequence[str], logits: np.ndarray,

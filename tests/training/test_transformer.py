@@ -389,11 +389,11 @@ def test_max_length_follows_the_token_lengths() -> None:
 
 def test_ensemble_and_int8_are_saved_loaded_and_scored_side_by_side(sample_subset: Path, tmp_path: Path) -> None:
     result = train(config_for(tmp_path, sample_subset, "transformer.epochs=2", 'transformer.ensemble="always"',
-                              'transformer.quantize="int8"', "transformer.int8_fp32_layers=1"))
+                              'transformer.quantize="int8"', "transformer.int8_fp32_layers=1", 'transformer.backend="torch"'))
     loaded = load_model(result.folder)
     tagger = loaded.tagger
     assert isinstance(tagger, TransformerTagger)
-    assert loaded.manifest["kind"] == "ensemble-tagger"
+    assert loaded.manifest["kind"] == "ensemble-tagger" and tagger.backend == "torch"
     assert tagger.meta.blend.weight < 1.0 and tagger.baseline is not None
     # int8 above the lowest layer, as int8_fp32_layers asked: the lowest stays fp32.
     layers = tagger.net.encoder.encoder.layer
@@ -498,6 +498,7 @@ def test_int8_that_changes_many_dev_tags_is_refused_whatever_its_dev_score() -> 
 def test_a_partly_int8_folder_is_saved_and_loaded_alike(trained: LoadedModel, tmp_path: Path) -> None:
     tagger = copy.deepcopy(trained.tagger)
     assert isinstance(tagger, TransformerTagger)
+    tagger.use_runtime(None)  # PyTorch's own int8, whatever runtime the fixture's training chose
     tagger.meta.quantize, tagger.meta.int8_from_layer = "int8", 1
     loaded = load_model(save_model(tagger, tmp_path, "partly"))
     reloaded = loaded.tagger
