@@ -18,7 +18,7 @@ from bazkhord.evaluation.evaluate import evaluate
 from bazkhord.model.device import resolve_device
 from bazkhord.model.folder import LoadedModel, load_model, read_manifest
 from bazkhord.model.network import length_buckets, length_groups, padding_share
-from bazkhord.model.onnx_encoder import ONNX_FILE, Exporter, OnnxEncoder, cpu_flags, layer_of
+from bazkhord.model.onnx_encoder import ONNX_FILE, Exporter, OnnxEncoder, cpu_flags, layer_of, quantise
 from bazkhord.model.transformer import META_FILE, TransformerTagger
 from bazkhord.training.backend import changed_share, probability_drift
 from bazkhord.training.train import train
@@ -134,6 +134,18 @@ def test_int8_trials_are_per_layer_and_judged_on_drift(onnx_fp32: LoadedModel) -
         drifted = tagger.tag(texts, blend=tagger.alone())
     assert probability_drift(reference, reference) == 0.0
     assert probability_drift(reference, drifted) > 0.0  # int8 moves probabilities a little
+
+
+def test_int8_for_a_cpu_without_vnni_runs_too(onnx_fp32: LoadedModel, tmp_path: Path) -> None:
+    """7-bit weights (ONNX Runtime's reduce_range), what a CPU without VNNI gets, whatever this CPU has."""
+    tagger = load_as(onnx_fp32, "torch", quantize="none")
+    texts = sample_texts(40)
+    reference = tagger.tag(texts, blend=tagger.alone())
+    with Exporter(tagger.net.encoder) as exporter:
+        quantise(exporter.fp32.path, tmp_path / "seven-bit.onnx", reduce_range=True)
+        tagger.use_runtime(OnnxEncoder(tmp_path / "seven-bit.onnx"), "int8", 0)
+        seven = tagger.tag(texts, blend=tagger.alone())
+    assert 0.0 < probability_drift(reference, seven) < 0.05
 
 
 def test_length_groups_cut_padding() -> None:
