@@ -103,9 +103,10 @@ def length_buckets(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]
 
 
 # What one more encoder call costs beside its tokens, in tokens: a call's fixed work (the runtime's dispatch, the
-# heads) and the lower efficiency of a small matrix product. A batch of one comment took about 1.4x a comment's share
-# of a batch of 16 on two cores, about 12 tokens of a 27-token comment.
-CALL_OVERHEAD_TOKENS = 12
+# heads, the tensors around it) and the lower efficiency of a smaller matrix product. Chosen by timing tag() over the
+# sample test file in batches of 16 with the accurate and the fast profile: 48 did as well as 96 on the first and
+# better than 12, 24 and 400 on both.
+CALL_OVERHEAD_TOKENS = 48
 
 
 def length_groups(lengths: np.ndarray, max_rows: int, overhead: float = CALL_OVERHEAD_TOKENS) -> list[np.ndarray]:

@@ -52,8 +52,10 @@ def test_the_section_reports_what_it_measured() -> None:
     accurate, fast = profile(12, 6), serving.Profile("fast", Path("/models/f/v2"), 3, 256, 1024, "int8", "int8", 0, 0)
     def m(name: str, backend: str, precision: str, rates: tuple[float, float], f1: float, http: tuple[float, float],
           bound: float) -> serving.Measured:
-        return serving.Measured(name, backend, precision, rates[0], rates[1], 10, 20, {"macro_f1": f1, "aspect_micro_f1": 0.7},
-                                0.98, {1: (http[0], 15, 27), 16: (http[1], 110, 140)}, bound)
+        return serving.Measured(name, backend, precision, per_second=rates[0], encoder_per_second=rates[1],
+                                batch_dependence=0.05, single_p50=10, single_p99=20,
+                                test={"macro_f1": f1, "aspect_micro_f1": 0.7}, dev=0.98,
+                                http={1: (http[0], 15, 27), 16: (http[1], 110, 140)}, bound=bound)
 
     measured = {("accurate", "torch"): m("accurate", "torch", "int8, lowest 6 layers fp32", (100, 150), 0.7, (40, 80), 600),
                 ("accurate", "onnx"): m("accurate", "onnx", "int8", (170, 300), 0.71, (64, 140), 1000),
@@ -68,4 +70,5 @@ def test_the_section_reports_what_it_measured() -> None:
     assert "| ONNX Runtime int8 | 1229 GOP/s | 616 GOP/s |" in text
     assert "tag() 1.70x, HTTP at 16 clients 1.75x" in text
     assert "tag() 5.2x" in text  # the fast profile against the accurate one at its faster runtime
+    assert "| 5.0% | 300 (30%) | 170 (17%) |" in text  # tags changed by batching; encoder and tag() against the bound
     assert "43% of the tokens computed were padding" in text and "| shipped sample | 1,580 | 0.0% | 0.1% |" in text
