@@ -23,11 +23,10 @@ from typing import Any
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
 ONNX_FILE = "encoder.onnx"
 BACKENDS = ("torch", "onnx")
 BACKEND_ENV = "BAZKHORD_BACKEND"  # "torch" serves a folder's PyTorch encoder even where it has an ONNX one
+THREADS_ENV = "BAZKHORD_TORCH_THREADS"  # threads of either runtime (the name predates ONNX Runtime)
 OPSET = 17
 # ONNX Runtime's optimiser knows these encoders' graphs as "bert" (RoBERTa and XLM-R, e5's family, included).
 BERT_LIKE = ("bert", "roberta", "xlm-roberta", "electra", "camembert")
@@ -40,7 +39,8 @@ def cpu_flags() -> dict[str, bool]:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         text = ""
-    found = set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split()) if "flags" in text else set()  # type: ignore[union-attr]
+    line = re.search(r"^flags\s*:(.*)$", text, re.M)
+    found = set(line.group(1).split()) if line else set()
     return {flag: flag in found for flag in CPU_FLAGS}
 
 
@@ -51,7 +51,7 @@ def has_vnni() -> bool:
 
 def usable_cores() -> int:
     """The cores this process may run on (a container's or taskset's limit, not the machine's count)."""
-    threads = os.environ.get("BAZKHORD_TORCH_THREADS")
+    threads = os.environ.get(THREADS_ENV)
     if threads:
         return max(1, int(threads))
     try:

@@ -28,7 +28,7 @@ from bazkhord.model.backbone import check_vocabulary, hidden_size, no_pooler, qu
 from bazkhord.model.base import AspectTag, Evidence, Tag
 from bazkhord.model.int8 import precision_name, quantize_int8
 from bazkhord.model.network import MultiTaskNet, encode, length_groups, mean_pool, pad_batch, token_groups
-from bazkhord.model.onnx_encoder import BACKEND_ENV, BACKENDS, ONNX_FILE, OnnxEncoder
+from bazkhord.model.onnx_encoder import BACKEND_ENV, BACKENDS, ONNX_FILE, THREADS_ENV, OnnxEncoder
 from bazkhord.model.segments import locate_parts
 from bazkhord.model.tagger import BaseTagger, Tagger, make_tags
 
@@ -38,7 +38,6 @@ ENCODER_DIR = "encoder"
 HEADS_FILE = "heads.safetensors"
 META_FILE = "transformer.json"
 BASELINE_DIR = "baseline"
-THREADS_ENV = "BAZKHORD_TORCH_THREADS"
 EVIDENCE_MODES = ("spans", "clauses")  # see TransformerMeta.evidence
 # A clause scored from the comment's own pass also hears the rest of the comment, so its score sits nearer the best
 # clause's: evidence then needs 0.8 of the best, not 0.5. Chosen on parsinlu_food's dev split, where it picks as many

@@ -77,10 +77,11 @@ class BackendChoice:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # every trial, for the manifest's dev_by_model
     notes: list[str] = field(default_factory=list)
     speed: dict[str, float] = field(default_factory=dict)  # comments/s on the dev texts, per runtime
+    fused: dict[str, int] = field(default_factory=dict)  # ONNX Runtime's fused operators in the exported graph
 
     def report(self, tagger: TransformerTagger) -> dict[str, Any]:
         return {"backend": self.backend, "onnx_precision": tagger.meta.onnx_precision() if self.backend == "onnx" else None,
-                "dev_comments_per_second": self.speed}
+                "onnx_fused_operators": self.fused, "dev_comments_per_second": self.speed}
 
 
 def onnx_trials(quantize: str, layers: int | None, forced_from: int, int8_trials: Callable[[int], list[int]]) -> list[int | None]:
@@ -94,10 +95,12 @@ def onnx_trials(quantize: str, layers: int | None, forced_from: int, int8_trials
 
 def choose_backend(tagger: TransformerTagger, fp32: MultiTaskNet, torch_net: MultiTaskNet, trials: Sequence[int | None],
                    dev_trial: Trial, reference: Sequence[Tag], rule: Rule, limits: str, timed: Sequence[str],
-                   forced: bool) -> BackendChoice:
+                   forced: bool, precision_forced: bool = False) -> BackendChoice:
     """Leaves `tagger` serving the chosen runtime (its `net` set back to `fp32`); `torch_net` is the net at torch's
     chosen precision, timed against ONNX Runtime's candidate; `reference` the fp32 dev tags, `rule` the training
-    run's rule for a cheaper precision and `limits` its limits in words."""
+    run's rule for a cheaper precision and `limits` its limits in words. `forced` (backend = "onnx"): ONNX Runtime
+    serves whatever the timing, at the first precision dev keeps (else the last tried); `precision_forced`
+    (quantize = "int8"): the one trial is kept whatever dev says, as torch's is."""
     choice = BackendChoice("torch")
     candidate: OnnxEncoder | None = None
     built: Built | None = None
@@ -107,7 +110,8 @@ def choose_backend(tagger: TransformerTagger, fp32: MultiTaskNet, torch_net: Mul
     verdict = onnx_verdict(reference, rule, limits, limit)
     tagger.net = fp32  # served by ONNX Runtime, the heads run in fp32 (the folder's torch int8 is not applied)
     with Exporter(fp32.encoder) as exporter:
-        for from_layer in trials:
+        choice.fused = exporter.fp32.fused
+        for tried, from_layer in enumerate(trials, 1):
             built = exporter.fp32 if from_layer is None else exporter.int8(from_layer)
             runtime = OnnxEncoder(built.path.read_bytes())
             tagger.use_runtime(runtime, built.quantize, built.int8_from_layer)
@@ -115,11 +119,14 @@ def choose_backend(tagger: TransformerTagger, fp32: MultiTaskNet, torch_net: Mul
             kept, effect = verdict(scores, tags)
             name = f"ONNX Runtime {precision_name(built.quantize, built.int8_from_layer)}"
             choice.scores[f"onnx_{precision_name(built.quantize, built.int8_from_layer).replace(' ', '_')}"] = scores
-            if kept or forced:
+            if kept or precision_forced:
                 candidate, choice.chosen = runtime, scores
                 choice.notes.append(f"{name} {'kept' if kept else 'forced'}: {effect}")
                 break
             choice.notes.append(f"{name} refused: {effect}")
+            if forced and tried == len(trials):  # none kept, but ONNX Runtime was asked for: the last tried
+                candidate, choice.chosen = runtime, scores
+                choice.notes.append(f"{name} taken all the same (backend = \"onnx\")")
     tagger.use_runtime(None)
     if candidate is None or built is None:
         tagger.net = fp32
@@ -128,7 +135,7 @@ def choose_backend(tagger: TransformerTagger, fp32: MultiTaskNet, torch_net: Mul
     best = {"torch": float("inf"), "onnx": float("inf")}
     for _ in range(TIMING_ROUNDS if texts else 0):
         for backend in best:
-            tagger.net = torch_net
+            tagger.net = fp32 if backend == "onnx" else torch_net
             tagger.use_runtime(candidate if backend == "onnx" else None, built.quantize, built.int8_from_layer)
             started = time.perf_counter()
             for start in range(0, len(texts), TIMING_BATCH):

@@ -807,7 +807,8 @@ def fit_transformer(config: TrainConfig, splits: dict[str, list[FeedbackRecord]]
         say("exporting the encoder to ONNX Runtime and choosing its precision on dev")
         backend = choose_backend(tagger, fp32, tagger.net, onnx_trials(t.quantize, len(stack) if stack is not None else None,
                                                                        t.int8_fp32_layers, int8_trials),
-                                 dev_tagged, reference, rule, TOLERANCE_NOTE, [r.text for r in dev], t.backend == "onnx")
+                                 dev_tagged, reference, rule, TOLERANCE_NOTE, [r.text for r in dev], t.backend == "onnx",
+                                 t.quantize == "int8")
         scores.update(backend.scores)
         notes.extend(backend.notes)
         if backend.backend == "onnx" and backend.chosen is not None:

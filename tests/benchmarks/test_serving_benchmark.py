@@ -35,7 +35,8 @@ def test_the_bound_uses_each_precision_s_rate() -> None:
 
 def test_repeats_and_padding() -> None:
     within, anywhere = serving.repeat_shares(["عالی بود", "عالي بود", "بد بود"])
-    assert within == pytest.approx(1 / 3) and anywhere == pytest.approx(1 / 3)  # Arabic ي normalised: the second is the first again
+    # Arabic ي normalised: the second is the first again
+    assert within == pytest.approx(1 / 3) and anywhere == pytest.approx(1 / 3)
     before, after = serving.padding(np.array([4, 40, 5, 6, 41, 7, 4, 39]), 8)
     assert after < before / 2
 
