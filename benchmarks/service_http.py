@@ -271,7 +271,7 @@ def serving(model: Path, workdir: Path, **settings: Any) -> Iterator[tuple[Serve
 
 
 def describe(model: Path) -> str:
-    """What a model folder serves with, for the section: its kind and, for a transformer, its precision."""
+    """What a model folder serves with, for the section: its kind and, for a transformer, its runtime and precision."""
     from bazkhord.model.folder import read_manifest
     from bazkhord.model.int8 import precision_name
     from bazkhord.model.transformer import META_FILE
@@ -281,6 +281,8 @@ def describe(model: Path) -> str:
     if not meta.exists():
         return str(kind)
     values = json.loads(meta.read_text(encoding="utf-8"))
+    if values.get("backend") == "onnx" and os.environ.get("BAZKHORD_BACKEND") != "torch":
+        return f"{kind}, ONNX Runtime, {precision_name(values['onnx_quantize'], values.get('onnx_int8_from_layer', 0))}"
     return f"{kind}, {precision_name(values.get('quantize', 'none'), values.get('int8_from_layer', 0))}"
 
 
