@@ -196,17 +196,14 @@ def profile_of(name: str, reference: str) -> Profile | None:
 
 
 def load(profile: Profile, backend: str) -> Any:
-    from bazkhord.data.normalise import NormaliserConfig
-    from bazkhord.data.taxonomy import Taxonomy
-    from bazkhord.model.folder import LoadedModel, read_manifest
-    from bazkhord.model.transformer import TransformerTagger
+    """The profile's folder served by `backend`, as BAZKHORD_BACKEND would have it."""
+    from unittest import mock
 
-    manifest = read_manifest(profile.folder)
-    taxonomy = Taxonomy.from_dict(manifest["taxonomy"]) if manifest.get("taxonomy") else None
-    tagger = TransformerTagger.load_components(profile.folder, NormaliserConfig.from_dict(manifest["normaliser"]),
-                                               taxonomy, backend=backend)
-    tagger.manifest = manifest
-    return LoadedModel(tagger, profile.folder, manifest).tagger
+    from bazkhord.model.folder import load_model
+    from bazkhord.model.onnx_encoder import BACKEND_ENV
+
+    with mock.patch.dict(os.environ, {BACKEND_ENV: backend}):
+        return load_model(profile.folder).tagger
 
 
 @dataclass
@@ -289,11 +286,12 @@ def test_scores(tagger: Any, path: Path) -> dict[str, float]:
 
 def dev_score(profile: Profile, backend: str) -> float | None:
     """The dev score (F1 with aspect micro-F1) the training run (or `bazkhord onnx`) recorded for what serves."""
+    from bazkhord.training.backend import onnx_key
     from bazkhord.training.transformer import selection_score
 
     by = profile.dev
     if backend == "onnx" and profile.onnx_precision is not None:
-        key = f"onnx_{profile.onnx_precision.replace(' ', '_')}"
+        key = onnx_key(profile.onnx_precision)
     elif profile.torch_int8_from is None:
         key = "ensemble" if "ensemble" in by else "transformer"
     else:

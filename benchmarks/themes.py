@@ -285,10 +285,9 @@ def hotels(shared: Path, loaded: Any, workdir: Path) -> tuple[list[dict[str, Any
     records = [FeedbackRecord(text=r["text"], id=r["source_id"]) for r in rows_raw]
     filler = filler_words()
     out: list[dict[str, Any]] = []
-    draft_dir = workdir
     variants: list[tuple[str, dict[str, Any]]] = [
         ("discovery alone (the default: no taxonomy fits)", {}),
-        ("second run on the draft codebook, as written", {"taxonomy": str(draft_dir / "codebook_draft.toml")}),
+        ("second run on the draft codebook, as written", {"taxonomy": str(workdir / "codebook_draft.toml")}),
         ("second run on the draft codebook, edited by hand", {"taxonomy": str(HOTEL_EDITED)}),
         ("the food taxonomy, zero-shot (what `auto` chose before)", {"taxonomy": "food_delivery"}),
     ]
@@ -300,7 +299,7 @@ def hotels(shared: Path, loaded: Any, workdir: Path) -> tuple[list[dict[str, Any
         if report.codebook_draft is not None and not options:
             from bazkhord.data.taxonomy import Taxonomy, taxonomy_toml
 
-            (draft_dir / "codebook_draft.toml").write_text(taxonomy_toml(Taxonomy.from_dict(report.codebook_draft)),
+            (workdir / "codebook_draft.toml").write_text(taxonomy_toml(Taxonomy.from_dict(report.codebook_draft)),
                                                            encoding="utf-8")
         shown = labels_of(report)
         naming = [label for label in shown if names_a_cause(label, filler)]

@@ -110,7 +110,7 @@ def screenshots(base: str, key: str, theme: int, comment: str) -> list[Path]:
             for name, path in (("overview", "/app/?period=month"), ("theme", f"/app/themes/{theme}"),
                                ("comment", f"/app/comments/{comment}"), ("runs", "/app/runs"),
                                ("codebook", "/app/codebook"), ("alerts", "/app/alerts"),
-                               ("review", "/app/review"), ("retraining", "/app/retraining")):
+                               ("review", "/app/review"), ("retraining", "/app/retraining"), ("causes", "/app/causes")):
                 page.goto(base + path)
                 made.append(SHOTS / f"{name}-{width}.png")
                 page.screenshot(path=made[-1], full_page=True)

@@ -70,18 +70,15 @@ def evaluate(
     field = loaded.manifest["labels"].get("field", "sentiment")
     texts = [r.text for r in records]
     started = time.perf_counter()
-    variant_tags = getattr(tagger, "variant_tags", None)
+    # A transformer folder keeps the TF-IDF baseline it was compared with: every part is scored on the same rows,
+    # from one encoder pass ("model": the saved model's own tags).
+    tag_batch = getattr(tagger, "variant_tags", None) or (lambda batch: {"model": tagger.tag(batch)})
     by_variant: dict[str, list[Tag]] = {}
-    if variant_tags is not None:
-        # A transformer folder keeps the TF-IDF baseline it was compared with: every part is scored on the same rows,
-        # from one encoder pass.
-        for start in range(0, len(texts), BATCH):
-            for name, found in variant_tags(texts[start : start + BATCH]).items():
-                by_variant.setdefault(name, []).extend(found)
-            progress(min(start + BATCH, len(texts)), len(texts))
-        tags = by_variant.pop("model")
-    else:
-        tags = tag_all(tagger.tag, texts, progress)
+    for start in range(0, len(texts), BATCH):
+        for name, found in tag_batch(texts[start : start + BATCH]).items():
+            by_variant.setdefault(name, []).extend(found)
+        progress(min(start + BATCH, len(texts)), len(texts))
+    tags = by_variant.pop("model")
     seconds = time.perf_counter() - started
     gold_aspects = [r.aspects for r in records]
     if tagger.taxonomy is not None:
@@ -109,12 +106,10 @@ def evaluate(
     return EvaluationResult(metrics, metrics_file, confusion_png, seen)
 
 
-def tag_all(tag: Callable[[Sequence[str]], list[Tag]], texts: Sequence[str], progress: Progress | None = None) -> list[Tag]:
+def tag_all(tag: Callable[[Sequence[str]], list[Tag]], texts: Sequence[str]) -> list[Tag]:
     tags: list[Tag] = []
     for start in range(0, len(texts), BATCH):
         tags.extend(tag(texts[start : start + BATCH]))
-        if progress is not None:
-            progress(len(tags), len(texts))
     return tags
 
 

@@ -103,9 +103,9 @@ def length_buckets(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]
 
 
 # What one more encoder call costs beside its tokens, in tokens: a call's fixed work (the runtime's dispatch, the
-# heads, the tensors around it) and the lower efficiency of a smaller matrix product. Chosen by timing tag() over the
-# sample test file in batches of 16 with the accurate and the fast profile: 48 did as well as 96 on the first and
-# better than 12, 24 and 400 on both.
+# heads, the tensors around it) and the lower efficiency of a smaller matrix product. Chosen by timing tag() in
+# batches of 16 with the accurate and the fast profile: much less cuts too often for the small model, much more
+# pads too much for the large one.
 CALL_OVERHEAD_TOKENS = 48
 
 

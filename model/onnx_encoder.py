@@ -167,7 +167,7 @@ def quantise(source: Path, target: Path, fp32_layers: int = 0, reduce_range: boo
     set is needed); the lowest `fp32_layers` layers and, with them, the embeddings stay fp32.
 
     Weights get a scale per output channel: one scale per matrix changed far more tags of comments from outside the
-    training domain, at the same speed (docs/BENCHMARKS.md, "Serving")."""
+    training domain, at the same speed."""
     import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic

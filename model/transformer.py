@@ -511,6 +511,7 @@ class TransformerTagger(BaseTagger):
         tagger = cls(net, tokenizer, meta, normaliser, taxonomy, baseline)
         tagger.fp32_net = fp32 if fp32 is not net else None
         if backend == "onnx":
-            tagger.runtime = OnnxEncoder(folder / ONNX_FILE)
-        tagger.meta.backend = backend
+            tagger.use_runtime(OnnxEncoder(folder / ONNX_FILE), meta.onnx_quantize, meta.onnx_int8_from_layer)
+        else:
+            tagger.use_runtime(None)
         return tagger

@@ -29,7 +29,7 @@ TIMING_ROUNDS = 3  # interleaved; the best round of each counts, so both see the
 
 # The drift allowed where PyTorch serves fp32. A dev split cut from the training file holds comments the model is sure
 # of: two precisions that flip the same few dev tags can flip very different shares of another business's comments,
-# and the mean change of the dev probabilities ranks them as those do (docs/BENCHMARKS.md, "Serving").
+# while the mean change of the dev probabilities still tells them apart.
 DRIFT_FLOOR = 0.002
 
 Trial = Callable[[], tuple[dict[str, float], list[Tag]]]  # the dev scores and tags at one precision
@@ -84,6 +84,11 @@ class BackendChoice:
                 "onnx_fused_operators": self.fused, "dev_comments_per_second": self.speed}
 
 
+def onnx_key(precision: str) -> str:
+    """The name of an ONNX Runtime trial's dev scores in the manifest's dev_by_model."""
+    return "onnx_" + precision.replace(",", "").replace(" ", "_")
+
+
 def onnx_trials(quantize: str, layers: int | None, forced_from: int, int8_trials: Callable[[int], list[int]]) -> list[int | None]:
     """The ONNX precisions to try, most int8 first (None: fp32), as the config's `quantize` allows."""
     if quantize == "none":
@@ -118,7 +123,7 @@ def choose_backend(tagger: TransformerTagger, fp32: MultiTaskNet, torch_net: Mul
             scores, tags = dev_trial()
             kept, effect = verdict(scores, tags)
             name = f"ONNX Runtime {precision_name(built.quantize, built.int8_from_layer)}"
-            choice.scores[f"onnx_{precision_name(built.quantize, built.int8_from_layer).replace(' ', '_')}"] = scores
+            choice.scores[onnx_key(precision_name(built.quantize, built.int8_from_layer))] = scores
             if kept or precision_forced:
                 candidate, choice.chosen = runtime, scores
                 choice.notes.append(f"{name} {'kept' if kept else 'forced'}: {effect}")

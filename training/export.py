@@ -21,7 +21,7 @@ from bazkhord.model.folder import CONFIG_FILE, DEFAULT_MODELS_DIR, TRAINING_REPO
 from bazkhord.model.network import encoder_layers
 from bazkhord.model.transformer import TransformerTagger
 from bazkhord.training.backend import BackendChoice, choose_backend, onnx_trials
-from bazkhord.training.config import load_config
+from bazkhord.training.config import TrainConfig, load_config
 from bazkhord.training.transformer import TOLERANCE_NOTE, int8_trials, label_of, within_tolerance
 
 RECORD_ROLE = "training record"
@@ -36,24 +36,20 @@ class Exported:
     saved: bool  # False: PyTorch stays faster, and the folder is left as it was
 
 
-def dev_rows(folder: Path, data: str | Path | None, progress: Progress) -> tuple[list[FeedbackRecord], str]:
-    """The labelled rows the choice is made on: `data`, else the dev split the folder's training config makes again
-    (the same files and seed give the same split); and the label field."""
-    config_path = folder / CONFIG_FILE
-    config = load_config(config_path) if config_path.exists() else None
-    field = config.data.label if config is not None else "sentiment"
+def dev_rows(folder: Path, config: TrainConfig | None, data: str | Path | None, progress: Progress) -> list[FeedbackRecord]:
+    """The labelled rows the choice is made on: `data`, else the dev split the folder's training `config` makes
+    again (the same files and seed give the same split)."""
     if data is not None:
-        return read_records(data).records, field
+        return read_records(data).records
     if config is None:
         raise ConfigError(f"{folder} has no {CONFIG_FILE} to split its dev rows again: give a labelled file with --data")
     from bazkhord.training.train import load_training_data
 
     try:
-        splits = load_training_data(config, config.normaliser_config, progress.phase)[0]
+        return load_training_data(config, config.normaliser_config, progress.phase)[0]["dev"]
     except (OSError, DataError) as error:
-        raise ConfigError(f"the training data named in {config_path} cannot be read again ({error}): give a labelled "
-                          "file with --data") from None
-    return splits["dev"], field
+        raise ConfigError(f"the training data named in {folder / CONFIG_FILE} cannot be read again ({error}): give a "
+                          "labelled file with --data") from None
 
 
 def export_onnx(reference: str | Path | None, data: str | Path | None = None, backend: str = "auto",
@@ -73,13 +69,14 @@ def export_onnx(reference: str | Path | None, data: str | Path | None = None, ba
     tagger = TransformerTagger.load_components(loaded.folder, source.normaliser, source.taxonomy, quantize="none",
                                                backend="torch")
     meta = tagger.meta
-    rows, field = dev_rows(loaded.folder, data, progress)
+    config_path = loaded.folder / CONFIG_FILE
+    config = load_config(config_path) if config_path.exists() else None
+    field, measure = (config.data.label, config.transformer.select_by) if config else ("sentiment", "macro_f1")
+    rows = dev_rows(loaded.folder, config, data, progress)
     if not rows:
         raise DataError(f"no dev rows to choose on{f' in {data}' if data else ''}")
     texts = [r.text for r in rows]
     normalised = tagger.normalise(texts)
-    config_path = loaded.folder / CONFIG_FILE
-    measure = load_config(config_path).transformer.select_by if config_path.exists() else "macro_f1"
     from bazkhord.model.metrics import headline, score_tags
 
     def scored() -> tuple[dict[str, float], list[Any]]:
@@ -116,8 +113,8 @@ def export_onnx(reference: str | Path | None, data: str | Path | None = None, ba
     metrics = dict(manifest.get("metrics", {}))
     metrics["dev_by_model"] = {**metrics.get("dev_by_model", {}), **choice.scores}
     say("saving the new version")
-    folder = save_model(tagger, root, loaded.name, config_text=(loaded.folder / CONFIG_FILE).read_text(encoding="utf-8")
-                        if (loaded.folder / CONFIG_FILE).exists() else None,
+    folder = save_model(tagger, root, loaded.name,
+                        config_text=config_path.read_text(encoding="utf-8") if config_path.exists() else None,
                         data_hash=manifest.get("data_hash"), training_rows=manifest.get("training_rows"), metrics=metrics,
                         label_field=manifest["labels"].get("field", "sentiment"), extra_files=records)
     return Exported(folder, choice, len(rows), tagger.serving_precision(), saved=True)

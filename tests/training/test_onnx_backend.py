@@ -41,21 +41,22 @@ def load_as(loaded: LoadedModel, backend: str, quantize: str | None = None) -> T
                                              backend=backend)
 
 
+def tiny_model(data: Path, factory: pytest.TempPathFactory, name: str, *settings: str) -> LoadedModel:
+    """A tiny transformer trained for 3 epochs with these settings, in a folder of its own."""
+    return load_model(train(config_for(factory.mktemp(name), data, "transformer.epochs=3", *settings)).folder)
+
+
 @pytest.fixture(scope="module")
 def onnx_fp32(sample_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     """A tiny model served by ONNX Runtime at fp32 (backend forced, no int8)."""
-    tmp = tmp_path_factory.mktemp("onnx-fp32")
-    result = train(config_for(tmp, sample_subset, "transformer.epochs=3", 'transformer.ensemble="always"',
-                              'transformer.quantize="none"', 'transformer.backend="onnx"'))
-    return load_model(result.folder)
+    return tiny_model(sample_subset, tmp_path_factory, "onnx-fp32", 'transformer.ensemble="always"',
+                      'transformer.quantize="none"', 'transformer.backend="onnx"')
 
 
 @pytest.fixture(scope="module")
 def torch_only(sample_subset: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
-    tmp = tmp_path_factory.mktemp("torch-only")
-    result = train(config_for(tmp, sample_subset, "transformer.epochs=3", 'transformer.ensemble="never"',
-                              'transformer.quantize="int8"', 'transformer.backend="torch"'))
-    return load_model(result.folder)
+    return tiny_model(sample_subset, tmp_path_factory, "torch-only", 'transformer.ensemble="never"',
+                      'transformer.quantize="int8"', 'transformer.backend="torch"')
 
 
 def test_the_folder_records_its_runtime_and_serves_with_it(onnx_fp32: LoadedModel) -> None:
