@@ -13,8 +13,9 @@ from bazkhord.cli.common import DATABASE, MODELS_DIR, engine, settings
 from bazkhord.data.record import FeedbackRecord
 
 
-def store_corrections(database_url: str) -> tuple[list[FeedbackRecord], str]:
-    """The store's corrections as records, and the URL with its password hidden (it is saved in the config)."""
+def store_corrections(database_url: str) -> tuple[list[FeedbackRecord], list[str], str]:
+    """The store's corrections as records, the texts of its newest uncorrected comments (to self-train on), and the
+    URL with its password hidden (it is saved in the config)."""
     from sqlalchemy.engine import make_url
 
     from bazkhord.service.corrections import CorrectionStore, as_records
@@ -23,8 +24,9 @@ def store_corrections(database_url: str) -> tuple[list[FeedbackRecord], str]:
 
     made = make_engine(database_url)
     upgrade(made)
-    records = as_records(CorrectionStore(made, ThemeStore(made)).export().rows)
-    return records, make_url(database_url).render_as_string(hide_password=True)
+    store = CorrectionStore(made, ThemeStore(made))
+    records = as_records(store.export().rows)
+    return records, store.uncorrected(), make_url(database_url).render_as_string(hide_password=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -24,13 +24,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.models_dir:
         overrides.append(f"output.models_dir={json.dumps(str(args.models_dir))}")
     config = load_config(args.config, overrides)
-    corrections = None
+    corrections, unlabelled = None, None
     if config.corrections.database_url:  # the store's corrections, read now (training itself knows no store)
         from bazkhord.cli.corrections import store_corrections
 
-        corrections, config.corrections.database_url = store_corrections(config.corrections.database_url)
+        corrections, unlabelled, config.corrections.database_url = store_corrections(config.corrections.database_url)
     with Display("train", args.quiet) as display:
-        result = train(config, display, corrections=corrections)
+        result = train(config, display, corrections=corrections, unlabelled=unlabelled)
     print(f"trained {config.model.name}: {result.sizes} in {result.seconds:.1f}s")
     for summary in result.summaries:
         print(f"  {summary}")

@@ -25,6 +25,10 @@ from bazkhord.service.db import CodebookTheme, Correction, Feedback, ThemeStatem
 from bazkhord.service.store import ABSENT, Stored, _stored, human_aspect
 from bazkhord.service.themestore import ThemeStore
 
+# The newest uncorrected comments a retraining self-trains on: enough to hold a stream's vocabulary, few enough that
+# the TF-IDF fit stays a matter of minutes on two cores.
+UNCORRECTED_LIMIT = 50_000
+
 log = logging.getLogger("bazkhord.corrections")
 
 
@@ -196,6 +200,14 @@ class CorrectionStore:
         with Session(self.engine) as session:
             return set(session.scalars(select(Feedback.client_id).where(
                 Feedback.client_id.in_(list(client_ids)), Feedback.corrected_at.is_not(None))))
+
+    def uncorrected(self, limit: int = UNCORRECTED_LIMIT) -> list[str]:
+        """The texts of the newest comments nobody corrected (personal data masked): a retraining on corrections
+        self-trains on them (model.self_training), so the model learns the words of the company's own stream."""
+        with Session(self.engine) as session:
+            texts = session.scalars(select(Feedback.text).where(Feedback.corrected_at.is_(None))
+                                    .order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(limit))
+            return [mask_pii(text) for text in texts]
 
     def export(self, mask: bool = True) -> ExportedRows:
         """Every corrected comment as a row of the training data format: its text (personal data masked), the

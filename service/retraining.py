@@ -142,6 +142,7 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
         progress.phase("exporting the corrections")
         exported = CorrectionStore(engine, ThemeStore(engine)).export()
         corrections = as_records(exported.rows)
+        uncorrected = CorrectionStore(engine, ThemeStore(engine)).uncorrected()
         if len(corrections) < min_corrections:
             raise DataError(f"{len(corrections)} corrected comment(s); a retraining needs at least {min_corrections}")
         config_path = champion.folder / CONFIG_FILE
@@ -150,7 +151,7 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
         url = make_url(str(engine.url)).render_as_string(hide_password=True)
         config = load_config(config_path, [f"corrections.holdout={holdout}", f'output.models_dir="{models_dir}"'])
         config.corrections.file, config.corrections.database_url = "", url
-        result = train(config, progress, corrections=corrections)
+        result = train(config, progress, corrections=corrections, unlabelled=uncorrected)
         challenger = load_model(result.folder)
         progress.write(challenger=challenger.version)
 

@@ -97,6 +97,29 @@ def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> lis
     return [f"aspect names not in the taxonomy, kept as they are: {listed}"]
 
 
+def unlabelled_texts(config: TrainConfig, given: Sequence[str] | None, splits: dict[str, list[FeedbackRecord]],
+                     corrections: Sequence[FeedbackRecord] | None, normaliser: NormaliserConfig,
+                     say: Say) -> list[str]:
+    """The comments without labels a TF-IDF model self-trains on: `given` (the store's uncorrected comments) and
+    data.unlabelled's files, personal data masked, each once, none whose text a split or a correction holds (dev
+    must stay unseen, and a human label outranks the model's)."""
+    texts = list(given or [])
+    paths = config.data.unlabelled
+    for path in [paths] if isinstance(paths, str) and paths else list(paths or []):
+        say(f"reading comments without labels {path}")
+        texts += [r.text for r in read_records(path, max_bad_fraction=1.0).records]
+    seen = {normalise(r.text, normaliser) for rows in splits.values() for r in rows}
+    seen |= {normalise(r.text, normaliser) for r in corrections or []}
+    out = []
+    for text in texts:
+        masked = mask_pii(text)
+        key = normalise(masked, normaliser)
+        if key and key not in seen:
+            seen.add(key)
+            out.append(masked)
+    return out
+
+
 def domain_profile(tagger: BaseTagger, splits: dict[str, list[FeedbackRecord]], normaliser: NormaliserConfig,
                    dev_sample: int = 1000) -> dict[str, Any]:
     """The words of the training split and how sure the model is on (up to `dev_sample` comments of) dev, for the
@@ -111,11 +134,12 @@ def domain_profile(tagger: BaseTagger, splits: dict[str, list[FeedbackRecord]], 
 
 
 def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int | None = None,
-          corrections: Sequence[FeedbackRecord] | None = None) -> TrainResult:
+          corrections: Sequence[FeedbackRecord] | None = None, unlabelled: Sequence[str] | None = None) -> TrainResult:
     """Train, score on dev, and write a model folder. The same data and seed give the same model.
 
     `corrections`: analysts' corrected comments read by the caller (the store's, for `corrections.database_url`);
-    else `corrections.file` is read when set."""
+    else `corrections.file` is read when set. `unlabelled`: comments without labels (the store's uncorrected ones)
+    a TF-IDF model self-trains on beside data.unlabelled's (model.self_training)."""
     say, on_event = progress.phase, progress.event
     started = time.perf_counter()
     random.seed(config.seed)
@@ -141,9 +165,9 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
     taxonomy = load_taxonomy(config.data.taxonomy) if config.data.taxonomy else None
     if taxonomy is not None:
         summaries += apply_taxonomy(taxonomy, [r for rows in splits.values() for r in rows])
-    unlabelled = sum(1 for label in labels_of(splits["train"], config.data.label) if label is None)
-    if unlabelled:
-        summaries.append(f"{unlabelled} training rows have no {config.data.label!r} label: they train aspects only")
+    aspects_only = sum(1 for label in labels_of(splits["train"], config.data.label) if label is None)
+    if aspects_only:
+        summaries.append(f"{aspects_only} training rows have no {config.data.label!r} label: they train aspects only")
     m = config.model
     train_rows = splits["train"]
     metrics: dict[str, Any] = {}
@@ -154,6 +178,10 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
     if m.kind == "transformer":
         from bazkhord.training.transformer import LOG_FILE, fit_transformer
 
+        if unlabelled:
+            summaries.append(f"{len(unlabelled)} comments without labels were given and not used: self-training "
+                             "(model.self_training) is for TF-IDF models; a transformer learns from such comments "
+                             "through a teacher (data.unlabelled with transformer.teacher)")
         fitted = fit_transformer(config, splits, normaliser, taxonomy, data_hash(train_rows), say, on_event, interrupt_after)
         tagger = fitted.tagger
         metrics = {"dev": fitted.dev_scores["chosen"], "dev_by_model": fitted.dev_scores, **fitted.confusion}
@@ -168,9 +196,15 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
             fitted.baseline_refit(train_rows)
             metrics["dev_scored_before_refit"] = True
     else:
-        tagger, metrics = fit_tfidf(config, splits, taxonomy, say)
+        extra_texts = (unlabelled_texts(config, unlabelled, splits, corrections, normaliser, say)
+                       if m.self_training else [])
+        tagger, metrics, selftrained = fit_tfidf(config, splits, taxonomy, say, extra_texts)
         if metrics.get("dev_scored_before_refit"):
             train_rows = train_rows + splits["dev"]
+        if selftrained is not None:
+            summaries.append(selftrained.summary())
+            report["self_training"] = selftrained.to_dict()
+            learned_from = selftrained.texts  # trained on with the model's labels: evaluation leaves them out
     say("saving model folder")
     sizes = {**{name: len(rows) for name, rows in splits.items()}, "fitted": len(train_rows)}
     report = {

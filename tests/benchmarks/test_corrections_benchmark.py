@@ -26,8 +26,8 @@ def test_the_benchmark_prints_both_curves_with_floor_and_ceiling(tmp_path: Path,
                              "--budgets", "20", "40", "--no-write"]) == 0
     table = capsys.readouterr().out
     assert "## Corrections" in table and "**target** (pool 700 comments; source model trained on source" in table
-    for row in ("| 0 (floor) |", "| 20 |", "| 40 |", "| all 700 (ceiling) |",
-                "Targets: the queue reaches random's 40-correction"):
+    for row in ("| 0 (floor) |", "| 0, retrained with the pool's comments without labels |", "| 20 |", "| 40 |",
+                "| all 700 (ceiling) |", "Targets: the queue reaches random's 40-correction"):
         assert row in table
 
 

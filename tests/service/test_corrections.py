@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bazkhord.cli import main
+from bazkhord.data.normalise import normalise
 from bazkhord.data.readers import read_records
 from bazkhord.model.folder import LATEST_FILE, LoadedModel
 from bazkhord.service import retraining
@@ -247,6 +248,9 @@ def test_retraining_records_the_verdict_and_leaves_the_champion_serving_when_ref
     assert job.status == "done" and job.decision == verdict and job.challenger == result["challenger"]
     assert job.figures["held_out_corrections"]["rows"] > 0 and job.figures["test_file"]["rows"] > 0
     assert job.figures["corrections"]["used"] > 0
+    report = json.loads((folder / "models" / name / result["challenger"] / "training_report.json").read_text(
+        encoding="utf-8"))
+    assert report["self_training"]["unlabelled"] == len(not_in_sample(services.corrections.uncorrected()))
     latest = (folder / "models" / name / LATEST_FILE).read_text(encoding="utf-8").strip()
     with Session(services.engine) as session:
         newest = session.scalars(select(ModelActivation).where(ModelActivation.model_name == name)
@@ -336,6 +340,27 @@ def test_train_reads_the_store_corrections_named_in_its_config(served: tuple[Any
     report = json.loads((tmp_path / "sample" / version / "training_report.json").read_text(encoding="utf-8"))
     exported = app.state.services.corrections.export().rows
     assert report["corrections"]["rows"] == len(exported) > 0 and report["corrections"]["source"] == url
+    # The store's uncorrected comments the training file lacks are self-trained on.
+    assert report["self_training"]["unlabelled"] == len(not_in_sample(app.state.services.corrections.uncorrected()))
+
+
+def not_in_sample(texts: list[str]) -> list[str]:
+    known = {normalise(r.text) for r in read_records(SAMPLE).records}
+    return [t for t in texts if normalise(t) not in known]
+
+
+def test_a_retraining_self_trains_on_the_newest_uncorrected_comments_masked(
+        served: tuple[Any, Path, dict[str, str]]) -> None:
+    app, _, keys = served
+    correct_against_gold(app, keys["report,curate"], 10)
+    store = app.state.services.corrections
+    texts = store.uncorrected()
+    with Session(app.state.services.engine) as session:
+        corrected = set(session.scalars(select(Feedback.text).where(Feedback.corrected_at.is_not(None))))
+        total = session.scalar(select(func.count()).select_from(Feedback))
+    assert corrected and len(texts) == total - len(corrected) and not corrected & set(texts)
+    assert any("[PHONE]" in t for t in texts) and not any("09121234567" in t for t in texts)
+    assert store.uncorrected(limit=5) == texts[:5]
 
 
 def test_the_theme_report_over_the_store_counts_the_human_labels(served: tuple[Any, Path, dict[str, str]]) -> None:
