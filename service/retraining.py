@@ -140,11 +140,12 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
         champion = load_model(f"{name}@{champion_version}", models_dir)
         progress.write(champion=champion_version)
         progress.phase("exporting the corrections")
-        exported = CorrectionStore(engine, ThemeStore(engine)).export()
+        store = CorrectionStore(engine, ThemeStore(engine))
+        exported = store.export()
         corrections = as_records(exported.rows)
-        uncorrected = CorrectionStore(engine, ThemeStore(engine)).uncorrected()
         if len(corrections) < min_corrections:
             raise DataError(f"{len(corrections)} corrected comment(s); a retraining needs at least {min_corrections}")
+        uncorrected = store.uncorrected()  # self-trained on (model.self_training)
         config_path = champion.folder / CONFIG_FILE
         if not config_path.exists():
             raise DataError(f"{champion.folder} keeps no training config ({CONFIG_FILE}) to train the challenger with")
