@@ -166,11 +166,13 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
             rows = unseen_by([champion, challenger], read_records(test_file).records)
             test = [score(m, rows) for m in (champion, challenger)]
         decision, why = decide(held, test)
+        trained = _report(result)
         figures = {"held_out_corrections": {"rows": held[0].rows, "champion": held[0].figures,
                                             "challenger": held[1].figures},
                    "test_file": {"path": test_file, "rows": test[0].rows, "champion": test[0].figures,
                                  "challenger": test[1].figures} if test else None,
-                   "corrections": _used(result), "conflicts": len(exported.conflicts),
+                   "corrections": trained.get("corrections", {}), "self_training": trained.get("self_training"),
+                   "conflicts": len(exported.conflicts),
                    "why": why}
         if decision == "activated":
             with Session(engine) as session, session.begin():
@@ -188,12 +190,13 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
         raise
 
 
-def _used(result: Any) -> dict[str, Any]:
+def _report(result: Any) -> dict[str, Any]:
+    """The challenger's training report (what it used of the corrections and of the uncorrected comments)."""
     report_path = result.folder / "training_report.json"
     if report_path.exists():
         import json
 
-        return dict(json.loads(report_path.read_text(encoding="utf-8")).get("corrections", {}))
+        return dict(json.loads(report_path.read_text(encoding="utf-8")))
     return {}
 
 

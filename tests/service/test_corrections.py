@@ -251,6 +251,7 @@ def test_retraining_records_the_verdict_and_leaves_the_champion_serving_when_ref
     report = json.loads((folder / "models" / name / result["challenger"] / "training_report.json").read_text(
         encoding="utf-8"))
     assert report["self_training"]["unlabelled"] == len(not_in_sample(services.corrections.uncorrected()))
+    assert job.figures["self_training"] == report["self_training"]  # the workspace and the API show it
     latest = (folder / "models" / name / LATEST_FILE).read_text(encoding="utf-8").strip()
     with Session(services.engine) as session:
         newest = session.scalars(select(ModelActivation).where(ModelActivation.model_name == name)
