@@ -81,20 +81,21 @@ def confident_rows(tagger: Tagger, texts: Sequence[str], threshold: float, label
 
 
 def fit_tfidf(config: TrainConfig, splits: dict[str, list[FeedbackRecord]], taxonomy: Taxonomy | None,
-              say: Say, unlabelled: Sequence[str] = ()) -> tuple[Tagger, dict[str, Any], SelfTraining | None]:
+              say: Say, unlabelled: Sequence[str] | None = None) -> tuple[Tagger, dict[str, Any], SelfTraining | None]:
     """The TF-IDF tagger: fit on train, score on dev, then (refit_on_dev) fit again on train + dev. With comments
     without labels (`unlabelled`, none of them in a split) and `model.self_training`, each fit is followed by a
-    second on its rows plus the comments it labelled confidently; the dev figure is the second's."""
+    second on its rows plus the comments it labelled confidently; the dev figure is the second's. Given an empty
+    list, the report says that none was there."""
     tagger = tfidf_tagger(config, taxonomy)
     train_rows = splits["train"]
     has_aspects = any(r.aspects is not None for r in train_rows)
     threshold = config.model.self_training
-    selftrained = SelfTraining(threshold, len(unlabelled)) if unlabelled and threshold else None
+    selftrained = SelfTraining(threshold, len(unlabelled)) if unlabelled is not None and threshold else None
 
     def fit(rows: list[FeedbackRecord]) -> None:
         say(f"fitting on {len(rows)} comments ({'sentiment + aspects' if has_aspects else 'sentiment'})")
         fit_rows(tagger, rows, config.data.label, has_aspects)
-        if selftrained is not None:
+        if selftrained is not None and unlabelled:
             confident = confident_rows(tagger, unlabelled, threshold, config.data.label)
             selftrained.used, selftrained.texts = len(confident), [r.text for r in confident]
             selftrained.by_label = dict(Counter(str(v) for v in labels_of(confident, config.data.label)))

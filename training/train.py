@@ -196,8 +196,9 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
             fitted.baseline_refit(train_rows)
             metrics["dev_scored_before_refit"] = True
     else:
+        given = unlabelled is not None or bool(config.data.unlabelled)
         extra_texts = (unlabelled_texts(config, unlabelled, splits, corrections, normaliser, say)
-                       if m.self_training else [])
+                       if m.self_training and given else None)
         tagger, metrics, selftrained = fit_tfidf(config, splits, taxonomy, say, extra_texts)
         if metrics.get("dev_scored_before_refit"):
             train_rows = train_rows + splits["dev"]

@@ -85,3 +85,13 @@ def test_a_threshold_below_one_half_is_refused() -> None:
     with pytest.raises(ConfigError, match="self_training"):
         load_config(None, ["model.self_training=0.3"])
     assert load_config(None, ["model.self_training=0"]).model.self_training == 0
+
+
+def test_a_store_with_no_uncorrected_comment_left_is_reported_as_such(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", labelled_rows())
+    config = load_config(None, [f"data.train={json.dumps(str(data))}", 'data.taxonomy=""',
+                                f"output.models_dir={json.dumps(str(tmp_path / 'models'))}"])
+    result = train(config, unlabelled=[])
+    report = json.loads((result.folder / TRAINING_REPORT_FILE).read_text(encoding="utf-8"))["self_training"]
+    assert report["unlabelled"] == report["used"] == 0
+    assert any(s.startswith("self-training: 0 of 0") for s in result.summaries)
