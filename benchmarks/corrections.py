@@ -6,9 +6,11 @@ comment is chosen; the score is sentiment macro-F1 on the target's test split (d
 budgets of 50, 100, 200 and 400 corrections, chosen by the review queue (`bazkhord.model.review`, the function the
 service's queue calls) or at random, in rounds as analysts would work (choose, retrain, choose the next ones with the
 retrained model), the model is retrained through `bazkhord.training.train` with the corrections added as a
-`[corrections]` config adds them, and scored. Floor: the source model; ceiling: every pool comment corrected.
+`[corrections]` config adds them and the pool's uncorrected texts to self-train on, as a retraining gets the store's,
+and scored. Floor: the source model; ceiling: every pool comment corrected.
 
-    python -m benchmarks.corrections [--split dev] [--seeds 3] [--pairs snappfood:digikala_recommend ...] [--no-write]
+    python -m benchmarks.corrections [--split dev] [--seeds 3] [--pairs snappfood:digikala_recommend ...]
+                                     [--self-training 0] [--no-write]
 """
 
 from __future__ import annotations
