@@ -13,6 +13,7 @@ the store).
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from bazkhord.model.folder import (
     CONFIG_FILE,
     FINGERPRINTS_FILE,
     LATEST_FILE,
+    TRAINING_REPORT_FILE,
     LoadedModel,
     load_model,
     text_fingerprint,
@@ -192,12 +194,8 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
 
 def _report(result: Any) -> dict[str, Any]:
     """The challenger's training report (what it used of the corrections and of the uncorrected comments)."""
-    report_path = result.folder / "training_report.json"
-    if report_path.exists():
-        import json
-
-        return dict(json.loads(report_path.read_text(encoding="utf-8")))
-    return {}
+    path = result.folder / TRAINING_REPORT_FILE
+    return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
 
 
 def decide(held: Sequence[Score], test: Sequence[Score]) -> tuple[str, str]:

@@ -28,7 +28,7 @@ class ModelConfig:
     # Self-training: where comments without labels are given (data.unlabelled, or the store's uncorrected comments
     # in a retraining on corrections), those the fitted model labels with at least this probability are trained on
     # with that label, and the model is fitted again. It teaches the TF-IDF model the words of a domain its labelled
-    # data lacks. 0 turns it off; 0.9 was the value tried on the corrections benchmark's dev splits.
+    # data lacks. 0 turns it off; 0.9 is the one value tried (the corrections benchmark, snappfood's dev split).
     self_training: float = 0.9
 
     def __post_init__(self) -> None:
@@ -189,6 +189,11 @@ class DataConfig:
         if not 0 <= self.max_bad_fraction <= 1:
             raise ConfigError(f"data.max_bad_fraction must be between 0 and 1, not {self.max_bad_fraction}")
 
+    @property
+    def unlabelled_files(self) -> list[str]:
+        """data.unlabelled as a list of files (one may be named alone; none: empty)."""
+        return [self.unlabelled] if isinstance(self.unlabelled, str) and self.unlabelled else list(self.unlabelled or [])
+
 
 @dataclass
 class CorrectionsConfig:
@@ -197,9 +202,9 @@ class CorrectionsConfig:
     file: str = ""  # a `bazkhord corrections export` file (the training data format)
     # Or the store's corrections, read by `bazkhord train` at the start of the run (a database URL).
     database_url: str = ""
-    # Each corrected comment is trained on this many times. Beside self-training's thousands of rows read by the model
-    # itself, 6 kept the corrections' weight: on the corrections benchmark's dev splits it scored above 3 on
-    # digikala_recommend and alike on snappfood (without self-training the two had scored alike).
+    # Each corrected comment is trained on this many times, so a few hundred keep their weight beside self-training's
+    # thousands of rows: on the corrections benchmark's dev splits 6 scored above 3 on digikala_recommend and alike on
+    # snappfood.
     repeat: int = 6
     holdout: float = 0.0  # share of corrected comments kept out of training, by hash: the retraining gate scores them
 

@@ -99,15 +99,17 @@ def apply_taxonomy(taxonomy: Taxonomy, records: Sequence[FeedbackRecord]) -> lis
 
 def unlabelled_texts(config: TrainConfig, given: Sequence[str] | None, splits: dict[str, list[FeedbackRecord]],
                      corrections: Sequence[FeedbackRecord] | None, normaliser: NormaliserConfig,
-                     say: Say) -> list[str]:
+                     say: Say) -> tuple[list[str], list[RejectedRow]]:
     """The comments without labels a TF-IDF model self-trains on: `given` (the store's uncorrected comments) and
     data.unlabelled's files, personal data masked, each once, none whose text a split or a correction holds (dev
-    must stay unseen, and a human label outranks the model's)."""
+    must stay unseen, and a human label outranks the model's); and the files' rows that could not be read."""
     texts = list(given or [])
-    paths = config.data.unlabelled
-    for path in [paths] if isinstance(paths, str) and paths else list(paths or []):
+    rejected: list[RejectedRow] = []
+    for path in config.data.unlabelled_files:
         say(f"reading comments without labels {path}")
-        texts += [r.text for r in read_records(path, max_bad_fraction=1.0).records]
+        read = read_records(path, max_bad_fraction=1.0)
+        texts += [r.text for r in read.records]
+        rejected += read.rejected
     seen = {normalise(r.text, normaliser) for rows in splits.values() for r in rows}
     seen |= {normalise(r.text, normaliser) for r in corrections or []}
     out = []
@@ -117,7 +119,7 @@ def unlabelled_texts(config: TrainConfig, given: Sequence[str] | None, splits: d
         if key and key not in seen:
             seen.add(key)
             out.append(masked)
-    return out
+    return out, rejected
 
 
 def domain_profile(tagger: BaseTagger, splits: dict[str, list[FeedbackRecord]], normaliser: NormaliserConfig,
@@ -196,9 +198,12 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
             fitted.baseline_refit(train_rows)
             metrics["dev_scored_before_refit"] = True
     else:
-        given = unlabelled is not None or bool(config.data.unlabelled)
-        extra_texts = (unlabelled_texts(config, unlabelled, splits, corrections, normaliser, say)
-                       if m.self_training and given else None)
+        extra_texts = None
+        if m.self_training and (unlabelled is not None or config.data.unlabelled_files):
+            extra_texts, unreadable = unlabelled_texts(config, unlabelled, splits, corrections, normaliser, say)
+            for row in unreadable:
+                log.warning("skipped %s", row)
+            rejected += unreadable
         tagger, metrics, selftrained = fit_tfidf(config, splits, taxonomy, say, extra_texts)
         if metrics.get("dev_scored_before_refit"):
             train_rows = train_rows + splits["dev"]

@@ -566,8 +566,7 @@ class Trainer:
         from bazkhord.data.readers import read_records
         from bazkhord.model.folder import load_model
 
-        paths = self.config.data.unlabelled
-        paths = [paths] if isinstance(paths, str) and paths else list(paths or [])
+        paths = self.config.data.unlabelled_files
         seen = set(normalise_many([r.text for r in [*train_rows, *dev_rows]], self.normaliser))
         extra: list[FeedbackRecord] = []
         for path in paths:

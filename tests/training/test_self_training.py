@@ -77,8 +77,8 @@ def test_split_and_corrected_texts_are_never_self_trained_on_and_personal_data_i
     corrections = [FeedbackRecord(text="برنج سرد بود", sentiment="negative")]
     given = ["غذا عالی بود", "پیک  دیر رسید", "برنج سرد بود", "با ۰۹۱۲۱۲۳۴۵۶۷ تماس بگیرید", "نوشابه نداشت",
              "نوشابه نداشت"]
-    texts = unlabelled_texts(config, given, splits, corrections, config.normaliser_config, lambda _: None)
-    assert texts == ["با [PHONE] تماس بگیرید", "نوشابه نداشت"]
+    texts, unreadable = unlabelled_texts(config, given, splits, corrections, config.normaliser_config, lambda _: None)
+    assert texts == ["با [PHONE] تماس بگیرید", "نوشابه نداشت"] and unreadable == []
 
 
 def test_a_threshold_below_one_half_is_refused() -> None:
@@ -95,3 +95,17 @@ def test_a_store_with_no_uncorrected_comment_left_is_reported_as_such(tmp_path: 
     report = json.loads((result.folder / TRAINING_REPORT_FILE).read_text(encoding="utf-8"))["self_training"]
     assert report["unlabelled"] == report["used"] == 0
     assert any(s.startswith("self-training: 0 of 0") for s in result.summaries)
+
+
+def test_an_unreadable_row_of_an_unlabelled_file_is_reported_not_lost(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "train.jsonl", labelled_rows())
+    unlabelled = tmp_path / "unlabelled.jsonl"
+    unlabelled.write_text(json.dumps({"text": "دلستر عالی بود"}, ensure_ascii=False) + "\n{not json\n",
+                          encoding="utf-8")
+    config = load_config(None, [f"data.train={json.dumps(str(data))}", 'data.taxonomy=""',
+                                f"data.unlabelled={json.dumps(str(unlabelled))}",
+                                f"output.models_dir={json.dumps(str(tmp_path / 'models'))}"])
+    result = train(config)
+    report = json.loads((result.folder / TRAINING_REPORT_FILE).read_text(encoding="utf-8"))
+    assert [(r["file"], r["row"]) for r in report["rejected"]] == [(str(unlabelled), 2)]
+    assert report["self_training"]["unlabelled"] == 1
