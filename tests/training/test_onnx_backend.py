@@ -180,6 +180,33 @@ def test_repeats_are_encoded_once(onnx_fp32: LoadedModel, monkeypatch: pytest.Mo
     assert tags[0] == tags[2] == tags[3] and tags[0].probabilities == alone.probabilities
 
 
+def test_torch_runs_on_one_thread_around_onnx_runtime(onnx_fp32: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ONNX Runtime encodes, torch's pooling and heads run on one thread (their parallel regions would wait for
+    a core ONNX Runtime or the server holds), and the process's thread count is restored after; PyTorch's own
+    encoder keeps every thread."""
+    import torch
+
+    seen: dict[str, list[int]] = {"onnx": [], "torch": []}
+    before = torch.get_num_threads()
+    try:
+        for backend in seen:
+            tagger = load_as(onnx_fp32, backend)
+            heads = tagger.net.heads
+
+            def counting(pooled: torch.Tensor, heads: Any = heads, into: list[int] = seen[backend]) -> Any:
+                into.append(torch.get_num_threads())
+                return heads(pooled)
+
+            monkeypatch.setattr(tagger.net, "heads", counting)
+            torch.set_num_threads(2)
+            tagger.tag(["غذا سرد بود", "پیک دیر رسید و غذا سرد بود"])
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen["onnx"] and set(seen["onnx"]) == {1}
+    assert seen["torch"] and set(seen["torch"]) == {2}
+
+
 def test_evaluation_runs_the_encoder_once(onnx_fp32: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     tagger = onnx_fp32.tagger
     assert isinstance(tagger, TransformerTagger)
