@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine, make_url
@@ -167,7 +167,7 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
         if test_file:
             rows = unseen_by([champion, challenger], read_records(test_file).records)
             test = [score(m, rows) for m in (champion, challenger)]
-        decision, why = decide(held, test)
+        decision, reason, why = decide(held, test)
         trained = _report(result)
         figures = {"held_out_corrections": {"rows": held[0].rows, "champion": held[0].figures,
                                             "challenger": held[1].figures},
@@ -175,7 +175,7 @@ def retrain(engine: Engine, models_dir: Path, job_id: int, test_file: str = "", 
                                  "challenger": test[1].figures} if test else None,
                    "corrections": trained.get("corrections", {}), "self_training": trained.get("self_training"),
                    "conflicts": len(exported.conflicts),
-                   "why": why}
+                   "reason": reason, "why": why}
         if decision == "activated":
             with Session(engine) as session, session.begin():
                 requested = session.get(RetrainJob, job_id)
@@ -198,23 +198,34 @@ def _report(result: Any) -> dict[str, Any]:
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else {}
 
 
-def decide(held: Sequence[Score], test: Sequence[Score]) -> tuple[str, str]:
+class Verdict(NamedTuple):
+    decision: str  # "activated" or "refused"
+    reason: str  # one of REASONS: the workspace says it in Persian from this
+    why: str  # the same in English, with the figures (the API's and the command's answer)
+
+
+REASONS = ("no_held_out", "held_out_not_higher", "test_lower", "better")
+
+
+def decide(held: Sequence[Score], test: Sequence[Score]) -> Verdict:
     """activated or refused, and why. The challenger must score higher on the held-out corrections (the company's
     own comments) and at least as high on the test file (a tie there is common when a few hundred corrections barely
     move a model on another domain's data, and is no loss)."""
     champion, challenger = held[0].value, held[1].value
     if champion is None or challenger is None or not held[0].rows:
-        return "refused", "no held-out correction to score the two models on"
+        return Verdict("refused", "no_held_out", "no held-out correction to score the two models on")
     if challenger <= champion:
-        return "refused", (f"on {held[0].rows} held-out corrections the challenger scores {challenger:.4f}, "
-                           f"the champion {champion:.4f}")
+        return Verdict("refused", "held_out_not_higher", f"on {held[0].rows} held-out corrections the challenger "
+                       f"scores {challenger:.4f}, the champion {champion:.4f}")
     if test:
         a, b = test[0].value, test[1].value
         if a is not None and b is not None and b < a:
-            return "refused", f"on the test file ({test[0].rows} rows) the challenger scores {b:.4f} < {a:.4f}"
-        return "activated", (f"held-out corrections {challenger:.4f} > {champion:.4f}; test file "
-                             f"{b if b is not None else float('nan'):.4f} >= {a if a is not None else float('nan'):.4f}")
-    return "activated", f"held-out corrections {challenger:.4f} > {champion:.4f} (no test file configured)"
+            return Verdict("refused", "test_lower",
+                           f"on the test file ({test[0].rows} rows) the challenger scores {b:.4f} < {a:.4f}")
+        return Verdict("activated", "better", f"held-out corrections {challenger:.4f} > {champion:.4f}; test file "
+                       f"{b if b is not None else float('nan'):.4f} >= {a if a is not None else float('nan'):.4f}")
+    return Verdict("activated", "better", f"held-out corrections {challenger:.4f} > {champion:.4f} (no test file "
+                   "configured)")
 
 
 def new_job(engine: Engine, model_name: str, requested_by: str) -> int:

@@ -347,6 +347,16 @@ async def correct_comment(request: Request, services: ServicesDep, user: Reader,
     return RedirectResponse(back_to(fields, f"/app/comments/{quote(client_id)}"), status_code=303)
 
 
+# Why a retraining's new version was activated or kept inactive, for the page (the API's `why` says it in English with
+# the figures, which the page shows in its own column).
+RETRAIN_REASONS = {
+    "no_held_out": "هیچ اصلاح کنارگذاشته‌ای نبود که دو مدل روی آن سنجیده شوند",
+    "held_out_not_higher": "نسخه تازه روی اصلاح‌های کنارگذاشته بهتر از مدل فعال نبود",
+    "test_lower": "نسخه تازه روی فایل آزمون از مدل فعال پایین‌تر بود",
+    "better": "نسخه تازه روی اصلاح‌های کنارگذاشته بهتر از مدل فعال بود",  # the page adds the test file where one was set
+}
+
+
 @router.get("/retraining")
 async def retraining_page(request: Request, services: ServicesDep, user: Reader) -> HTMLResponse:
     await run_in_threadpool(services.retraining.settle)
@@ -354,7 +364,8 @@ async def retraining_page(request: Request, services: ServicesDep, user: Reader)
     _, corrected = await run_in_threadpool(services.corrections.counts)
     return page(request, "retraining.html", {
         "title": "بازآموزی", "jobs": jobs, "running": any(j.status == "running" for j in jobs), "corrected": corrected,
-        "holdout": services.settings.retrain_holdout, "test_file": services.settings.retrain_test_file})
+        "holdout": services.settings.retrain_holdout, "test_file": services.settings.retrain_test_file,
+        "reasons": RETRAIN_REASONS})
 
 
 @router.post("/retraining")

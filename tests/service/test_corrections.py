@@ -23,7 +23,8 @@ from bazkhord.service import retraining
 from bazkhord.service.app import create_app
 from bazkhord.service.auth import KeyStore
 from bazkhord.service.db import Correction, Feedback, ModelActivation, RetrainJob, ThemeStatement, utcnow
-from bazkhord.service.retraining import Score, decide, retrain
+from bazkhord.service.retraining import REASONS, Score, decide, retrain
+from bazkhord.service.routes.workspace import RETRAIN_REASONS
 from bazkhord.service.settings import Settings
 from bazkhord.service.store import NewFeedback
 from tests.conftest import SAMPLE, SAMPLE_TEST
@@ -216,9 +217,11 @@ def test_the_gate_activates_only_a_challenger_that_beats_the_champion() -> None:
     assert decide([s(0.5), s(0.6)], [s(0.8), s(0.8)])[0] == "activated"  # a tie on the test file is no loss
     assert decide([s(0.5), s(0.6)], [])[0] == "activated"
     assert decide([s(0.5), s(0.5)], [s(0.8), s(0.9)])[0] == "refused"  # no gain where the company's comments are
-    decision, why = decide([s(0.5), s(0.6)], [s(0.8), s(0.79)])
-    assert decision == "refused" and "test file" in why
-    assert decide([Score(0, {}), Score(0, {})], [])[0] == "refused"
+    decision, reason, why = decide([s(0.5), s(0.6)], [s(0.8), s(0.79)])
+    assert decision == "refused" and reason == "test_lower" and "test file" in why
+    assert decide([Score(0, {}), Score(0, {})], []).reason == "no_held_out"
+    assert decide([s(0.5), s(0.5)], []).reason == "held_out_not_higher"
+    assert set(RETRAIN_REASONS) == set(REASONS)  # every reason has its sentence on the workspace's page
 
 
 def correct_against_gold(app: Any, key: str, n: int) -> None:
@@ -234,7 +237,8 @@ def test_retraining_records_the_verdict_and_leaves_the_champion_serving_when_ref
     app, folder, keys = served
     services = app.state.services
     correct_against_gold(app, keys["report,curate"], 60)
-    monkeypatch.setattr(retraining, "decide", lambda held, test: (verdict, f"forced {verdict}"))
+    reason = "better" if verdict == "activated" else "held_out_not_higher"
+    monkeypatch.setattr(retraining, "decide", lambda held, test: retraining.Verdict(verdict, reason, f"forced {verdict}"))
     name = services.registry.active.name
     champion = retraining.active_version(services.engine, folder / "models", name)
     with Session(services.engine) as session, session.begin():
@@ -252,6 +256,10 @@ def test_retraining_records_the_verdict_and_leaves_the_champion_serving_when_ref
         encoding="utf-8"))
     assert report["self_training"]["unlabelled"] == len(not_in_sample(services.corrections.uncorrected()))
     assert job.figures["self_training"] == report["self_training"]  # the workspace and the API show it
+    assert job.figures["reason"] == reason and job.figures["why"] == f"forced {verdict}"
+    client = TestClient(app, follow_redirects=False)
+    client.post("/app/login", content=f"key={keys['report,curate']}&next=/app/", headers=FORM)
+    assert RETRAIN_REASONS[reason] in client.get("/app/retraining").text  # the page says why in Persian
     latest = (folder / "models" / name / LATEST_FILE).read_text(encoding="utf-8").strip()
     with Session(services.engine) as session:
         newest = session.scalars(select(ModelActivation).where(ModelActivation.model_name == name)
