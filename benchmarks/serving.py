@@ -34,8 +34,8 @@ from benchmarks.service_http import SAMPLE_TEST, scenario, serving
 BEGIN, END = "<!-- serving:begin -->", "<!-- serving:end -->"
 SHARED = Path(os.environ.get("BAZKHORD_SHARED_DATA", REPO.parent / "shared" / "data"))
 BATCH = 16  # tag() batches: what the service's batcher gathers under load
-ROUNDS = 3  # interleaved timing rounds; the best of each counts
-HTTP_ROUNDS = 2  # the same over HTTP, each round a scenario of --seconds per server and concurrency
+ROUNDS = 5  # interleaved timing rounds; the best of each counts (with fewer, a neighbour's burst moved the ratios)
+HTTP_ROUNDS = 3  # the same over HTTP, each round a scenario of --seconds per server and concurrency
 SINGLES = 100  # comments tagged one at a time, for latency
 STREAM_BATCH = 64  # a batch of a stream, for the share of repeats within one
 REPEAT_ROWS = 20_000  # rows of a shared set (train, dev, test in that order) counted for repeats
