@@ -191,6 +191,9 @@ def train(config: TrainConfig, progress: Progress = QUIET, interrupt_after: int 
         report["transformer"] = fitted.report
         extra[LOG_FILE] = fitted.log_text
         learned_from = fitted.extra_texts  # unlabelled comments seen through a teacher: evaluation leaves them out too
+        for row in fitted.unreadable:
+            log.warning("skipped %s", row)
+        rejected += fitted.unreadable
         if config.data.refit_on_dev and fitted.baseline_refit is not None:
             # As the baseline alone does: its dev figure is taken, then it also learns from dev.
             say("refitting the blended TF-IDF baseline on train + dev")

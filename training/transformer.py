@@ -25,7 +25,7 @@ from torch import nn
 
 from bazkhord.data.errors import ConfigError, TrainingStopped
 from bazkhord.data.normalise import NormaliserConfig, normalise_many
-from bazkhord.data.record import FeedbackRecord
+from bazkhord.data.record import FeedbackRecord, RejectedRow
 from bazkhord.data.taxonomy import Taxonomy
 from bazkhord.model.backbone import EncoderShape, encoder_prompt, hidden_size, load_backbone, scratch_encoder
 from bazkhord.model.base import Tag
@@ -91,6 +91,7 @@ class TeacherTargets:
     sentiment: np.ndarray | None  # (n, labels) sentiment probabilities in the student's label order; None: no teacher
     aspects: TeacherAspects | None  # where the teacher is a transformer with aspects in common
     pooled: np.ndarray | None  # its sentence vectors, where asked for and it is a transformer
+    unreadable: list[RejectedRow] = field(default_factory=list)  # rows of data.unlabelled's files skipped, and why
 
 
 def label_of(record: FeedbackRecord, field_name: str) -> str | None:
@@ -220,6 +221,7 @@ class Fitted:
     baseline_refit: Callable[[list[FeedbackRecord]], None] | None = None
     notes: list[str] = field(default_factory=list)
     extra_texts: list[str] = field(default_factory=list)  # unlabelled comments learned from through a teacher
+    unreadable: list[RejectedRow] = field(default_factory=list)  # rows of data.unlabelled's files skipped, and why
     confusion: dict[str, Any] = field(default_factory=dict)  # the saved model's dev confusion matrix
 
 
@@ -555,6 +557,7 @@ class Trainer:
                                  "sentence_vectors": given.pooled is not None}
         fitted = Fitted(run.tagger, {}, report, (checkpoint.folder / LOG_FILE).read_text(encoding="utf-8"))
         fitted.extra_texts = [r.text for r in run.train_rows[len(splits["train"]):]]
+        fitted.unreadable = given.unreadable
         return fitted
 
     def teacher_targets(self, train_rows: list[FeedbackRecord], dev_rows: Sequence[FeedbackRecord], labels: list[str],
@@ -569,8 +572,11 @@ class Trainer:
         paths = self.config.data.unlabelled_files
         seen = set(normalise_many([r.text for r in [*train_rows, *dev_rows]], self.normaliser))
         extra: list[FeedbackRecord] = []
+        unreadable: list[RejectedRow] = []
         for path in paths:
-            records = read_records(path, max_bad_fraction=1.0).records
+            read = read_records(path, max_bad_fraction=1.0)
+            unreadable += read.rejected
+            records = read.records
             for record, key in zip(records, normalise_many([r.text for r in records], self.normaliser), strict=True):
                 if key not in seen:
                     seen.add(key)
@@ -603,7 +609,7 @@ class Trainer:
         for label in shared:
             soft[:, labels.index(label)] = proba[:, teacher.labels.index(label)]
         soft /= np.clip(soft.sum(axis=1, keepdims=True), 1e-9, None)
-        return TeacherTargets(rows, soft, taught, pooled)
+        return TeacherTargets(rows, soft, taught, pooled, unreadable)
 
     @staticmethod
     def embedding_loss(teacher_pooled: torch.Tensor, batch: np.ndarray, projected: torch.Tensor) -> torch.Tensor:

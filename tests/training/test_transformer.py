@@ -692,14 +692,18 @@ def test_distillation_learns_the_teachers_sentiment_on_unlabelled_comments(tmp_p
     training comments and on unlabelled ones; those comments count as seen, so evaluation leaves them out."""
     unlabelled = write_jsonl(tmp_path / "unlabelled.jsonl", [{"text": json.loads(line)["text"]}
                                                              for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:120]])
+    with unlabelled.open("a", encoding="utf-8") as out:
+        out.write("not a JSON line\n")  # reported as skipped, not dropped in silence
     config = config_for(tmp_path, tiny_file, "transformer.epochs=12", "transformer.learning_rate=1e-3",
                         f"transformer.teacher={json.dumps(str(sample_model.folder))}",
                         f"data.unlabelled={json.dumps(str(unlabelled))}", 'data.taxonomy=""',
                         'transformer.loss_weights={sentiment = 0.0, aspects = 1.0, polarity = 1.0, distill = 1.0}',
                         'transformer.ensemble="never"', 'transformer.quantize="none"', "transformer.patience=12")
     result = train(config)
-    report = json.loads((result.folder / "training_report.json").read_text(encoding="utf-8"))["transformer"]
+    full = json.loads((result.folder / "training_report.json").read_text(encoding="utf-8"))
+    report = full["transformer"]
     assert report["teacher"]["unlabelled"] == 120
+    assert any(r["file"].endswith("unlabelled.jsonl") and r["row"] == 121 for r in full["rejected"])
     student = load_model(result.folder).tagger
     texts = [json.loads(line)["text"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()[:120]]
     teacher_says = sample_model.tagger.predict_proba(texts)
