@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,16 +139,13 @@ def set_threads() -> None:
 
 
 @contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """torch's ops inside run on `n` threads (None: as they are), restored after.
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's ops inside run on `n` threads, the process's count restored after.
 
     Where ONNX Runtime runs the encoder, torch is left with the pooling and the heads: tensors far too small to
-    gain from a second thread, whose parallel regions then wait for a core that ONNX Runtime's pool or the
-    server's event loop holds (on two cores that wait cost the small model more than its encoder).
+    gain from a second thread, whose parallel regions would wait for a core that ONNX Runtime's pool or the server's
+    event loop holds.
     """
-    if n is None:
-        yield
-        return
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -267,7 +264,7 @@ class TransformerTagger(BaseTagger):
         offsets = encoded.offsets or []
         groups = {i: g for i, spans in clauses.items() if (g := token_groups(offsets[i], spans))}
         pad_id = self.tokenizer.pad_token_id
-        with torch.inference_mode(), torch_threads(1 if self.runtime is not None else None):
+        with torch.inference_mode(), torch_threads(1) if self.runtime is not None else nullcontext():
             for batch in length_groups(encoded.lengths(), self.meta.batch_size):
                 ids, mask = pad_batch([encoded.input_ids[i] for i in batch], pad_id)
                 if self.runtime is not None:

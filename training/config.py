@@ -203,8 +203,7 @@ class CorrectionsConfig:
     # Or the store's corrections, read by `bazkhord train` at the start of the run (a database URL).
     database_url: str = ""
     # Each corrected comment is trained on this many times, so a few hundred keep their weight beside self-training's
-    # thousands of rows: on the corrections benchmark's dev splits 6 scored above 3 on digikala_recommend and alike on
-    # snappfood.
+    # thousands of rows (chosen on the corrections benchmark's dev splits, docs/BENCHMARKS.md).
     repeat: int = 6
     holdout: float = 0.0  # share of corrected comments kept out of training, by hash: the retraining gate scores them
 
