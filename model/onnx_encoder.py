@@ -167,7 +167,9 @@ def quantise(source: Path, target: Path, fp32_layers: int = 0, reduce_range: boo
     set is needed); the lowest `fp32_layers` layers and, with them, the embeddings stay fp32.
 
     Weights get a scale per output channel: one scale per matrix changed far more tags of comments from outside the
-    training domain, at the same speed."""
+    training domain, at the same speed. Activations are not calibrated: static quantisation of this graph leaves
+    them in fp32 (weights alone in int8), and the 8-bit block kernel that quantises them finely (MatMulNBits) is
+    slower than fp32 on CPU, so one range per batch is the fast path and dev decides how many layers take it."""
     import onnx
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
