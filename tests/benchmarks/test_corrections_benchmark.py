@@ -34,3 +34,31 @@ def test_the_benchmark_prints_both_curves_with_floor_and_ceiling(tmp_path: Path,
 def test_a_missing_shared_folder_is_said_not_a_crash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert corrections.main(["--shared-data", str(tmp_path / "absent"), "--no-write"]) == 2
     assert "needs the shared labelled sets" in capsys.readouterr().err
+
+
+def test_the_accurate_profile_prints_its_one_round_in_its_own_section() -> None:
+    result = {"target": "target", "source": "sample", "pool": 700, "scored": 280, "floor": 0.70, "ceiling": 0.80,
+              "budgets": [200], "curves": {"queue": [{200: 0.76}], "random": [{200: 0.74}]}}
+    lines = corrections.render([result], "test", 1, 6, 600.0, 0.0, "accurate")
+    table = "\n".join(lines)
+    assert lines[0] == "## Corrections: accurate profile"
+    assert "`python -m benchmarks.corrections --profile accurate`" in table and "no self-training" in table
+    assert "| 200 | 0.760 ± 0.000 | 0.740 ± 0.000 | 60% | 40% |" in table
+    assert "| all 700 (ceiling) | 0.800 | 0.800 | 100% | 100% |" in table
+    assert "Targets:" not in table  # one budget: no 400 to reach, no half of it to measure
+
+    without = "\n".join(corrections.render([{**result, "ceiling": None}], "test", 1, 6, 600.0, 0.0, "accurate"))
+    assert "| 200 | 0.760 ± 0.000 | 0.740 ± 0.000 | — | — |" in without
+    assert "| all 700 (ceiling) | not trained here (`--ceiling`) | | | |" in without
+
+
+def test_the_accurate_profile_without_its_encoder_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "e5.toml"
+    config.write_text(corrections.ACCURATE_CONFIG.read_text(encoding="utf-8").replace(
+        'base_model = "artifacts/encoders/multilingual-e5-small"', f'base_model = "{tmp_path / "absent"}"'),
+        encoding="utf-8")
+    monkeypatch.setattr(corrections, "ACCURATE_CONFIG", config)
+    (tmp_path / "shared").mkdir()
+    assert corrections.main(["--profile", "accurate", "--shared-data", str(tmp_path / "shared"), "--no-write"]) == 2
+    assert "the accurate profile fine-tunes it (`make encoder` makes it)" in capsys.readouterr().err
