@@ -211,8 +211,9 @@ def render(results: list[dict[str, Any]], split: str, seeds: int, repeat: int, s
             "the pool corrected. Picks come in rounds, up to each budget in turn, the model retrained after each, as "
             "an analyst's queue refills after a retraining.",
             "",
-            "The accurate profile's points are in the next section (`--profile accurate`): a fine-tune of e5 takes "
-            "minutes on this CPU, and each curve point is a retraining (2 strategies x 3 seeds x 4 budgets per set). "
+            "The accurate profile has its own section, \"Corrections: accurate profile\" (`--profile accurate`): a "
+            "fine-tune of e5 takes minutes on this CPU, and each curve point here is a retraining (2 strategies x 3 "
+            "seeds x 4 budgets per set). "
             "The queue's settings were chosen on the dev splits (one seed), before self-training: weighting by "
             "typicality (information density), by the share of words the model never saw, spreading by the label "
             "read, and a stronger stratum discount all scored within noise of what is used, none better at 200 and "
