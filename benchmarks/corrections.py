@@ -150,7 +150,7 @@ def run_pair(shared: Path, target: str, source_name: str, split: str, seeds: int
         say(f"{target} <- {source_name}: ceiling {ceiling:.4f}")
     # No correction yet, but retrained with the pool's comments without their labels: what self-training alone gives.
     unlabelled_only = evaluate(train_model(source, [], repeat, tmp / "unlabelled", 13, [r.text for r in pool],
-                                           self_training)) if self_training != 0 else None
+                                           self_training)) if self_training != 0 and profile == "tfidf" else None
     if unlabelled_only is not None:
         say(f"{target} <- {source_name}: no correction but the pool's texts {unlabelled_only:.4f}")
     normalised = [normalise(r.text) for r in pool]
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=None, help="corrections.repeat (default: the config's)")
     parser.add_argument("--budgets", type=int, nargs="+", default=None, help="corrections after each round")
     parser.add_argument("--self-training", type=float, default=None,
-                        help="model.self_training for the retrainings (default: the config's, 0 for accurate)")
+                        help="model.self_training for TF-IDF retrainings (default: the config's; 0: off)")
     parser.add_argument("--ceiling", action=argparse.BooleanOptionalAction, default=None,
                         help="train the ceiling (every pool comment corrected); default: on for TF-IDF, off for accurate")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="pairs run side by side")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args.pairs = args.pairs or list(ACCURATE_PAIRS if accurate else PAIRS)
     args.budgets = args.budgets or list(ACCURATE_BUDGETS if accurate else BUDGETS)
     args.seeds = args.seeds or (1 if accurate else 3)
-    if accurate and args.self_training is None:
+    if accurate:
         args.self_training = 0.0  # a transformer learns from comments without labels only through a teacher
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     if not args.shared_data.is_dir():
