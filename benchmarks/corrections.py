@@ -242,10 +242,10 @@ def render(results: list[dict[str, Any]], split: str, seeds: int, repeat: int, s
             r = [c[budget] for c in chance]
             lines.append(f"| {budget} | {mean_sd(q)} | {mean_sd(r)} | {gap_share(float(np.mean(q)), floor, ceiling)} "
                          f"| {gap_share(float(np.mean(r)), floor, ceiling)} |")
-        if len(budgets) < 2:
-            lines += [ceiling_row(result["pool"], ceiling), ""]
-            continue
         lines.append(ceiling_row(result["pool"], ceiling))
+        if len(budgets) < 2:  # one budget: no larger one to reach, no half of it to measure
+            lines.append("")
+            continue
         random_most = np.mean([c[most] for c in chance])
         reaches = next((b for b in budgets if np.mean([c[b] for c in queue]) >= random_most), None)
         at_half = [c[half] for c in queue if half in c]
