@@ -16,7 +16,10 @@ from ..conftest import SAMPLE, SAMPLE_TEST
 
 def test_the_benchmark_prints_both_curves_with_floor_and_ceiling(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    rows = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    # Text and sentiment only, as the shared sets have: fitting the sample's aspects would triple every retraining's
+    # time and the benchmark scores sentiment alone.
+    rows = [{"text": row["text"], "sentiment": row["sentiment"]}
+            for row in map(json.loads, SAMPLE.read_text(encoding="utf-8").splitlines())]
     for name, part in (("source", rows[:600]), ("target", rows[600:])):
         (tmp_path / name).mkdir()
         (tmp_path / name / "train.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in part),
