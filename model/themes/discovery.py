@@ -221,7 +221,20 @@ def targets(clause: str, common: frozenset[str] = frozenset()) -> list[Target]:
     return found
 
 
-_NOT_TARGET = VERDICT_WORDS | REACTION | FORMULAIC
+# Where the customer was, not what went wrong («سفر به کیش», «هتل‌های مشهد», «بهتر از ترکیه»): countries, Iran's
+# provincial capitals and the towns travellers write about. A complaint about a place's distance or access names the
+# distance («فاصله», «دسترسی»), not the town.
+PLACES = frozenset((
+    "ایران", "ایرانی", "تهران", "مشهد", "اصفهان", "شیراز", "تبریز", "کرج", "قم", "اهواز", "کرمانشاه", "ارومیه", "رشت",
+    "زاهدان", "کرمان", "همدان", "یزد", "اردبیل", "بندرعباس", "اراک", "زنجان", "سنندج", "قزوین", "خرم‌آباد", "خرماباد",
+    "گرگان", "ساری", "بوشهر", "بیرجند", "بجنورد", "ایلام", "شهرکرد", "یاسوج", "سمنان", "کاشان", "کیش", "قشم", "چابهار",
+    "رامسر", "چالوس", "نوشهر", "بابلسر", "انزلی", "ماسوله", "سرعین", "شمال", "جنوب", "ترکیه", "استانبول", "آنتالیا",
+    "دبی", "امارات", "ارمنستان", "گرجستان", "تفلیس", "ایروان", "تایلند", "مالزی", "اروپا", "آمریکا", "امریکا", "آلمان",
+    "چین", "عراق", "کربلا", "نجف",
+    # The stay or trip itself, like «سفر»: what every review is about.
+    "اقامت", "اقامتمون", "اقامتم",
+))
+_NOT_TARGET = VERDICT_WORDS | REACTION | FORMULAIC | PLACES
 
 
 # Prepositions with a pronoun («براتون», «بهشون», «باهاش»): about whom, never what.

@@ -45,7 +45,7 @@ def hotel_comments(n: int = 120, seed: int = 3) -> tuple[list[FeedbackRecord], d
 @pytest.mark.parametrize("clause", ["خیلی بد بود", "اصلا راضی نبودم", "دیگه سفارش نمیدم", "پیشنهاد نمی‌کنم",
                                     "چرا جواب نمی‌دید؟", "کد تخفیف بدید", "سلام خسته نباشید", "در حد سه ستاره نیست",
                                     "ما سه شب در این هتل اقامت داشتیم", "کتاب رو دیروز خوندم", "نمیدونم", "متاسفم براتون",
-                                    "شماره من [PHONE] هست"])
+                                    "شماره من [PHONE] هست", "سفر به کیش خیلی بد بود", "اقامت خوبی نبود"])
 def test_moods_verdicts_intentions_questions_and_stories_name_no_cause(clause: str) -> None:
     assert not discovery.names_cause(normalise(clause)), discovery.targets(normalise(clause))
 
@@ -56,6 +56,11 @@ def test_moods_verdicts_intentions_questions_and_stories_name_no_cause(clause: s
 ])
 def test_a_complaint_names_what_it_blames(clause: str, target: str) -> None:
     assert target in {t.key for t in discovery.targets(normalise(clause))}
+
+
+def test_the_place_is_no_cause_but_what_went_wrong_there_is() -> None:
+    found = {t.key for t in discovery.targets(normalise("صبحانه هتل‌های تهران ضعیف بود"))}
+    assert "صبحانه" in found and not found & {"تهران", "هتل‌های تهران"}, found
 
 
 def test_praise_is_not_blamed_unless_negated() -> None:
