@@ -223,14 +223,15 @@ def targets(clause: str, common: frozenset[str] = frozenset()) -> list[Target]:
 
 # Where the customer was, not what went wrong («سفر به کیش», «هتل‌های مشهد», «بهتر از ترکیه»): countries, Iran's
 # provincial capitals and the towns travellers write about. A complaint about a place's distance or access names the
-# distance («فاصله», «دسترسی»), not the town.
+# distance («فاصله», «دسترسی»), not the town. Where a product was made («ساخت چین») can be the complaint
+# itself, so China is not here.
 PLACES = frozenset((
     "ایران", "ایرانی", "تهران", "مشهد", "اصفهان", "شیراز", "تبریز", "کرج", "قم", "اهواز", "کرمانشاه", "ارومیه", "رشت",
     "زاهدان", "کرمان", "همدان", "یزد", "اردبیل", "بندرعباس", "اراک", "زنجان", "سنندج", "قزوین", "خرم‌آباد", "خرماباد",
     "گرگان", "ساری", "بوشهر", "بیرجند", "بجنورد", "ایلام", "شهرکرد", "یاسوج", "سمنان", "کاشان", "کیش", "قشم", "چابهار",
     "رامسر", "چالوس", "نوشهر", "بابلسر", "انزلی", "ماسوله", "سرعین", "شمال", "جنوب", "ترکیه", "استانبول", "آنتالیا",
     "دبی", "امارات", "ارمنستان", "گرجستان", "تفلیس", "ایروان", "تایلند", "مالزی", "اروپا", "آمریکا", "امریکا", "آلمان",
-    "چین", "عراق", "کربلا", "نجف",
+    "عراق", "کربلا", "نجف",
     # The stay or trip itself, like «سفر»: what every review is about.
     "اقامت", "اقامتمون", "اقامتم",
 ))
