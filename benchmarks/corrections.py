@@ -150,7 +150,7 @@ def run_pair(shared: Path, target: str, source_name: str, split: str, seeds: int
         say(f"{target} <- {source_name}: ceiling {ceiling:.4f}")
     # No correction yet, but retrained with the pool's comments without their labels: what self-training alone gives.
     unlabelled_only = evaluate(train_model(source, [], repeat, tmp / "unlabelled", 13, [r.text for r in pool],
-                                           self_training)) if self_training != 0 and profile == "tfidf" else None
+                                           self_training)) if self_training != 0 else None
     if unlabelled_only is not None:
         say(f"{target} <- {source_name}: no correction but the pool's texts {unlabelled_only:.4f}")
     normalised = [normalise(r.text) for r in pool]
